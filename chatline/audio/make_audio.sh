@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Regenerate the caller recordings: real speech from espeak-ng, as Twilio sends it (8 kHz mono mu-law, headerless).
+# Needs espeak-ng and sox (Debian: apt-get install espeak-ng sox). Run from anywhere; writes beside this script.
+set -euo pipefail
+cd "$(dirname "$0")"
+say() {  # say NAME "TEXT" [VOICE]
+  local name=$1 text=$2 voice=${3:-en-us}
+  espeak-ng -v "$voice" -s 150 -w "/tmp/chatline-$name.wav" "$text"
+  # Trim espeak's own leading/trailing silence so each file is just the utterance.
+  sox "/tmp/chatline-$name.wav" -r 8000 -c 1 -e mu-law -t raw "$name.ulaw" silence 1 0.02 0.5% reverse silence 1 0.02 0.5% reverse
+  rm -f "/tmp/chatline-$name.wav"
+}
+say hello "hello"
+say good "good"
+say bad "bad"
+say goodbye "goodbye"
+say how_are_you "how are you"
+say book_a_table "i would like to book a table"
+say for_four_people "for four people"
+say what_can_you_do "what can you do"

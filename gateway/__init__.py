@@ -1,0 +1,60 @@
+"""Chatline gateway: Twilio calls in, speech recognized, the chatbot's answers spoken back."""
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from .calls import InMemoryCallStore
+from .chatbot import ChatbotClient
+from .config import Config
+from .conversation import LiveCalls, Services
+from .twilio_calls import CallUpdater
+
+log = logging.getLogger("gateway")
+
+TEMPLATES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "templates")
+
+
+def _configure_logging() -> None:
+    """Log to stderr in one line per event, under gunicorn and in development alike."""
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    elif root.level > logging.INFO:
+        root.setLevel(logging.INFO)
+
+
+def create_app(config: Config | None = None) -> Flask:
+    """Build the gateway app from `config` (default: the environment and a local .env file)."""
+    _configure_logging()
+    if config is None:
+        from dotenv import load_dotenv
+
+        load_dotenv()
+        config = Config.from_env()
+    app = Flask(__name__, template_folder=TEMPLATES)
+    # Heroku's router (and ngrok) terminate TLS: trust one hop of X-Forwarded-* to see the public URL.
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)
+    services = Services(
+        config=config,
+        store=InMemoryCallStore(),
+        chatbot=ChatbotClient(config.chatbot_url, timeout=config.chatbot_timeout),
+        updater=CallUpdater(config.twilio_account_sid, config.twilio_auth_token, config.twilio_api_url),
+        executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="turn"),
+        live=LiveCalls(),
+    )
+    app.extensions["chatline"] = services
+
+    from . import stream, voice
+
+    app.register_blueprint(voice.bp)
+    app.register_blueprint(stream.bp)
+    log.info("speech recognition: %s (%s)", config.stt_provider, config.stt_provider_reason)
+    if not config.validate_signatures:
+        log.warning("VALIDATE_SIGNATURES is off: anyone can post to the webhooks")
+    return app

@@ -1,0 +1,92 @@
+"""Per-call state behind a small store interface, so it can later live in a shared store for many workers."""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import Callable, Protocol
+
+ENDED_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+
+
+@dataclass(frozen=True)
+class CallState:
+    """What the gateway knows about one call; immutable, replaced on every change."""
+
+    call_sid: str
+    caller: str = ""
+    called: str = ""
+    started_at: float = 0.0
+    ended: bool = False
+    turns: int = 0
+    hints: tuple[str, ...] = ()
+
+
+class CallStore(Protocol):
+    """Where call state lives: one process today, a shared store (Redis) later."""
+
+    def open(self, call_sid: str, caller: str = "", called: str = "") -> CallState: ...
+
+    def get(self, call_sid: str) -> CallState | None: ...
+
+    def record_turn(self, call_sid: str, hints: tuple[str, ...]) -> CallState | None: ...
+
+    def end(self, call_sid: str) -> CallState | None: ...
+
+
+class InMemoryCallStore:
+    """A thread-safe CallStore in this process; ended calls are remembered a while so late events see them ended."""
+
+    def __init__(self, forget_after_seconds: float = 600.0, clock: Callable[[], float] = time.monotonic):
+        self._calls: dict[str, CallState] = {}
+        self._ended_at: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._forget_after = forget_after_seconds
+        self._clock = clock
+
+    def open(self, call_sid: str, caller: str = "", called: str = "") -> CallState:
+        """Register a call (idempotent: a retried webhook keeps the first state)."""
+        with self._lock:
+            self._sweep()
+            state = self._calls.get(call_sid)
+            if state is None:
+                state = CallState(call_sid, caller, called, started_at=self._clock())
+                self._calls[call_sid] = state
+            return state
+
+    def get(self, call_sid: str) -> CallState | None:
+        """Return the call's state, or None if the call is unknown (or long forgotten)."""
+        with self._lock:
+            return self._calls.get(call_sid)
+
+    def record_turn(self, call_sid: str, hints: tuple[str, ...]) -> CallState | None:
+        """Count a finished turn and remember the hints for the next one; no-op for unknown or ended calls."""
+        with self._lock:
+            state = self._calls.get(call_sid)
+            if state is None or state.ended:
+                return state
+            state = replace(state, turns=state.turns + 1, hints=hints)
+            self._calls[call_sid] = state
+            return state
+
+    def end(self, call_sid: str) -> CallState | None:
+        """Mark a call ended; returns the state it had, or None if it was unknown."""
+        with self._lock:
+            state = self._calls.get(call_sid)
+            if state is None:
+                return None
+            if not state.ended:
+                self._calls[call_sid] = replace(state, ended=True)
+                self._ended_at[call_sid] = self._clock()
+            return state
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._calls)
+
+    def _sweep(self) -> None:
+        """Forget calls that ended long ago (called under the lock, on the rare `open`)."""
+        cutoff = self._clock() - self._forget_after
+        for sid in [sid for sid, at in self._ended_at.items() if at < cutoff]:
+            del self._ended_at[sid]
+            self._calls.pop(sid, None)

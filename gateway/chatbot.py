@@ -1,0 +1,93 @@
+"""The chatbot seam: one POST per turn, and the pure parsing of what the chatbot answers (contract section 1)."""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT_CHARS = 2000  # longer replies are cut: Twilio rejects TwiML over 4000 characters in a call update
+MAX_HINTS = 500
+
+
+class ChatbotError(Exception):
+    """The chatbot could not give a usable answer (down, slow, 5xx, or garbage)."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A chatbot answer, validated: what to say, what to do, and what the caller may say next."""
+
+    text: str
+    action_type: str | None = None  # None, "hangup" or "transfer"
+    transfer_to: str | None = None
+    hints: tuple[str, ...] = ()
+
+
+def _parse_action(action: Any) -> tuple[str | None, str | None]:
+    """Turn the contract's `action` into (type, transfer number); unknown actions are logged and ignored."""
+    if action is None:
+        return None, None
+    if isinstance(action, str):
+        action = {"type": action}
+    if isinstance(action, dict):
+        kind = action.get("type")
+        if kind == "hangup":
+            return "hangup", None
+        if kind == "transfer" and isinstance(action.get("to"), str) and action["to"].strip():
+            return "transfer", action["to"].strip()
+    log.warning("chatbot sent an unknown or malformed action, ignoring it: %.200r", action)
+    return None, None
+
+
+def parse_reply(body: Any) -> Reply:
+    """Validate a decoded JSON answer; raise ChatbotError when it cannot be spoken."""
+    if not isinstance(body, dict):
+        raise ChatbotError(f"answer is not a JSON object: {str(body)[:100]!r}")
+    text = body.get("text")
+    if not isinstance(text, str):
+        raise ChatbotError(f"answer has no string 'text' (got {type(text).__name__})")
+    if len(text) > MAX_TEXT_CHARS:
+        log.warning("chatbot text of %d characters cut to %d", len(text), MAX_TEXT_CHARS)
+        text = text[:MAX_TEXT_CHARS]
+    action_type, transfer_to = _parse_action(body.get("action"))
+    raw_hints = body.get("hints") or []
+    if not isinstance(raw_hints, list):
+        log.warning("chatbot 'hints' is not a list, ignoring it: %.100r", raw_hints)
+        raw_hints = []
+    hints = tuple(h.strip() for h in raw_hints[:MAX_HINTS] if isinstance(h, str) and h.strip())
+    return Reply(text=text.strip(), action_type=action_type, transfer_to=transfer_to, hints=hints)
+
+
+class ChatbotClient:
+    """Posts caller messages to CHATBOT_URL over a pooled HTTP session, with a timeout."""
+
+    def __init__(self, url: str, timeout: float = 5.0):
+        self.url = url
+        self.timeout = timeout
+        self._session = requests.Session()
+
+    def ask(self, message: str, session_id: str, input_type: str = "speech", **extra: str) -> Reply:
+        """Send one message and return the parsed reply, or raise ChatbotError."""
+        payload = {"message": message, "session_id": session_id, "input": input_type, "channel": "phone", **extra}
+        try:
+            response = self._session.post(self.url, json=payload, timeout=self.timeout)
+        except requests.Timeout as exc:
+            raise ChatbotError(f"no answer within {self.timeout:g} s") from exc
+        except requests.RequestException as exc:
+            raise ChatbotError(f"cannot reach {self.url}: {exc.__class__.__name__}") from exc
+        if response.status_code != 200:
+            raise ChatbotError(f"answered HTTP {response.status_code}")
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, ValueError) as exc:
+            raise ChatbotError(f"answered invalid JSON: {response.text[:100]!r}") from exc
+        return parse_reply(body)
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self._session.close()

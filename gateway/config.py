@@ -1,0 +1,92 @@
+"""Gateway configuration, read from the environment (and a local .env file) once at start-up."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Mapping
+
+STT_PROVIDERS = ("google", "sphinx", "twilio")
+
+
+class ConfigError(ValueError):
+    """Raised at start-up when the configuration cannot work; names every problem at once."""
+
+
+def _google_credentials_found(env: Mapping[str, str]) -> bool:
+    """Tell whether Google credentials (or an emulator) are configured, without touching the network."""
+    if env.get("SPEECH_EMULATOR_HOST"):
+        return True
+    path = env.get("GOOGLE_APPLICATION_CREDENTIALS")
+    if path and os.path.exists(path):
+        return True
+    gcloud_default = os.path.expanduser("~/.config/gcloud/application_default_credentials.json")
+    return os.path.exists(gcloud_default)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the gateway needs; build it with `Config.from_env()`."""
+
+    twilio_account_sid: str
+    twilio_auth_token: str
+    chatbot_url: str = "http://127.0.0.1:5001/message"
+    public_url: str | None = None
+    stt_provider: str = "sphinx"
+    stt_provider_reason: str = "set explicitly"
+    speech_emulator_host: str | None = None
+    twilio_api_url: str = "https://api.twilio.com"
+    language: str = "en-US"
+    validate_signatures: bool = True
+    greeting: str = "Hello! You are talking to Chatline. How can I help?"
+    apology: str = "Sorry, I'm having trouble right now. Please try again in a moment."
+    chatbot_timeout: float = 5.0
+    listen_pause_seconds: int = 30
+    voice: str | None = None
+    max_frame_bytes: int = 64 * 1024
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Config":
+        """Read the configuration from `env` (default: os.environ), raising ConfigError naming every missing or bad variable."""
+        env = dict(os.environ if env is None else env)
+        problems = [f"{name} is required" for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN") if not env.get(name)]
+        provider = env.get("STT_PROVIDER", "").strip().lower()
+        if provider:
+            reason = "STT_PROVIDER is set"
+            if provider not in STT_PROVIDERS:
+                problems.append(f"STT_PROVIDER must be one of {', '.join(STT_PROVIDERS)} (got {provider!r})")
+        elif _google_credentials_found(env):
+            provider, reason = "google", "Google credentials were found"
+        else:
+            provider, reason = "sphinx", "no Google credentials were found, so the offline recognizer is used"
+        public_url = (env.get("PUBLIC_URL") or "").rstrip("/") or None
+        if public_url and not public_url.startswith(("https://", "http://")):
+            problems.append(f"PUBLIC_URL must start with https:// (got {public_url!r})")
+        numbers = {}
+        for name, default in (("CHATBOT_TIMEOUT", cls.chatbot_timeout), ("LISTEN_PAUSE_SECONDS", cls.listen_pause_seconds),
+                              ("MAX_FRAME_BYTES", cls.max_frame_bytes)):
+            try:
+                numbers[name] = type(default)(env.get(name, default))
+                if numbers[name] <= 0:
+                    raise ValueError
+            except ValueError:
+                problems.append(f"{name} must be a positive number (got {env.get(name)!r})")
+        if problems:
+            raise ConfigError("Configuration problems: " + "; ".join(problems))
+        return cls(
+            twilio_account_sid=env["TWILIO_ACCOUNT_SID"],
+            twilio_auth_token=env["TWILIO_AUTH_TOKEN"],
+            chatbot_url=env.get("CHATBOT_URL") or cls.chatbot_url,
+            public_url=public_url,
+            stt_provider=provider,
+            stt_provider_reason=reason,
+            speech_emulator_host=env.get("SPEECH_EMULATOR_HOST") or None,
+            twilio_api_url=(env.get("TWILIO_API_URL") or cls.twilio_api_url).rstrip("/"),
+            language=env.get("LANGUAGE") or cls.language,
+            validate_signatures=env.get("VALIDATE_SIGNATURES", "true").strip().lower() not in ("0", "false", "no", "off"),
+            greeting=env.get("GREETING", cls.greeting),
+            chatbot_timeout=numbers["CHATBOT_TIMEOUT"],
+            listen_pause_seconds=numbers["LISTEN_PAUSE_SECONDS"],
+            voice=env.get("VOICE") or None,
+            max_frame_bytes=numbers["MAX_FRAME_BYTES"],
+        )

@@ -1,0 +1,132 @@
+"""Twilio Media Streams messages parsed into plain events: no I/O, so every odd message is unit-testable."""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from typing import Mapping, Union
+
+
+class ProtocolError(ValueError):
+    """A Media Stream message that cannot be understood; the connection survives it."""
+
+
+@dataclass(frozen=True)
+class Connected:
+    """The first message on a stream: protocol and version."""
+
+    protocol: str
+
+
+@dataclass(frozen=True)
+class StreamStart:
+    """The stream's metadata: which call, which stream, and the TwiML's <Parameter>s."""
+
+    stream_sid: str
+    call_sid: str
+    account_sid: str
+    custom_parameters: Mapping[str, str] = field(default_factory=dict)
+    encoding: str = "audio/x-mulaw"
+    sample_rate: int = 8000
+
+
+@dataclass(frozen=True)
+class Media:
+    """One chunk of the caller's audio, mu-law bytes as sent."""
+
+    payload: bytes
+    timestamp_ms: int | None
+    sequence: int | None
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A mark echoed back by Twilio (unused on one-way streams, accepted for completeness)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class StreamStop:
+    """The stream has ended: the call hung up or the stream was stopped."""
+
+    call_sid: str | None
+
+
+@dataclass(frozen=True)
+class Dtmf:
+    """A keypress (only bidirectional streams carry these; accepted if they come)."""
+
+    digit: str
+
+
+Event = Union[Connected, StreamStart, Media, Mark, StreamStop, Dtmf]
+
+
+def _as_int(value) -> int | None:
+    """Twilio sends numbers as strings; anything unparsable becomes None rather than an error."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _require_dict(message: dict, key: str) -> dict:
+    """Return message[key] if it is an object, else raise ProtocolError."""
+    value = message.get(key)
+    if not isinstance(value, dict):
+        raise ProtocolError(f"{message.get('event')!r} message without a {key!r} object")
+    return value
+
+
+def parse_message(raw: str | bytes, max_payload_bytes: int = 64 * 1024) -> Event | None:
+    """Parse one websocket text message; return None for events we do not need, raise ProtocolError for garbage."""
+    try:
+        message = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"not JSON: {exc}") from exc
+    if not isinstance(message, dict):
+        raise ProtocolError("message is not a JSON object")
+    event = message.get("event")
+    if event == "media":
+        media = _require_dict(message, "media")
+        payload = media.get("payload")
+        if not isinstance(payload, str):
+            raise ProtocolError("media message without a string payload")
+        if len(payload) > max_payload_bytes * 4 // 3 + 4:
+            raise ProtocolError(f"media payload of {len(payload)} characters is over the limit")
+        try:
+            audio = base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ProtocolError(f"media payload is not base64: {exc}") from exc
+        return Media(audio, _as_int(media.get("timestamp")), _as_int(message.get("sequenceNumber")))
+    if event == "start":
+        start = _require_dict(message, "start")
+        call_sid = start.get("callSid")
+        if not isinstance(call_sid, str) or not call_sid:
+            raise ProtocolError("start message without a callSid")
+        params = start.get("customParameters") or {}
+        if not isinstance(params, dict):
+            raise ProtocolError("start.customParameters is not an object")
+        media_format = start.get("mediaFormat") if isinstance(start.get("mediaFormat"), dict) else {}
+        return StreamStart(
+            stream_sid=str(start.get("streamSid") or message.get("streamSid") or ""),
+            call_sid=call_sid,
+            account_sid=str(start.get("accountSid") or ""),
+            custom_parameters={str(k): str(v) for k, v in params.items()},
+            encoding=str(media_format.get("encoding", "audio/x-mulaw")),
+            sample_rate=_as_int(media_format.get("sampleRate")) or 8000,
+        )
+    if event == "connected":
+        return Connected(str(message.get("protocol", "")))
+    if event == "stop":
+        stop = message.get("stop") if isinstance(message.get("stop"), dict) else {}
+        return StreamStop(stop.get("callSid"))
+    if event == "mark":
+        return Mark(str(_require_dict(message, "mark").get("name", "")))
+    if event == "dtmf":
+        return Dtmf(str(_require_dict(message, "dtmf").get("digit", "")))
+    if isinstance(event, str):
+        return None  # a newer Twilio event we do not use: ignore, as the protocol intends
+    raise ProtocolError("message without an 'event' name")

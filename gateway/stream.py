@@ -1,0 +1,83 @@
+"""The Media Stream websocket: a thin loop from Twilio's messages to the call's conversation."""
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, abort, current_app, request
+from flask_sock import Sock
+
+from .conversation import Conversation
+from .media_stream import Media, ProtocolError, StreamStart, StreamStop, parse_message
+from .recognizers import make_recognizer
+from .security import public_base, public_request_url, signature_is_valid
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("stream", __name__)
+sock = Sock()
+
+RECEIVE_TIMEOUT_SECONDS = 60  # Twilio sends a frame every 20 ms; a minute of nothing means the peer is gone
+MAX_LOGGED_PROTOCOL_ERRORS = 5  # per stream, so a misbehaving peer cannot flood the log
+
+
+@bp.before_request
+def check_handshake():
+    """Refuse the websocket handshake unless it is signed for the exact wss:// URL."""
+    if not signature_is_valid(request, websocket=True):
+        log.warning("refused Media Stream handshake: missing or invalid X-Twilio-Signature (checked against %s)",
+                    public_request_url(request, websocket=True))
+        abort(403)
+
+
+def _open_conversation(start: StreamStart, base_url: str) -> Conversation | None:
+    """Create the conversation for a started stream, or None if the call is not ours or has ended."""
+    services = current_app.extensions["chatline"]
+    state = services.store.get(start.call_sid)
+    if state is None or state.ended:
+        log.warning("stream %s for %s call %s refused", start.stream_sid,
+                    "an unknown" if state is None else "an ended", start.call_sid)
+        return None
+    recognizer = make_recognizer(services.config, state.hints)
+    conversation = Conversation(start.call_sid, state.caller, services, recognizer, base_url + "/listen")
+    services.live.add(conversation)
+    conversation.start()
+    log.info("stream %s started for call %s", start.stream_sid, start.call_sid)
+    return conversation
+
+
+@sock.route("/stream", bp=bp)
+def media_stream(ws):
+    """Read Twilio's messages until the stream stops; feed the audio to the recognizer."""
+    services = current_app.extensions["chatline"]
+    base_url = public_base(request)
+    conversation: Conversation | None = None
+    errors = 0
+    try:
+        while True:
+            raw = ws.receive(timeout=RECEIVE_TIMEOUT_SECONDS)
+            if raw is None:
+                log.warning("no Media Stream message for %d s; closing the stream", RECEIVE_TIMEOUT_SECONDS)
+                break
+            try:
+                event = parse_message(raw, services.config.max_frame_bytes)
+            except ProtocolError as exc:
+                errors += 1
+                if errors <= MAX_LOGGED_PROTOCOL_ERRORS:
+                    log.warning("ignored a bad Media Stream message (%d so far): %s", errors, exc)
+                continue
+            if isinstance(event, Media):
+                if conversation is not None:
+                    conversation.feed(event.payload)
+            elif isinstance(event, StreamStart):
+                if conversation is not None:
+                    log.warning("duplicate start on stream for call %s ignored", conversation.call_sid)
+                    continue
+                conversation = _open_conversation(event, base_url)
+                if conversation is None:
+                    break
+            elif isinstance(event, StreamStop):
+                log.info("stream stopped for call %s", conversation.call_sid if conversation else "unknown")
+                break
+    finally:
+        if conversation is not None:
+            services.live.release(conversation.call_sid, conversation)

@@ -1,0 +1,58 @@
+"""The Twilio REST seam: updating a live call with new TwiML through the twilio SDK."""
+from __future__ import annotations
+
+import enum
+import logging
+import time
+
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+log = logging.getLogger(__name__)
+
+CALL_GONE_CODES = frozenset({21220, 20404})  # "call is not in-progress" and "not found": the caller hung up
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class UpdateResult(enum.Enum):
+    """How an update went: delivered, the call had already ended, or it could not be delivered."""
+
+    SENT = "sent"
+    CALL_ENDED = "call-ended"
+    FAILED = "failed"
+
+
+class CallUpdater:
+    """Sends TwiML to live calls with `calls(sid).update(twiml=...)`, retrying briefly on 429 / 5xx."""
+
+    def __init__(self, account_sid: str, auth_token: str, api_url: str = "https://api.twilio.com",
+                 timeout: float = 10.0, retries: int = 2, backoff: float = 0.25):
+        http_client = TwilioHttpClient(pool_connections=True, timeout=timeout)
+        self.client = Client(account_sid, auth_token, http_client=http_client)
+        self.client.api.base_url = api_url  # TWILIO_API_URL: the real API, or a local stand-in
+        self.retries = retries
+        self.backoff = backoff
+
+    def update(self, call_sid: str, twiml: str) -> UpdateResult:
+        """Replace what the call is doing with `twiml`; never raises."""
+        for attempt in range(self.retries + 1):
+            try:
+                self.client.calls(call_sid).update(twiml=twiml)
+                return UpdateResult.SENT
+            except TwilioRestException as exc:
+                if exc.code in CALL_GONE_CODES:
+                    log.info("call %s has already ended (Twilio %s); update dropped", call_sid, exc.code)
+                    return UpdateResult.CALL_ENDED
+                if exc.status not in RETRYABLE_STATUSES or attempt == self.retries:
+                    log.error("update of call %s failed: HTTP %s, Twilio code %s: %s",
+                              call_sid, exc.status, exc.code, exc.msg)
+                    return UpdateResult.FAILED
+                log.warning("update of call %s got HTTP %s; retrying", call_sid, exc.status)
+            except Exception as exc:  # network errors from requests, bad responses: the boundary
+                if attempt == self.retries:
+                    log.error("update of call %s failed: %s: %s", call_sid, exc.__class__.__name__, exc)
+                    return UpdateResult.FAILED
+                log.warning("update of call %s raised %s; retrying", call_sid, exc.__class__.__name__)
+            time.sleep(self.backoff * (2 ** attempt))
+        return UpdateResult.FAILED

@@ -1,0 +1,64 @@
+"""TwiML documents the gateway answers with, built by pure functions on the twilio SDK's VoiceResponse."""
+from __future__ import annotations
+
+from typing import Mapping
+
+from twilio.twiml.voice_response import Start, VoiceResponse
+
+from .chatbot import Reply
+
+
+def _say(response: VoiceResponse, text: str, language: str, voice: str | None) -> None:
+    """Append a <Say>; the SDK escapes &, <, > and quotes so the caller hears the text as written."""
+    if text:
+        attrs = {"voice": voice} if voice else {}
+        response.say(text, language=language, **attrs)
+
+
+def _keep_listening(response: VoiceResponse, listen_url: str, pause_seconds: int) -> None:
+    """Keep the call open while the stream listens: a call whose TwiML runs out hangs up."""
+    response.pause(length=pause_seconds)
+    response.redirect(listen_url, method="POST")
+
+
+def incoming_call(stream_url: str, listen_url: str, greeting: str, parameters: Mapping[str, str], *,
+                  language: str = "en-US", voice: str | None = None, pause_seconds: int = 30) -> str:
+    """Answer a new call: start the one-way Media Stream, greet the caller, keep listening."""
+    response = VoiceResponse()
+    start = Start()
+    stream = start.stream(url=stream_url, track="inbound_track")
+    for name, value in parameters.items():
+        stream.parameter(name=name, value=value)
+    response.append(start)
+    _say(response, greeting, language, voice)
+    _keep_listening(response, listen_url, pause_seconds)
+    return str(response)
+
+
+def listen(listen_url: str, *, pause_seconds: int = 30) -> str:
+    """Go on listening: the keep-alive loop the call sits in between turns."""
+    response = VoiceResponse()
+    _keep_listening(response, listen_url, pause_seconds)
+    return str(response)
+
+
+def reply(answer: Reply, listen_url: str, *, language: str = "en-US", voice: str | None = None,
+          pause_seconds: int = 30) -> str:
+    """Speak the chatbot's answer, then act on it: keep listening, hang up, or transfer."""
+    response = VoiceResponse()
+    _say(response, answer.text, language, voice)
+    if answer.action_type == "hangup":
+        response.hangup()
+    elif answer.action_type == "transfer":
+        response.dial(answer.transfer_to)
+    else:
+        _keep_listening(response, listen_url, pause_seconds)
+    return str(response)
+
+
+def say_and_hang_up(text: str, *, language: str = "en-US", voice: str | None = None) -> str:
+    """Speak a last sentence and end the call (used where the gateway itself cannot go on)."""
+    response = VoiceResponse()
+    _say(response, text, language, voice)
+    response.hangup()
+    return str(response)
