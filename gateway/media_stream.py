@@ -106,7 +106,8 @@ def parse_message(raw: str | bytes, max_payload_bytes: int = 64 * 1024) -> Event
         call_sid = start.get("callSid")
         if not isinstance(call_sid, str) or not call_sid:
             raise ProtocolError("start message without a callSid")
-        params = start.get("customParameters") or {}
+        params = start.get("customParameters", {})
+        params = {} if params is None else params
         if not isinstance(params, dict):
             raise ProtocolError("start.customParameters is not an object")
         media_format = start.get("mediaFormat") if isinstance(start.get("mediaFormat"), dict) else {}

@@ -1,0 +1,1 @@
+"""Chatline tooling: running the Procfile's processes locally, and the `chatline` command."""

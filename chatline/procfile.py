@@ -1,0 +1,101 @@
+"""Start the Procfile's processes exactly as a Heroku-style host would: `bash -c` with $PORT set."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def read_procfile(path: Path = ROOT / "Procfile") -> dict[str, str]:
+    """Map process type to its command line."""
+    processes = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, command = line.partition(":")
+            processes[name.strip()] = command.strip()
+    return processes
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Wait until something accepts connections on the port; fail early if the process died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"process exited with code {process.returncode} before listening on port {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing listened on port {port} within {timeout:g} s")
+
+
+class ProcfileProcess:
+    """One Procfile process type, run with `bash -c` in the project root, bound to $PORT."""
+
+    def __init__(self, kind: str, env: dict[str, str] | None = None, port: int | None = None,
+                 log_path: Path | None = None, bin_dir: str | None = None):
+        self.kind = kind
+        self.port = port or free_port()
+        self.command = read_procfile()[kind]
+        self.env = {**os.environ, **(env or {}), "PORT": str(self.port)}
+        if bin_dir:  # the venv's bin first, so `gunicorn` is this interpreter's
+            self.env["PATH"] = bin_dir + os.pathsep + self.env.get("PATH", "")
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+        self._log_file = None
+
+    @property
+    def url(self) -> str:
+        """The local base URL of the process."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> "ProcfileProcess":
+        """Start the process and wait until it listens."""
+        self._log_file = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        self.process = subprocess.Popen(["bash", "-c", "exec " + self.command], cwd=ROOT, env=self.env,
+                                        stdout=self._log_file, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_for_port(self.port, self.process, timeout)
+        except Exception:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM the process group (gunicorn shuts down gracefully), SIGKILL if it lingers."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        if self._log_file not in (None, subprocess.DEVNULL):
+            self._log_file.close()
+        return self.process.returncode
+
+    def logs(self) -> str:
+        """What the process has logged so far."""
+        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+    def __enter__(self) -> "ProcfileProcess":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+

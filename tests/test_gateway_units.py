@@ -1,0 +1,65 @@
+"""Pure parts of the gateway: configuration, call state, and the chatbot's answers."""
+import pytest
+
+from gateway.calls import InMemoryCallStore
+from gateway.chatbot import MAX_TEXT_CHARS, ChatbotError, Reply, parse_reply
+from gateway.config import Config, ConfigError
+
+SID = "AC" + "0" * 32
+
+
+def test_config_names_every_missing_variable_at_once():
+    with pytest.raises(ConfigError) as error:
+        Config.from_env({"STT_PROVIDER": "watson", "CHATBOT_TIMEOUT": "-1"})
+    message = str(error.value)
+    for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "STT_PROVIDER", "CHATBOT_TIMEOUT"):
+        assert name in message
+
+
+def test_config_defaults_and_provider_choice(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))  # no gcloud credentials in this home
+    config = Config.from_env({"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": "t"})
+    assert (config.stt_provider, config.language, config.twilio_api_url) == ("sphinx", "en-US", "https://api.twilio.com")
+    assert config.chatbot_url == "http://127.0.0.1:5001/message" and config.validate_signatures
+    creds = tmp_path / "key.json"
+    creds.write_text("{}")
+    config = Config.from_env({"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": "t", "GOOGLE_APPLICATION_CREDENTIALS": str(creds),
+                              "PUBLIC_URL": "https://gw.example/"})
+    assert config.stt_provider == "google" and config.public_url == "https://gw.example"
+    assert "credentials" in config.stt_provider_reason
+
+
+def test_call_store_lifecycle():
+    now = [0.0]
+    store = InMemoryCallStore(forget_after_seconds=60, clock=lambda: now[0])
+    store.open("CA1", caller="+1555")
+    assert store.open("CA1", caller="other").caller == "+1555"  # a retried webhook keeps the first state
+    assert store.record_turn("CA1", ("good", "bad")).turns == 1
+    assert store.end("CA1").ended is False and store.get("CA1").ended is True
+    assert store.record_turn("CA1", ("x",)).hints == ("good", "bad")  # no turns after the end
+    assert store.end("unknown") is None
+    now[0] = 61.0
+    store.open("CA2")
+    assert store.get("CA1") is None and len(store) == 1
+
+
+def test_parse_reply_contract_shapes():
+    assert parse_reply({"text": "Hi", "action": None, "hints": ["good", "bad"]}) == Reply("Hi", None, None, ("good", "bad"))
+    assert parse_reply({"text": "Bye", "action": "hangup"}).action_type == "hangup"
+    assert parse_reply({"text": "Bye", "action": {"type": "hangup"}}).action_type == "hangup"
+    transfer = parse_reply({"text": "Wait", "action": {"type": "transfer", "to": "+15550001111"}})
+    assert (transfer.action_type, transfer.transfer_to) == ("transfer", "+15550001111")
+
+
+def test_parse_reply_ignores_unknown_actions_and_bad_hints(caplog):
+    reply = parse_reply({"text": "Hi", "action": {"type": "launch-rockets"}, "hints": "good"})
+    assert reply == Reply("Hi")
+    assert "unknown or malformed action" in caplog.text
+    assert parse_reply({"text": "Hi", "hints": ["ok", 3, None, " "]}).hints == ("ok",)
+    assert len(parse_reply({"text": "x" * 10_000}).text) == MAX_TEXT_CHARS
+
+
+@pytest.mark.parametrize("body", [None, [], "text", {"text": 5}, {"reply": "hi"}, {"text": None}])
+def test_parse_reply_rejects_what_cannot_be_spoken(body):
+    with pytest.raises(ChatbotError):
+        parse_reply(body)

@@ -1,0 +1,50 @@
+"""TwiML documents, checked as exact XML."""
+from gateway import twiml
+from gateway.chatbot import Reply
+
+HEAD = '<?xml version="1.0" encoding="UTF-8"?>'
+LISTEN = "https://gw.example/listen"
+
+
+def test_incoming_call_starts_stream_greets_and_keeps_listening():
+    document = twiml.incoming_call("wss://gw.example/stream", LISTEN, "Hello!", {"callSid": "CA1", "caller": "+1555"},
+                                   pause_seconds=20)
+    assert document == (
+        HEAD + '<Response><Start><Stream track="inbound_track" url="wss://gw.example/stream">'
+        '<Parameter name="callSid" value="CA1" /><Parameter name="caller" value="+1555" /></Stream></Start>'
+        '<Say language="en-US">Hello!</Say><Pause length="20" />'
+        '<Redirect method="POST">https://gw.example/listen</Redirect></Response>')
+
+
+def test_no_greeting_means_no_say():
+    document = twiml.incoming_call("wss://g/stream", LISTEN, "", {})
+    assert "<Say" not in document and "<Redirect" in document
+
+
+def test_reply_says_text_then_keeps_listening():
+    assert twiml.reply(Reply("Hi, how are you?"), LISTEN, pause_seconds=30) == (
+        HEAD + '<Response><Say language="en-US">Hi, how are you?</Say><Pause length="30" />'
+        '<Redirect method="POST">https://gw.example/listen</Redirect></Response>')
+
+
+def test_reply_escapes_special_characters_so_the_caller_hears_them():
+    document = twiml.reply(Reply("Fish & chips < \"steak\" > 'pie'", "hangup"), LISTEN)
+    assert document == (HEAD + '<Response><Say language="en-US">Fish &amp; chips &lt; "steak" &gt; \'pie\'</Say>'
+                        '<Hangup /></Response>')
+
+
+def test_hangup_and_transfer():
+    assert twiml.reply(Reply("Bye", "hangup"), LISTEN).endswith("<Say language=\"en-US\">Bye</Say><Hangup /></Response>")
+    assert twiml.reply(Reply("Connecting", "transfer", "+15550001111"), LISTEN).endswith(
+        '<Say language="en-US">Connecting</Say><Dial>+15550001111</Dial></Response>')
+
+
+def test_voice_and_language_are_passed_to_say():
+    document = twiml.reply(Reply("Hola"), LISTEN, language="es-ES", voice="Polly.Lucia")
+    assert '<Say language="es-ES" voice="Polly.Lucia">Hola</Say>' in document
+
+
+def test_listen_and_say_and_hang_up():
+    assert twiml.listen(LISTEN, pause_seconds=5) == (
+        HEAD + '<Response><Pause length="5" /><Redirect method="POST">https://gw.example/listen</Redirect></Response>')
+    assert twiml.say_and_hang_up("Sorry") == HEAD + '<Response><Say language="en-US">Sorry</Say><Hangup /></Response>'
