@@ -76,11 +76,14 @@ class Conversation:
     def _turn(self, text: str, heard_at: float) -> None:
         """Ask the chatbot and update the call; runs on the turn executor."""
         with self._turn_lock:
-            state = self.services.store.get(self.call_sid)
-            if self._closed.is_set() or state is None or state.ended:
-                log.info("call %s has ended; dropping the turn for %r", self.call_sid, text)
+            if self._call_has_ended():
+                log.info("call %s has already ended; dropping the turn for %r", self.call_sid, text)
                 return
+            state = self.services.store.get(self.call_sid)
             reply, error = ask(self.services, self.call_sid, text, "speech", self.caller)
+            if self._call_has_ended():
+                log.info("call %s has already ended while its reply was in flight; reply dropped", self.call_sid)
+                return
             config = self.services.config
             document = twiml.reply(reply, self.listen_url, language=config.language, voice=config.voice,
                                    pause_seconds=config.listen_pause_seconds)
@@ -92,7 +95,12 @@ class Conversation:
                 return
             if reply.hints:
                 self.recognizer.set_hints(reply.hints)
-            self.services.store.record_turn(self.call_sid, reply.hints or state.hints)
+            self.services.store.record_turn(self.call_sid, reply.hints or (state.hints if state else ()))
+
+    def _call_has_ended(self) -> bool:
+        """True once the stream stopped or Twilio said the call is over."""
+        state = self.services.store.get(self.call_sid)
+        return state is None or state.ended
 
     def close(self) -> None:
         """Stop hearing the caller and release the recognizer (idempotent)."""

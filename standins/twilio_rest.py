@@ -1,0 +1,141 @@
+"""The stand-in's REST API: the 2010-04-01 Calls resource, with Twilio's auth, JSON shapes and error codes."""
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+if TYPE_CHECKING:
+    from standins.twilio import TwilioStandIn
+
+log = logging.getLogger(__name__)
+
+TWIML_MAX_CHARS = 4000  # longer Twiml parameters are refused with error 32018
+_FAULTS = {500: (20500, "An internal server error has occurred"), 429: (20429, "Too Many Requests"),
+           503: (20503, "Service unavailable")}
+
+
+def twilio_error(status: int, code: int, message: str, **extra: object) -> Response:
+    """A Twilio-style JSON error body (the twilio SDK turns it into TwilioRestException)."""
+    body = {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}",
+            "status": status, **extra}
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def _absolute_http(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def create_rest_app(standin: TwilioStandIn) -> Flask:
+    """Build the Flask app serving the REST API for `standin`."""
+    app = Flask("twilio_standin_rest")
+    base = "/2010-04-01/Accounts/<account_sid>"
+
+    @app.before_request
+    def authenticate():
+        auth = request.authorization
+        ok = (auth is not None and auth.type == "basic"
+              and hmac.compare_digest(auth.username or "", standin.account_sid)
+              and hmac.compare_digest(auth.password or "", standin.auth_token))
+        if not ok:
+            response = twilio_error(401, 20003, "Authenticate",
+                                    detail="Your AccountSid or AuthToken was incorrect.")
+            response.headers["WWW-Authenticate"] = 'Basic realm="Twilio API"'
+            return response
+        if (request.view_args or {}).get("account_sid", standin.account_sid) != standin.account_sid:
+            return not_found()
+        return None
+
+    @app.after_request
+    def remember(response: Response) -> Response:
+        standin._remember({"method": request.method, "path": request.path, "form": request.form.to_dict(),
+                           "time": time.time(), "status": response.status_code})
+        return response
+
+    @app.errorhandler(404)
+    def not_found(error: object = None) -> Response:
+        return twilio_error(404, 20404, f"The requested resource {request.path} was not found")
+
+    @app.errorhandler(405)
+    def not_allowed(error: object = None) -> Response:
+        return twilio_error(405, 20004, "Method not allowed")
+
+    @app.errorhandler(Exception)
+    def crashed(error: Exception) -> Response:
+        if isinstance(error, HTTPException):  # e.g. a malformed form body: the client's fault, not ours
+            return twilio_error(error.code or 400, 20000 + (error.code or 400), error.description or error.name)
+        log.exception("twilio stand-in: REST %s %s failed", request.method, request.path)
+        return twilio_error(500, 20500, "An internal server error has occurred")
+
+    @app.get(f"{base}/Calls.json")
+    def list_calls(account_sid: str) -> Response:
+        calls = [call.resource() for call in standin.calls]
+        uri = f"/2010-04-01/Accounts/{account_sid}/Calls.json"
+        return jsonify({"calls": calls, "end": max(len(calls) - 1, 0), "first_page_uri": uri, "next_page_uri": None,
+                        "page": 0, "page_size": 50, "previous_page_uri": None, "start": 0, "uri": uri})
+
+    @app.post(f"{base}/Calls.json")
+    def create_call(account_sid: str) -> Response:
+        form = request.form
+        if not form.get("To"):
+            return twilio_error(400, 21201, "No 'To' number is specified")
+        if not form.get("From"):
+            return twilio_error(400, 21213, "No 'From' number is specified")
+        if not form.get("Url") and not form.get("Twiml"):  # the stand-in has no TwiML Apps (ApplicationSid)
+            return twilio_error(400, 21205, "Either a 'Url' or 'Twiml' parameter is required")
+        problem = _check_instructions(form)
+        if problem is not None:
+            return problem
+        _, created = standin._create_call(
+            to=form["To"], from_=form["From"], url=form.get("Url"), method=form.get("Method") or "POST",
+            twiml=form.get("Twiml"), status_callback=form.get("StatusCallback"),
+            status_callback_method=form.get("StatusCallbackMethod") or "POST")
+        response = jsonify(created)
+        response.status_code = 201
+        return response
+
+    @app.get(f"{base}/Calls/<call_sid>.json")
+    def fetch_call(account_sid: str, call_sid: str) -> Response:
+        call = standin.get_call(call_sid)
+        return jsonify(call.resource()) if call else not_found()
+
+    @app.post(f"{base}/Calls/<call_sid>.json")
+    def update_call(account_sid: str, call_sid: str) -> Response:
+        call = standin.get_call(call_sid)
+        if call is None:
+            return not_found()
+        fault = standin._take_fault()
+        if fault is not None:
+            code, message = _FAULTS.get(fault, (20000 + fault, "Injected fault"))
+            call.record("update-rejected", fault)
+            return twilio_error(fault, code, message)
+        form = request.form.to_dict()
+        problem = _check_instructions(form)
+        if problem is not None:
+            return problem
+        if form.get("Status") not in (None, "completed", "canceled"):
+            return twilio_error(400, 21218, f"Invalid Status '{form['Status']}'")
+        if not call.request_update(form):
+            return twilio_error(400, 21220, "Call is not in-progress. Cannot redirect.")
+        return jsonify(call.resource())
+
+    return app
+
+
+def _check_instructions(form) -> Response | None:
+    """Validate Url / Method / Twiml the way the REST API does before a call ever sees them."""
+    if form.get("Url") and not _absolute_http(form["Url"]):
+        return twilio_error(400, 21205, f"Url is not a valid URL: {form['Url']}")
+    if (form.get("Method") or "POST").upper() not in ("GET", "POST"):
+        return twilio_error(400, 21403, "Invalid Method; must be GET or POST")
+    if len(form.get("Twiml") or "") > TWIML_MAX_CHARS:
+        return twilio_error(400, 32018, f"Twiml size exceeded maximum allowed value of {TWIML_MAX_CHARS} characters")
+    return None

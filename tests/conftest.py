@@ -1,0 +1,81 @@
+"""Shared fixtures: the real processes from the Procfile, and the Twilio and Speech-to-Text stand-ins."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from chatline.procfile import ProcfileProcess
+from tests.chatbot_spy import ChatbotSpy
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN_DIR = str(Path(sys.executable).parent)  # this venv's gunicorn
+ACCOUNT_SID = "AC" + "c0ffee" * 5 + "00"
+AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+PUBLIC_URL = "https://chatline.test"
+SPEED = 4.0  # stream audio and play TwiML four times faster than real time where timing is not under test
+
+
+@pytest.fixture(scope="session")
+def chatbot_process(tmp_path_factory):
+    """The sample chatbot, as the Procfile's `chatbot:` process under gunicorn."""
+    process = ProcfileProcess("chatbot", log_path=tmp_path_factory.mktemp("logs") / "chatbot.log", bin_dir=BIN_DIR)
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def chatbot(chatbot_process):
+    """A recording endpoint in front of the sample chatbot, so tests see exactly what reached it."""
+    with ChatbotSpy(upstream=chatbot_process.url + "/message") as spy:
+        yield spy
+
+
+@pytest.fixture
+def speech():
+    """The Speech-to-Text v1 stand-in over real gRPC."""
+    from standins.speech import SpeechStandIn
+
+    with SpeechStandIn() as standin:
+        yield standin
+
+
+@pytest.fixture
+def twilio():
+    """The Twilio stand-in: REST API, TwiML runner, signed webhooks and Media Streams."""
+    from standins.twilio import TwilioStandIn
+
+    with TwilioStandIn(ACCOUNT_SID, AUTH_TOKEN, speed=SPEED) as standin:
+        yield standin
+
+
+@pytest.fixture
+def start_gateway(tmp_path, twilio, chatbot, request):
+    """Start the Procfile's `web:` process with test settings (overridable); the tunnel routes PUBLIC_URL to it."""
+    started: list[ProcfileProcess] = []
+
+    def start(**overrides: str) -> ProcfileProcess:
+        env = {
+            "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "PUBLIC_URL": PUBLIC_URL,
+            "CHATBOT_URL": chatbot.url, "TWILIO_API_URL": twilio.api_url, "STT_PROVIDER": "google",
+            "CHATBOT_TIMEOUT": "3", "GATEWAY_THREADS": "16",
+        }
+        env.update(overrides)
+        if env["STT_PROVIDER"] == "google" and "SPEECH_EMULATOR_HOST" not in overrides:
+            env["SPEECH_EMULATOR_HOST"] = request.getfixturevalue("speech").address
+        process = ProcfileProcess("web", env=env, log_path=tmp_path / f"gateway{len(started)}.log", bin_dir=BIN_DIR)
+        started.append(process.start())
+        twilio.tunnel[env["PUBLIC_URL"]] = process.url
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def gateway(start_gateway):
+    """The gateway with the default test settings: Google recognition through the stand-in."""
+    return start_gateway()

@@ -1,0 +1,104 @@
+"""The whole product through real processes: Twilio stand-in → gunicorn gateway → Speech-to-Text stand-in → sample bot."""
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import PUBLIC_URL
+
+GREETING = "Hello! You are talking to Chatline. How can I help?"
+APOLOGY = "Sorry, I'm having trouble right now. Please try again in a moment."
+
+
+def place(twilio, caller):
+    """Dial the gateway's number the way Twilio does: /voice for the call, /status for its end."""
+    from standins.twilio import Caller
+
+    return twilio.place_call(f"{PUBLIC_URL}/voice", caller if isinstance(caller, Caller) else Caller(caller),
+                             status_callback=f"{PUBLIC_URL}/status")
+
+
+def updates(twilio, call):
+    """The TwiML documents the gateway sent to this call over the REST API."""
+    return [r["form"].get("Twiml", "") for r in twilio.rest_requests if call.sid in r["path"] and r["method"] == "POST"]
+
+
+def test_hello_to_goodbye_ends_with_hangup(twilio, speech, chatbot, gateway):
+    call = place(twilio, ["hello", "goodbye"])
+    assert call.wait_ended(timeout=60), call.transcript()
+    assert call.said() == [GREETING, "Hi, how are you?", "Goodbye! Thanks for calling."], call.transcript()
+    assert chatbot.messages() == ["hello", "goodbye"]
+    assert [r["session_id"] for r in chatbot.requests] == [call.sid, call.sid]
+    assert all(r["input"] == "speech" for r in chatbot.requests)
+    sent = updates(twilio, call)
+    assert len(sent) == 2 and sent[-1].endswith("<Say language=\"en-US\">Goodbye! Thanks for calling.</Say><Hangup /></Response>")
+    kinds = [kind for _, kind, _ in call.events]
+    assert "hangup" in kinds and "stream-refused" not in kinds
+    # Audio went to Google as Twilio sent it, batched, with the chatbot's hints after the first turn.
+    first = speech.streams[0]
+    assert (first.config["encoding"], first.config["sample_rate"], first.config["model"]) == ("MULAW", 8000, "phone_call")
+    assert first.config["interim_results"] is True
+    assert max(first.chunk_sizes) >= 800 and sorted(first.chunk_sizes)[len(first.chunk_sizes) // 2] == 800
+    assert any("good" in s.config["phrases"] for s in speech.streams[1:])
+
+
+def test_reply_with_special_characters_is_heard_as_written(twilio, chatbot, gateway):
+    call = place(twilio, ["hello", "special_characters", "goodbye"])
+    assert call.wait_ended(timeout=60), call.transcript()
+    assert "Fish & chips < \"steak\" > 'pie'" in call.said(), call.transcript()
+    assert any("Fish &amp; chips &lt; \"steak\" &gt; 'pie'" in doc for doc in updates(twilio, call))
+
+
+def test_stream_ended_mid_utterance_loses_nothing(twilio, speech, chatbot, gateway):
+    from standins.twilio import Caller
+
+    # "i would like to book a table" runs from 2.0 s to 3.8 s of stream audio; Google drops the stream at 2.8 s.
+    speech.end_streams_after(2.8, times=1)
+    call = place(twilio, Caller.at_times([(2.0, "book_a_table"), (9.0, "goodbye")]))
+    assert call.wait_ended(timeout=60), call.transcript()
+    assert chatbot.messages()[0] == "i would like to book a table"
+    assert "For how many people?" in call.said()
+    assert speech.streams[0].ended_by == "UNAVAILABLE" and len(speech.streams) >= 2
+
+
+def test_thirty_seconds_of_silence_keeps_the_call_up(twilio, chatbot, gateway):
+    call = place(twilio, [("silence", 30), "hello", "goodbye"])
+    assert call.wait_ended(timeout=90), call.transcript()
+    assert call.said()[1:] == ["Hi, how are you?", "Goodbye! Thanks for calling."], call.transcript()
+    redirects = [detail for _, kind, detail in call.events if kind == "redirect"]
+    assert redirects and all(url == f"{PUBLIC_URL}/listen" for url in redirects)
+
+
+@pytest.mark.parametrize("fault", ["down", "5xx", "slow", "garbage"])
+def test_chatbot_failure_gives_an_apology_and_the_call_goes_on(fault, twilio, chatbot, start_gateway):
+    if fault == "down":
+        start_gateway(CHATBOT_URL="http://127.0.0.1:9/message")
+    else:
+        start_gateway(CHATBOT_TIMEOUT="1")
+        chatbot.status, chatbot.body, chatbot.delay = {"5xx": (503, "{}", 0), "slow": (200, None, 2.5),
+                                                        "garbage": (200, "<html>not json", 0)}[fault]
+    call = place(twilio, ["hello"])
+    assert call.wait_for_say(APOLOGY, timeout=30), call.transcript()
+    assert call.status != "completed"
+    # The call is still up and listening: the keep-alive loop goes on after the apology.
+    assert call.wait_for_event("redirect", timeout=30), call.transcript()
+    call.hang_up()
+    assert call.wait_ended(timeout=10)
+
+
+def test_call_that_ends_while_its_reply_is_in_flight(twilio, chatbot, gateway):
+    chatbot.delay = 2.0
+    call = place(twilio, ["hello"])
+    assert call.wait_for_event("caller-speaks", timeout=30)
+    call.hang_up()
+    assert call.wait_ended(timeout=10)
+    # The reply arrives after the call ended: Twilio answers 21220, the gateway logs it quietly and moves on.
+    for _ in range(50):
+        if any(r["status"] == 400 and call.sid in r["path"] for r in twilio.rest_requests):
+            break
+        __import__("time").sleep(0.1)
+    logs = gateway.logs()
+    assert "has already ended" in logs and "Traceback" not in logs
+    # The gateway is still fine: a new call works end to end.
+    chatbot.delay = 0
+    second = place(twilio, ["hello", "goodbye"])
+    assert second.wait_ended(timeout=60) and second.said()[-1] == "Goodbye! Thanks for calling."
