@@ -50,10 +50,12 @@ def create_app(config: Config | None = None) -> Flask:
     )
     app.extensions["chatline"] = services
 
-    from . import stream, voice
+    from . import gather, stream, voice
 
     app.register_blueprint(voice.bp)
-    app.register_blueprint(stream.bp)
+    app.register_blueprint(gather.bp)
+    if config.stt_provider != "twilio":  # Gather mode needs no websocket at all
+        app.register_blueprint(stream.bp)
     log.info("speech recognition: %s (%s)", config.stt_provider, config.stt_provider_reason)
     if not config.validate_signatures:
         log.warning("VALIDATE_SIGNATURES is off: anyone can post to the webhooks")

@@ -23,6 +23,13 @@ def _google_credentials_found(env: Mapping[str, str]) -> bool:
     return os.path.exists(gcloud_default)
 
 
+def _flag(value: str | None, default: bool) -> bool:
+    """Read a yes/no variable; anything but an explicit no keeps the default on."""
+    if value is None or not value.strip():
+        return default
+    return value.strip().lower() not in ("0", "false", "no", "off")
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything the gateway needs; build it with `Config.from_env()`."""
@@ -43,7 +50,17 @@ class Config:
     listen_pause_seconds: int = 30
     voice: str | None = None
     max_frame_bytes: int = 64 * 1024
+    gather_speech_timeout: str = "auto"
+    gather_timeout: int = 5
+    gather_speech_model: str | None = None
+    gather_profanity_filter: bool = True
     extra: Mapping[str, str] = field(default_factory=dict)
+
+    def gather_options(self) -> dict:
+        """The <Gather> settings for Gather mode (STT_PROVIDER=twilio)."""
+        return {"language": self.language, "voice": self.voice, "speech_timeout": self.gather_speech_timeout,
+                "timeout": self.gather_timeout, "speech_model": self.gather_speech_model,
+                "profanity_filter": self.gather_profanity_filter}
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Config":
@@ -64,7 +81,8 @@ class Config:
             problems.append(f"PUBLIC_URL must start with https:// (got {public_url!r})")
         numbers = {}
         for name, default in (("CHATBOT_TIMEOUT", cls.chatbot_timeout), ("LISTEN_PAUSE_SECONDS", cls.listen_pause_seconds),
-                              ("MAX_FRAME_BYTES", cls.max_frame_bytes)):
+                              ("MAX_FRAME_BYTES", cls.max_frame_bytes),
+                              ("GATHER_TIMEOUT", cls.gather_timeout)):
             try:
                 numbers[name] = type(default)(env.get(name, default))
                 if numbers[name] <= 0:
@@ -83,10 +101,14 @@ class Config:
             speech_emulator_host=env.get("SPEECH_EMULATOR_HOST") or None,
             twilio_api_url=(env.get("TWILIO_API_URL") or cls.twilio_api_url).rstrip("/"),
             language=env.get("LANGUAGE") or cls.language,
-            validate_signatures=env.get("VALIDATE_SIGNATURES", "true").strip().lower() not in ("0", "false", "no", "off"),
+            validate_signatures=_flag(env.get("VALIDATE_SIGNATURES"), True),
             greeting=env.get("GREETING", cls.greeting),
             chatbot_timeout=numbers["CHATBOT_TIMEOUT"],
             listen_pause_seconds=numbers["LISTEN_PAUSE_SECONDS"],
             voice=env.get("VOICE") or None,
             max_frame_bytes=numbers["MAX_FRAME_BYTES"],
+            gather_speech_timeout=env.get("GATHER_SPEECH_TIMEOUT") or cls.gather_speech_timeout,
+            gather_timeout=numbers["GATHER_TIMEOUT"],
+            gather_speech_model=env.get("GATHER_SPEECH_MODEL") or None,
+            gather_profanity_filter=_flag(env.get("GATHER_PROFANITY_FILTER"), True),
         )

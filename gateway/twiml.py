@@ -1,14 +1,14 @@
 """TwiML documents the gateway answers with, built by pure functions on the twilio SDK's VoiceResponse."""
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from twilio.twiml.voice_response import Start, VoiceResponse
 
 from .chatbot import Reply
 
 
-def _say(response: VoiceResponse, text: str, language: str, voice: str | None) -> None:
+def _say(response, text: str, language: str, voice: str | None) -> None:
     """Append a <Say>; the SDK escapes &, <, > and quotes so the caller hears the text as written."""
     if text:
         attrs = {"voice": voice} if voice else {}
@@ -54,6 +54,27 @@ def reply(answer: Reply, listen_url: str, *, language: str = "en-US", voice: str
     else:
         _keep_listening(response, listen_url, pause_seconds)
     return str(response)
+
+
+def gather(text: str, action_url: str, hints: Sequence[str] = (), *, language: str = "en-US",
+           voice: str | None = None, speech_timeout: str = "auto", timeout: int = 5,
+           speech_model: str | None = None, profanity_filter: bool = True) -> str:
+    """Say `text` inside a speech-and-keys <Gather> whose result (or silence) comes back to `action_url`."""
+    response = VoiceResponse()
+    options = {"speech_model": speech_model} if speech_model else {}
+    prompt = response.gather(
+        input="speech dtmf", action=action_url, method="POST", language=language, speech_timeout=speech_timeout,
+        timeout=timeout, hints=", ".join(hints) if hints else None, profanity_filter=profanity_filter,
+        action_on_empty_result=True, **options)
+    _say(prompt, text, language, voice)
+    return str(response)
+
+
+def gather_reply(answer: Reply, action_url: str, **gather_options) -> str:
+    """In Gather mode: speak the answer and listen again, or speak it and hang up / transfer."""
+    if answer.action_type is None:
+        return gather(answer.text, action_url, answer.hints, **gather_options)
+    return reply(answer, action_url, language=gather_options.get("language", "en-US"), voice=gather_options.get("voice"))
 
 
 def say_and_hang_up(text: str, *, language: str = "en-US", voice: str | None = None) -> str:

@@ -5,7 +5,7 @@ import logging
 
 from flask import Blueprint, Response, current_app, render_template, request
 
-from . import twiml
+from . import gather, twiml
 from .calls import ENDED_STATUSES
 from .security import public_base, twilio_signed, websocket_url
 
@@ -36,6 +36,9 @@ def incoming_call():
         return _twiml_response(twiml.say_and_hang_up(config.apology, language=config.language, voice=config.voice))
     caller = request.form.get("From", "")
     services.store.open(call_sid, caller=caller, called=request.form.get("To", ""))
+    if config.stt_provider == "twilio":
+        log.info("call %s from %s: answering in Gather mode", call_sid, caller or "unknown")
+        return _twiml_response(gather.first_prompt(call_sid))
     base = public_base(request)
     log.info("call %s from %s: answering with a %s stream", call_sid, caller or "unknown", config.stt_provider)
     document = twiml.incoming_call(

@@ -1,0 +1,50 @@
+"""Gather mode (STT_PROVIDER=twilio): Twilio recognizes the caller; each <Gather> result comes back here."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+
+from flask import Blueprint, Response, current_app, request
+
+from . import twiml
+from .conversation import ask, log_turn
+from .security import public_base, twilio_signed
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("gather", __name__)
+
+NO_INPUT_PROMPT = "Are you still there?"
+
+
+def first_prompt(call_sid: str) -> str:
+    """The TwiML a call starts with in Gather mode: the greeting, said inside the first <Gather>."""
+    services = current_app.extensions["chatline"]
+    state = services.store.get(call_sid)
+    return twiml.gather(services.config.greeting, public_base(request) + "/gather", state.hints if state else (),
+                        **services.config.gather_options())
+
+
+@bp.post("/gather")
+@twilio_signed
+def gather_result():
+    """What Twilio heard (speech or keys, or nothing) → the chatbot → the next prompt."""
+    services = current_app.extensions["chatline"]
+    options = services.config.gather_options()
+    action_url = public_base(request) + "/gather"
+    call_sid = request.form.get("CallSid", "")
+    speech = request.form.get("SpeechResult", "").strip()
+    digits = request.form.get("Digits", "").strip()
+    state = services.store.get(call_sid) or services.store.open(call_sid, caller=request.form.get("From", ""))
+    if not speech and not digits:
+        log.info("call %s: no input; prompting again", call_sid)
+        return Response(twiml.gather(NO_INPUT_PROMPT, action_url, state.hints, **options), mimetype="text/xml")
+    heard_at = time.monotonic()
+    message, input_type = (speech, "speech") if speech else (digits, "dtmf")
+    reply, error = ask(services, call_sid, message, input_type, state.caller)
+    services.store.record_turn(call_sid, reply.hints or state.hints)
+    if not reply.hints:  # an apology (or a bot without hints) keeps guiding the recognizer as before
+        reply = replace(reply, hints=state.hints)
+    log_turn(call_sid, message, reply, (time.monotonic() - heard_at) * 1000, "answered", error)
+    return Response(twiml.gather_reply(reply, action_url, **options), mimetype="text/xml")
