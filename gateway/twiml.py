@@ -1,6 +1,7 @@
 """TwiML documents the gateway answers with, built by pure functions on the twilio SDK's VoiceResponse."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Mapping, Sequence
 
 from twilio.twiml.voice_response import Start, VoiceResponse
@@ -42,9 +43,21 @@ def listen(listen_url: str, *, pause_seconds: int = 30) -> str:
     return str(response)
 
 
+MAX_UPDATE_CHARS = 4000  # Twilio refuses inline TwiML longer than this in a call update (error 32018)
+
+
 def reply(answer: Reply, listen_url: str, *, language: str = "en-US", voice: str | None = None,
           pause_seconds: int = 30) -> str:
-    """Speak the chatbot's answer, then act on it: keep listening, hang up, or transfer."""
+    """Speak the chatbot's answer, then act on it; the text is shortened if the document would be too long for Twilio."""
+    document = _reply(answer, listen_url, language, voice, pause_seconds)
+    while len(document) > MAX_UPDATE_CHARS and answer.text:
+        answer = replace(answer, text=answer.text[: len(answer.text) * 4 // 5].rstrip())
+        document = _reply(answer, listen_url, language, voice, pause_seconds)
+    return document
+
+
+def _reply(answer: Reply, listen_url: str, language: str, voice: str | None, pause_seconds: int) -> str:
+    """Build the reply document as is."""
     response = VoiceResponse()
     _say(response, answer.text, language, voice)
     if answer.action_type == "hangup":

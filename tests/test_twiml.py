@@ -48,3 +48,18 @@ def test_listen_and_say_and_hang_up():
     assert twiml.listen(LISTEN, pause_seconds=5) == (
         HEAD + '<Response><Pause length="5" /><Redirect method="POST">https://gw.example/listen</Redirect></Response>')
     assert twiml.say_and_hang_up("Sorry") == HEAD + '<Response><Say language="en-US">Sorry</Say><Hangup /></Response>'
+
+
+def test_reply_too_long_for_a_call_update_is_shortened():
+    document = twiml.reply(Reply("&" * 2000), LISTEN)  # every & becomes &amp;: 10,000 characters as is
+    assert len(document) <= twiml.MAX_UPDATE_CHARS and "&amp;&amp;" in document and document.endswith("</Response>")
+
+
+def test_gather_prompt_and_reply():
+    assert twiml.gather("Hi & bye", "https://gw.example/gather", ["good", "bad"], timeout=4) == (
+        HEAD + '<Response><Gather action="https://gw.example/gather" actionOnEmptyResult="true" hints="good, bad" '
+        'input="speech dtmf" language="en-US" method="POST" profanityFilter="true" speechTimeout="auto" timeout="4">'
+        '<Say language="en-US">Hi &amp; bye</Say></Gather></Response>')
+    assert twiml.gather_reply(Reply("Bye", "hangup"), "https://gw.example/gather") == (
+        HEAD + '<Response><Say language="en-US">Bye</Say><Hangup /></Response>')
+    assert "<Gather" in twiml.gather_reply(Reply("Hi", hints=("good",)), "https://gw.example/gather")
