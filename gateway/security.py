@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import logging
 
 from flask import Request, abort, current_app, request
@@ -57,3 +59,16 @@ def twilio_signed(view):
             abort(403)
         return view(*args, **kwargs)
     return checked
+
+
+def stream_token(call_sid: str) -> str:
+    """A per-call token for the stream's <Parameter>: only TwiML we issued for this call can open its stream."""
+    key = current_app.extensions["chatline"].config.twilio_auth_token.encode()
+    return hmac.new(key, b"stream:" + call_sid.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def stream_token_is_valid(call_sid: str, token: str | None) -> bool:
+    """Check a stream's token (always true when signature checks are off for local experiments)."""
+    if not current_app.extensions["chatline"].config.validate_signatures:
+        return True
+    return bool(token) and hmac.compare_digest(stream_token(call_sid), token)

@@ -9,7 +9,8 @@ from flask_sock import Sock
 from .conversation import Conversation
 from .media_stream import Media, ProtocolError, StreamStart, StreamStop, parse_message
 from .recognizers import make_recognizer
-from .security import public_base, public_request_url, signature_is_valid
+from .security import public_base, public_request_url, signature_is_valid, stream_token_is_valid
+from .timeline import AudioTimeline
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,9 @@ def check_handshake():
 def _open_conversation(start: StreamStart, base_url: str) -> Conversation | None:
     """Create the conversation for a started stream, or None if the call is not ours or has ended."""
     services = current_app.extensions["chatline"]
+    if not stream_token_is_valid(start.call_sid, start.custom_parameters.get("token")):
+        log.warning("stream %s for call %s refused: missing or wrong stream token", start.stream_sid, start.call_sid)
+        return None
     state = services.store.get(start.call_sid)
     if state is None or state.ended:
         log.warning("stream %s for %s call %s refused", start.stream_sid,
@@ -51,7 +55,9 @@ def media_stream(ws):
     services = current_app.extensions["chatline"]
     base_url = public_base(request)
     conversation: Conversation | None = None
+    timeline = AudioTimeline()
     errors = 0
+    warned_early_media = False
     try:
         while True:
             raw = ws.receive(timeout=RECEIVE_TIMEOUT_SECONDS)
@@ -67,7 +73,10 @@ def media_stream(ws):
                 continue
             if isinstance(event, Media):
                 if conversation is not None:
-                    conversation.feed(event.payload)
+                    conversation.feed(timeline.place(event.payload, event.timestamp_ms))
+                elif not warned_early_media:
+                    warned_early_media = True
+                    log.warning("media before the stream's start message; ignored until it starts")
             elif isinstance(event, StreamStart):
                 if conversation is not None:
                     log.warning("duplicate start on stream for call %s ignored", conversation.call_sid)

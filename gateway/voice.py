@@ -7,7 +7,7 @@ from flask import Blueprint, Response, current_app, render_template, request
 
 from . import gather, twiml
 from .calls import ENDED_STATUSES
-from .security import public_base, twilio_signed, websocket_url
+from .security import public_base, stream_token, twilio_signed, websocket_url
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def incoming_call():
     log.info("call %s from %s: answering with a %s stream", call_sid, caller or "unknown", config.stt_provider)
     document = twiml.incoming_call(
         stream_url=websocket_url(base + "/stream"), listen_url=base + "/listen", greeting=config.greeting,
-        parameters={"callSid": call_sid, "caller": caller}, language=config.language, voice=config.voice,
+        parameters={"callSid": call_sid, "caller": caller, "token": stream_token(call_sid)}, language=config.language, voice=config.voice,
         pause_seconds=config.listen_pause_seconds)
     return _twiml_response(document)
 
