@@ -54,6 +54,7 @@ class Config:
     gather_timeout: int = 5
     gather_speech_model: str | None = None
     gather_profanity_filter: bool = True
+    hints: tuple[str, ...] = ()
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def gather_options(self) -> dict:
@@ -111,4 +112,5 @@ class Config:
             gather_timeout=numbers["GATHER_TIMEOUT"],
             gather_speech_model=env.get("GATHER_SPEECH_MODEL") or None,
             gather_profanity_filter=_flag(env.get("GATHER_PROFANITY_FILTER"), True),
+            hints=tuple(h.strip() for h in env.get("HINTS", "").split(",") if h.strip()),
         )

@@ -22,7 +22,8 @@ def first_prompt(call_sid: str) -> str:
     """The TwiML a call starts with in Gather mode: the greeting, said inside the first <Gather>."""
     services = current_app.extensions["chatline"]
     state = services.store.get(call_sid)
-    return twiml.gather(services.config.greeting, public_base(request) + "/gather", state.hints if state else (),
+    hints = (state.hints if state else ()) or services.config.hints
+    return twiml.gather(services.config.greeting, public_base(request) + "/gather", hints,
                         **services.config.gather_options())
 
 
@@ -37,14 +38,15 @@ def gather_result():
     speech = request.form.get("SpeechResult", "").strip()
     digits = request.form.get("Digits", "").strip()
     state = services.store.get(call_sid) or services.store.open(call_sid, caller=request.form.get("From", ""))
+    hints = state.hints or services.config.hints
     if not speech and not digits:
         log.info("call %s: no input; prompting again", call_sid)
-        return Response(twiml.gather(NO_INPUT_PROMPT, action_url, state.hints, **options), mimetype="text/xml")
+        return Response(twiml.gather(NO_INPUT_PROMPT, action_url, hints, **options), mimetype="text/xml")
     heard_at = time.monotonic()
     message, input_type = (speech, "speech") if speech else (digits, "dtmf")
     reply, error = ask(services, call_sid, message, input_type, state.caller)
-    services.store.record_turn(call_sid, reply.hints or state.hints)
+    services.store.record_turn(call_sid, reply.hints or hints)
     if not reply.hints:  # an apology (or a bot without hints) keeps guiding the recognizer as before
-        reply = replace(reply, hints=state.hints)
+        reply = replace(reply, hints=hints)
     log_turn(call_sid, message, reply, (time.monotonic() - heard_at) * 1000, "answered", error)
     return Response(twiml.gather_reply(reply, action_url, **options), mimetype="text/xml")

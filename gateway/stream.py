@@ -41,7 +41,7 @@ def _open_conversation(start: StreamStart, base_url: str) -> Conversation | None
         log.warning("stream %s for %s call %s refused", start.stream_sid,
                     "an unknown" if state is None else "an ended", start.call_sid)
         return None
-    recognizer = make_recognizer(services.config, state.hints)
+    recognizer = make_recognizer(services.config, state.hints or services.config.hints)
     conversation = Conversation(start.call_sid, state.caller, services, recognizer, base_url + "/listen")
     services.live.add(conversation)
     conversation.start()

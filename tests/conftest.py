@@ -14,7 +14,9 @@ BIN_DIR = str(Path(sys.executable).parent)  # this venv's gunicorn
 ACCOUNT_SID = "AC" + "c0ffee" * 5 + "00"
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 PUBLIC_URL = "https://chatline.test"
-SPEED = 4.0  # stream audio and play TwiML four times faster than real time where timing is not under test
+SPEED = 4.0
+# What callers of the sample bot say first; the chatbot's own hints take over after its first answer.
+FIRST_HINTS = "hello, hi, how are you, book a table, i would like to book a table, what can you do, help, special characters, goodbye"  # stream audio and play TwiML four times faster than real time where timing is not under test
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +62,7 @@ def start_gateway(tmp_path, twilio, chatbot, request):
         env = {
             "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "PUBLIC_URL": PUBLIC_URL,
             "CHATBOT_URL": chatbot.url, "TWILIO_API_URL": twilio.api_url, "STT_PROVIDER": "google",
-            "CHATBOT_TIMEOUT": "3", "GATEWAY_THREADS": "16",
+            "CHATBOT_TIMEOUT": "3", "GATEWAY_THREADS": "16", "HINTS": FIRST_HINTS,
         }
         env.update(overrides)
         if env["STT_PROVIDER"] == "google" and "SPEECH_EMULATOR_HOST" not in overrides:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import simple_websocket
 from twilio.request_validator import RequestValidator
 
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL
+from tests.test_phone_dialogue import wait_until
 
 HELLO = (Path(__file__).resolve().parent.parent / "chatline" / "audio" / "hello.ulaw").read_bytes()
 FORM = {"CallSid": "CA" + "ab" * 16, "AccountSid": ACCOUNT_SID, "From": "+15551230001", "To": "+15557654321",
@@ -36,7 +39,7 @@ def test_webhooks_refuse_bad_signatures(path, signature, gateway, chatbot):
         headers["X-Twilio-Signature"] = signature
     response = requests.post(gateway.url + path, data=FORM, headers=headers, timeout=5)
     assert response.status_code == 403
-    assert "invalid X-Twilio-Signature" in gateway.logs()
+    assert wait_until(lambda: "invalid X-Twilio-Signature" in gateway.logs(), timeout=5)
     assert chatbot.requests == []
 
 
@@ -46,10 +49,10 @@ def test_a_signed_webhook_is_accepted(gateway):
     assert response.status_code == 200 and "<Stream" in response.text and "wss://chatline.test/stream" in response.text
 
 
-def _stream_messages(call_sid: str) -> list[str]:
+def _stream_messages(call_sid: str, parameters: dict | None = None) -> list[str]:
     start = {"event": "start", "sequenceNumber": "1", "streamSid": "MZ1", "start": {
         "accountSid": ACCOUNT_SID, "streamSid": "MZ1", "callSid": call_sid, "tracks": ["inbound"],
-        "customParameters": {}, "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}
+        "customParameters": parameters or {}, "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}
     frames = [HELLO[i:i + 160] for i in range(0, len(HELLO), 160)] + [b"\xff" * 160] * 50
     media = [json.dumps({"event": "media", "sequenceNumber": str(n + 2), "streamSid": "MZ1", "media": {
         "track": "inbound", "chunk": str(n + 1), "timestamp": str(n * 20),
@@ -76,18 +79,24 @@ def test_stream_handshake_refused_without_a_valid_signature(signature, gateway, 
         ws.close()
     assert refused.value.status_code == 403
     assert speech.streams == [] and chatbot.requests == []
-    assert "refused Media Stream handshake" in gateway.logs()
+    assert wait_until(lambda: "refused Media Stream handshake" in gateway.logs(), timeout=5)
 
 
-def test_signed_stream_for_an_unknown_call_reaches_nothing(gateway, speech, chatbot):
+@pytest.mark.parametrize("token", ["missing", "forged", "valid-for-an-unknown-call"])
+def test_signed_stream_without_a_known_call_reaches_nothing(token, gateway, speech, chatbot):
+    call_sid = "CA" + "99" * 16
+    parameters = {"missing": {}, "forged": {"token": "0" * 32},
+                  "valid-for-an-unknown-call": {"token": hmac.new(AUTH_TOKEN.encode(), b"stream:" + call_sid.encode(),
+                                                                  hashlib.sha256).hexdigest()[:32]}}[token]
     headers = {**TUNNEL_HEADERS, "X-Twilio-Signature": sign("wss://chatline.test/stream", {})}
     ws = simple_websocket.Client.connect(gateway.url.replace("http://", "ws://") + "/stream", headers=headers)
     try:
-        for message in _stream_messages("CA" + "99" * 16):
+        for message in _stream_messages(call_sid, parameters):
             ws.send(message)
     except simple_websocket.ConnectionClosed:
         pass  # the gateway hung up on it, as it should
     finally:
         ws.close()
+    expected = "for an unknown call" if token.startswith("valid") else "missing or wrong stream token"
+    assert wait_until(lambda: expected in gateway.logs(), timeout=5), gateway.logs()
     assert speech.streams == [] and chatbot.requests == []
-    assert "for an unknown call" in gateway.logs()

@@ -1,0 +1,374 @@
+"""Offline speech recognition with pocketsphinx: a streaming utterance engine and the gateway's Recognizer."""
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import threading
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import pocketsphinx
+
+from gateway.audio import SAMPLE_RATE, mulaw_to_pcm16_16k
+from gateway.recognizers import ResultCallback, Transcript
+
+log = logging.getLogger(__name__)
+
+RATE = 16000  # the bundled en-us acoustic model is wideband; 8 kHz calls are upsampled by gateway/audio.py
+FRAME_SECONDS = 0.03  # one pocketsphinx Endpointer frame at 16 kHz
+PREROLL_FRAMES = 10  # the endpointer reports onsets late on soft consonants ("what"): decode 0.3 s before it
+MAX_UTTERANCE_FRAMES = 1000  # 30 s: cut endless "speech" (line noise, music on hold) into decodable pieces
+# Cepstral mean of call audio as this engine sees it (bench/bench_sphinx.py --cmn). The model's own prior is
+# for wideband microphones; with it every call's first utterance is decoded badly ("good" -> "hello").
+TELEPHONE_CMN = "42.08,7.44,-21.53,28.24,-25.27,7.09,-5.33,-7.46,-9.81,-7.16,2.62,-4.90,-1.80"
+# +-1 LSB comfort noise: Twilio's digital-zero silence and the empty 4-8 kHz band give log(0) filterbank
+# energies that derail normalization. A fixed pattern keeps decoding deterministic.
+_NOISE = np.rint(np.random.default_rng(0).normal(0.0, 1.0, RATE)).astype(np.int32)
+# Common words competing with the hints: out-of-grammar speech lands on one of them (or on an incomplete
+# phrase) instead of being forced onto the nearest hint.
+_DECOYS = """a about after again all also am an and any are as at back be because been before being but by came
+can come could day did do does down each even first for from get give go going got had has have he her here
+him his how i if in into is it just know like look made make many may me more most much my new no not now of
+off on one only or other our out over people put said say see she so some take than that the their them then
+there these they thing think this those time to two up us very want was way we well went were what when where
+which who why will with work would year yes you your""".split()
+DECOY_WEIGHT = 1e-6  # measured on the recordings: at 1e-4 and up "will" beats "good"
+MAX_UNEXPLAINED_FRAMES = 80  # 10 ms frames of silence an utterance may hold beyond its words' own length
+_LM = "lm"
+
+
+def normalize_phrase(text: str) -> str:
+    """Lowercase words of a phrase, as the dictionary spells them (apostrophes kept, other punctuation dropped)."""
+    return " ".join(re.sub(r"[^a-z0-9']+", " ", text.lower()).split())
+
+
+def _phone_distance(a: list[str], b: list[str]) -> int:
+    """Edit distance between two phone sequences."""
+    row = list(range(len(b) + 1))
+    for i, pa in enumerate(a, 1):
+        prev, row[0] = row[:], i
+        for j, pb in enumerate(b, 1):
+            row[j] = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (pa != pb))
+    return row[-1]
+
+
+def build_grammar(hints: Sequence[str], lookup: Callable[[str], str | None]) -> tuple[str | None, tuple[str, ...]]:
+    """Return (JSGF text or None, kept phrases): hint alternatives plus decoy words not confusable with them."""
+    kept: list[str] = []
+    for hint in hints:
+        phrase = normalize_phrase(hint)
+        missing = [w for w in phrase.split() if lookup(w) is None]
+        if missing:
+            log.warning("sphinx: dropping hint %r: not in the dictionary: %s", hint, ", ".join(missing))
+        elif phrase and phrase not in kept:
+            kept.append(phrase)
+    if not kept:
+        return None, ()
+    hint_phones = [lookup(w).split() for w in {w for p in kept for w in p.split()}]
+    # A decoy within two phones of a hint word ("look" vs "good") would steal its correct answers.
+    decoys = [d for d in _DECOYS if all(_phone_distance(lookup(d).split(), h) > 2 for h in hint_phones)]
+    top = f"/1/ <hint> | /{DECOY_WEIGHT}/ <decoy>" if decoys else "<hint>"  # decoys win only by a clear margin
+    rules = f"public <utterance> = {top};\n<hint> = {' | '.join(kept)};\n"
+    return "#JSGF V1.0;\ngrammar hints;\n" + rules + (f"<decoy> = {' | '.join(decoys)};\n" if decoys else ""), tuple(kept)
+
+
+class _Decoder:
+    """A pocketsphinx Decoder plus the searches added to it; used by one call at a time."""
+
+    def __init__(self) -> None:
+        # No LM at construction (0.1 s, ~27 MB); the n-gram search (~0.3 s, ~60 MB) is added when first needed.
+        self.decoder = pocketsphinx.Decoder(lm=None, loglevel="FATAL")
+        self.searches: OrderedDict[tuple[str, ...], tuple[str, tuple[str, ...]]] = OrderedDict()
+        self._count = 0
+
+    def activate(self, hints: tuple[str, ...]) -> tuple[str, ...]:
+        """Activate the grammar for `hints` (or the full LM); returns the phrases it accepts, () for the LM."""
+        if hints not in self.searches:
+            jsgf, kept = build_grammar(hints, self.decoder.lookup_word) if hints else (None, ())
+            if jsgf is None:
+                if hints:
+                    log.warning("sphinx: no usable hint among %r; using the full language model", hints)
+                if not any(name == _LM for name, _ in self.searches.values()):
+                    self.decoder.add_lm_file(_LM, pocketsphinx.get_model_path("en-us/en-us.lm.bin"))
+                self.searches[hints] = (_LM, ())
+            else:
+                self._count += 1
+                self.searches[hints] = (f"hints{self._count}", kept)
+                self.decoder.add_jsgf_string(f"hints{self._count}", jsgf)
+            if len(self.searches) > 16:  # bound the memory of long-lived pooled decoders; the LM stays loaded
+                name, _ = self.searches.pop(next(iter(self.searches)))
+                if name != _LM:
+                    self.decoder.remove_search(name)
+        self.searches.move_to_end(hints)
+        name, kept = self.searches[hints]
+        self.decoder.activate_search(name)
+        return kept
+
+
+class _Pool:
+    """Idle decoders kept for the next calls: loading the acoustic model per call would cost 0.1-0.4 s."""
+
+    def __init__(self, keep: int = 4) -> None:
+        self.keep, self.idle, self.lock = keep, [], threading.Lock()
+
+    def acquire(self) -> _Decoder:
+        with self.lock:
+            if self.idle:
+                return self.idle.pop()
+        return _Decoder()
+
+    def release(self, decoder: _Decoder) -> None:
+        with self.lock:
+            if len(self.idle) < self.keep:
+                self.idle.append(decoder)
+
+
+POOL = _Pool()
+
+
+def preload(count: int = 1) -> None:
+    """Load `count` decoders ahead of the first calls (e.g. at worker start)."""
+    for d in [POOL.acquire() for _ in range(count)]:
+        POOL.release(d)
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One endpointed utterance: what was heard, whether it matched the hints, and where it lies in the stream."""
+
+    text: str
+    confidence: float  # mean word posterior
+    start: float  # seconds of stream audio
+    end: float  # end of the last word, seconds of stream audio
+    accepted: bool  # False: out of grammar (text is what the decoder settled on, for logs)
+
+
+class SphinxEngine:
+    """Streaming recognition of one audio stream: 8 kHz mu-law in, endpointed utterances out via callbacks.
+
+    Not thread-safe except `set_hints`; the owner feeds it from one thread. Callbacks run inside `feed`/`flush`.
+    `fallback_to_lm` re-decodes out-of-grammar speech with the full LM, as Google transcribes it despite hints.
+    """
+
+    def __init__(self, hints: Sequence[str] = (), *, on_final: Callable[[Utterance], None],
+                 on_partial: Callable[[str], None] | None = None, on_speech: Callable[[bool, float], None] | None = None,
+                 fallback_to_lm: bool = False, partial_every: float = 0.3) -> None:
+        self._d: _Decoder | None = POOL.acquire()
+        self._d.decoder.set_cmn(TELEPHONE_CMN)  # a new call is a new channel: forget the last caller's
+        self._ep = pocketsphinx.Endpointer(sample_rate=RATE)
+        self._on_final, self._on_partial, self._on_speech = on_final, on_partial, on_speech
+        self._fallback, self._partial_frames = fallback_to_lm, max(1, round(partial_every / FRAME_SECONDS))
+        self._hints, self._phrases = tuple(hints), ()
+        self._tail, self._pending = None, b""  # upsampling filter state; 16 kHz bytes short of a frame
+        self._recent: deque[tuple[int, bytes]] = deque(maxlen=PREROLL_FRAMES + 20)  # (frame index, frame)
+        self._frames = self._bytes = 0  # endpointer frames consumed, mu-law bytes fed
+        self._utt: list[bytes] | None = None  # the current utterance's frames, as decoded
+        self._utt_start, self._cmn, self._last_partial = 0, TELEPHONE_CMN, ""
+
+    @property
+    def position(self) -> float:
+        """Seconds of audio fed so far."""
+        return self._bytes / SAMPLE_RATE
+
+    @property
+    def cmn(self) -> str:
+        """The decoder's current cepstral mean estimate (what TELEPHONE_CMN is derived from)."""
+        return self._d.decoder.get_cmn() if self._d else TELEPHONE_CMN
+
+    def set_hints(self, hints: Sequence[str]) -> None:
+        """Use these phrases (a grammar) or, if empty, the full language model from the next utterance on."""
+        self._hints = tuple(hints)
+
+    def feed(self, mulaw: bytes) -> None:
+        """Consume 8 kHz mu-law audio of any length."""
+        if self._d is None or not mulaw:
+            return
+        self._bytes += len(mulaw)
+        pcm, self._tail = mulaw_to_pcm16_16k(mulaw, self._tail)
+        data, size = self._pending + pcm.tobytes(), self._ep.frame_bytes
+        whole = len(data) - len(data) % size
+        self._pending = data[whole:]
+        for i in range(0, whole, size):
+            self._frame(data[i:i + size])
+
+    def flush(self) -> None:
+        """End of stream: finish the utterance in progress, if any."""
+        if self._d is not None and self._utt is not None:
+            rest = self._ep.end_stream(self._pending)
+            if rest:
+                self._process(rest)
+            self._finish()
+        self._pending = b""
+
+    def close(self) -> None:
+        """Abandon any utterance in progress and return the decoder to the pool."""
+        d, self._d = self._d, None
+        if d is not None:
+            if self._utt is not None:
+                d.decoder.end_utt()
+            POOL.release(d)
+
+    def _frame(self, frame: bytes) -> None:
+        index, self._frames = self._frames, self._frames + 1
+        was_speech = self._ep.in_speech
+        speech = self._ep.process(frame)
+        self._recent.append((index, frame))
+        if speech is None:
+            return
+        if not was_speech:  # the endpointer hands back speech from its window start: decode a little before it
+            onset = round(self._ep.speech_start / FRAME_SECONDS)
+            preroll = [f for i, f in self._recent if onset - PREROLL_FRAMES <= i < onset]
+            self._start(onset - len(preroll), preroll)
+        elif self._utt is None:  # speech goes on after a forced cut
+            self._start(index, [])
+        self._process(speech)
+        if not self._ep.in_speech or len(self._utt) >= MAX_UTTERANCE_FRAMES:
+            self._finish()
+
+    def _start(self, first_frame: int, preroll: list[bytes]) -> None:
+        self._phrases = self._d.activate(self._hints)
+        self._utt, self._utt_start, self._last_partial = [], first_frame, ""
+        self._cmn = self._d.decoder.get_cmn()
+        self._d.decoder.start_utt()
+        if self._on_speech:
+            self._on_speech(True, first_frame * FRAME_SECONDS)
+        for frame in preroll:
+            self._process(frame)
+
+    def _process(self, speech: bytes) -> None:
+        offset = (self._utt_start + len(self._utt)) * len(speech) // 2  # samples: picks this frame's noise
+        pcm = np.frombuffer(speech, dtype=np.int16) + _NOISE[(offset + np.arange(len(speech) // 2)) % RATE]
+        speech = np.clip(pcm, -32768, 32767).astype(np.int16).tobytes()
+        self._utt.append(speech)
+        self._d.decoder.process_raw(speech)
+        if self._on_partial and len(self._utt) % self._partial_frames == 0:
+            hyp = self._d.decoder.hyp()
+            text = normalize_phrase(hyp.hypstr) if hyp else ""
+            # In grammar mode only prefixes of a hint: a passing decoy is not worth showing.
+            if text and text != self._last_partial and (
+                    not self._phrases or any((p + " ").startswith(text + " ") for p in self._phrases)):
+                self._last_partial = text
+                self._on_partial(text)
+
+    def _finish(self) -> None:
+        self._d.decoder.end_utt()
+        text, confidence, end = self._result()
+        accepted = bool(text) and (not self._phrases or text in self._phrases)
+        if not accepted and self._phrases and self._fallback:
+            text, confidence, end = self._redecode_with_lm()
+            accepted = bool(text)
+        frames, self._utt = len(self._utt), None
+        start = self._utt_start * FRAME_SECONDS
+        if self._on_speech:
+            self._on_speech(False, start + frames * FRAME_SECONDS)
+        self._on_final(Utterance(text, confidence, start, start + (end or frames * FRAME_SECONDS), accepted))
+
+    def _result(self) -> tuple[str, float, float | None]:
+        """(text, mean word posterior, end of the last word in seconds from utterance start) of the last decode.
+
+        Text is "" when the words do not explain the speech: a short phrase plus seconds of "silence" means the
+        grammar swallowed speech it could not match ("bye" for "i would like to book a table").
+        """
+        decoder = self._d.decoder
+        hyp, segments = decoder.hyp(), list(decoder.seg() or [])
+        words = [s for s in segments if not s.word.startswith(("<", "[", "+"))]
+        if hyp is None or not words:
+            return "", 0.0, None
+        spoken = sum(s.end_frame - s.start_frame + 1 for s in words)
+        silent = sum(s.end_frame - s.start_frame + 1 for s in segments if s.word != "</s>") - spoken
+        if silent > MAX_UNEXPLAINED_FRAMES + spoken:
+            log.debug("sphinx: %r explains %d of %d frames; rejected", hyp.hypstr, spoken, spoken + silent)
+            return "", 0.0, None
+        confidence = sum(min(1.0, max(0.0, s.prob)) for s in words) / len(words)
+        return normalize_phrase(hyp.hypstr), round(confidence, 3), (words[-1].end_frame + 1) / 100
+
+    def _redecode_with_lm(self) -> tuple[str, float, float | None]:
+        decoder = self._d.decoder
+        self._phrases = self._d.activate(())
+        adapted = decoder.get_cmn()
+        decoder.set_cmn(self._cmn)  # the normalization the grammar pass had
+        decoder.start_utt()
+        decoder.process_raw(b"".join(self._utt), full_utt=True)
+        decoder.end_utt()
+        result = self._result()
+        decoder.set_cmn(adapted)  # adapt to this utterance once, not twice
+        return result
+
+
+class SphinxRecognizer:
+    """The embedded offline recognizer: pocketsphinx on one worker thread per call, finals only.
+
+    A thread rather than decoding inside `feed`: with the full LM a 20 ms frame can cost up to ~150 ms at an
+    utterance end (bench/bench_sphinx.py), which would stall the websocket thread.
+    """
+
+    def __init__(self, language: str = "en-US", hints: Sequence[str] = (), min_confidence: float = 0.2) -> None:
+        if language.replace("_", "-").lower() != "en-us":
+            raise ValueError(f"sphinx recognizer: no bundled model for language {language!r} (only en-US)")
+        self.min_confidence = min_confidence
+        self._engine = SphinxEngine(hints, on_final=self._deliver)
+        self._queue: queue.SimpleQueue[bytes | threading.Event | None] = queue.SimpleQueue()
+        self._lock = threading.RLock()  # held while delivering, so nothing is delivered once close() returns
+        self._on_result: ResultCallback | None = None
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def start(self, on_result: ResultCallback) -> None:
+        with self._lock:
+            if self._closed or self._thread is not None:
+                return
+            self._on_result = on_result
+            self._thread = threading.Thread(target=self._run, name="sphinx-recognizer", daemon=True)
+            self._thread.start()
+
+    def feed(self, mulaw: bytes) -> None:
+        if not self._closed:
+            self._queue.put(bytes(mulaw))
+
+    def set_hints(self, hints: Sequence[str]) -> None:
+        self._engine.set_hints(hints)
+
+    def drain(self, timeout: float = 10.0) -> bool:
+        """Wait until all audio fed so far is recognized (tests, benchmarks); False on timeout or if closed."""
+        done = threading.Event()
+        self._queue.put(done)
+        return done.wait(timeout) and not self._closed
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(None)
+            thread = self._thread
+        if thread is None:
+            self._engine.close()
+        elif thread is not threading.current_thread():
+            thread.join(timeout=5)
+
+    def _run(self) -> None:
+        try:
+            while not self._closed:
+                chunk = self._queue.get()
+                if isinstance(chunk, threading.Event):
+                    chunk.set()
+                elif chunk is not None:
+                    self._engine.feed(chunk)
+        except Exception:  # the call goes on without speech input rather than taking the gateway down
+            log.exception("sphinx: recognition failed; no more results for this call")
+            self._closed = True
+        finally:
+            self._engine.close()
+
+    def _deliver(self, utt: Utterance) -> None:
+        if not utt.accepted:
+            log.info("sphinx: out-of-grammar utterance ignored (closest: %r)", utt.text)
+        elif utt.confidence < self.min_confidence:
+            log.info("sphinx: dropped %r, confidence %.2f < %.2f", utt.text, utt.confidence, self.min_confidence)
+        else:
+            with self._lock:
+                if not self._closed and self._on_result is not None:
+                    self._on_result(Transcript(utt.text, utt.confidence, is_final=True))
