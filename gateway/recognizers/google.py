@@ -61,7 +61,8 @@ class GoogleRecognizer:
         self._batch_bytes = BYTES_PER_SECOND * batch_ms // 1000
         self._max_stream_bytes = int(BYTES_PER_SECOND * max_stream_seconds)
         self._soft_stream_bytes = int(BYTES_PER_SECOND * soft_stream_seconds)
-        self._max_resend_bytes = int(BYTES_PER_SECOND * max_resend_seconds)
+        # What a restart re-sends must leave the new stream room to hear new audio, or restarts would chain.
+        self._max_resend_bytes = int(BYTES_PER_SECOND * min(max_resend_seconds, max_stream_seconds / 2))
         self._lock = threading.Lock()
         self._pending = bytearray()      # audio not yet a full batch
         self._unfinalized = bytearray()  # audio sent since the last final result: re-sent after a restart
