@@ -7,12 +7,12 @@ import re
 import threading
 from collections import OrderedDict, deque
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 import pocketsphinx
 
-from gateway.audio import SAMPLE_RATE, mulaw_to_pcm16_16k
+from gateway.audio import SAMPLE_RATE, mulaw_to_pcm16_16k, upsample_2x
 from gateway.recognizers import ResultCallback, Transcript
 
 log = logging.getLogger(__name__)
@@ -23,19 +23,30 @@ PREROLL_FRAMES = 10  # the endpointer reports onsets late on soft consonants ("w
 MAX_UTTERANCE_FRAMES = 1000  # 30 s: cut endless "speech" (line noise, music on hold) into decodable pieces
 # Cepstral mean of call audio as this engine sees it (bench/bench_sphinx.py --cmn). The model's own prior is
 # for wideband microphones; with it every call's first utterance is decoded badly ("good" -> "hello").
-TELEPHONE_CMN = "42.08,7.44,-21.53,28.24,-25.27,7.09,-5.33,-7.46,-9.81,-7.16,2.62,-4.90,-1.80"
-# +-1 LSB comfort noise: Twilio's digital-zero silence and the empty 4-8 kHz band give log(0) filterbank
-# energies that derail normalization. A fixed pattern keeps decoding deterministic.
-_NOISE = np.rint(np.random.default_rng(0).normal(0.0, 1.0, RATE)).astype(np.int32)
+TELEPHONE_CMN = "48.66,14.71,-27.77,35.44,-30.18,8.76,-4.10,-10.63,-5.49,-11.90,5.46,-7.11,-2.26"
+# Comfort noise at a telephone line's floor (~-70 dBFS, band-limited to 4 kHz like the call) plus +-1 LSB over
+# the whole band: on Twilio's digital-zero silence and empty 4-8 kHz band the model's silence fits so badly that
+# words absorb the pauses ("good" heard as "hello"). A fixed pattern keeps decoding deterministic.
+LINE_NOISE_STD = 10.0
+
+
+def _comfort_noise() -> np.ndarray:
+    """One second of that noise at 16 kHz; added to the decoder's input only, never to what the endpointer hears."""
+    line, _ = upsample_2x(np.random.default_rng(0).normal(0, 1000, RATE // 2 + 100))
+    line = line[200:200 + RATE] * (LINE_NOISE_STD / line[200:200 + RATE].std())
+    return (np.rint(line) + np.rint(np.random.default_rng(1).normal(0, 1, RATE))).astype(np.int32)
+
+
+_NOISE = _comfort_noise()
 # Common words competing with the hints: out-of-grammar speech lands on one of them (or on an incomplete
-# phrase) instead of being forced onto the nearest hint.
-_DECOYS = """a about after again all also am an and any are as at back be because been before being but by came
+# phrase) instead of being forced onto the nearest hint. Single words only: sequences of them search too slowly.
+DECOYS = """a about after again all also am an and any are as at back be because been before being but by came
 can come could day did do does down each even first for from get give go going got had has have he her here
 him his how i if in into is it just know like look made make many may me more most much my new no not now of
 off on one only or other our out over people put said say see she so some take than that the their them then
 there these they thing think this those time to two up us very want was way we well went were what when where
 which who why will with work would year yes you your""".split()
-DECOY_WEIGHT = 1e-6  # measured on the recordings: at 1e-4 and up "will" beats "good"
+DECOY_DISTANCE = 2  # a decoy within two phones of a hint word ("look" vs "good") would steal its answers
 MAX_UNEXPLAINED_FRAMES = 80  # 10 ms frames of silence an utterance may hold beyond its words' own length
 _LM = "lm"
 
@@ -55,8 +66,9 @@ def _phone_distance(a: list[str], b: list[str]) -> int:
     return row[-1]
 
 
-def build_grammar(hints: Sequence[str], lookup: Callable[[str], str | None]) -> tuple[str | None, tuple[str, ...]]:
-    """Return (JSGF text or None, kept phrases): hint alternatives plus decoy words not confusable with them."""
+def build_grammar(hints: Sequence[str], lookup: Callable[[str], str | None],
+                  decoys: Sequence[str] = DECOYS) -> tuple[str | None, tuple[str, ...]]:
+    """Return (JSGF text or None, kept phrases): hint alternatives, plus the decoys not confusable with them."""
     kept: list[str] = []
     for hint in hints:
         phrase = normalize_phrase(hint)
@@ -68,11 +80,10 @@ def build_grammar(hints: Sequence[str], lookup: Callable[[str], str | None]) -> 
     if not kept:
         return None, ()
     hint_phones = [lookup(w).split() for w in {w for p in kept for w in p.split()}]
-    # A decoy within two phones of a hint word ("look" vs "good") would steal its correct answers.
-    decoys = [d for d in _DECOYS if all(_phone_distance(lookup(d).split(), h) > 2 for h in hint_phones)]
-    top = f"/1/ <hint> | /{DECOY_WEIGHT}/ <decoy>" if decoys else "<hint>"  # decoys win only by a clear margin
-    rules = f"public <utterance> = {top};\n<hint> = {' | '.join(kept)};\n"
-    return "#JSGF V1.0;\ngrammar hints;\n" + rules + (f"<decoy> = {' | '.join(decoys)};\n" if decoys else ""), tuple(kept)
+    decoys = [d for d in decoys if all(_phone_distance(lookup(d).split(), h) > DECOY_DISTANCE for h in hint_phones)]
+    rules = [f"public <utterance> = <hint>{' | <decoy>' if decoys else ''};", f"<hint> = {' | '.join(kept)};"]
+    rules += [f"<decoy> = {' | '.join(decoys)};"] if decoys else []
+    return "\n".join(["#JSGF V1.0;", "grammar hints;", *rules, ""]), tuple(kept)
 
 
 class _Decoder:
@@ -82,7 +93,7 @@ class _Decoder:
         # No LM at construction (0.1 s, ~27 MB); the n-gram search (~0.3 s, ~60 MB) is added when first needed.
         self.decoder = pocketsphinx.Decoder(lm=None, loglevel="FATAL")
         self.searches: OrderedDict[tuple[str, ...], tuple[str, tuple[str, ...]]] = OrderedDict()
-        self._count = 0
+        self._count, self._has_lm = 0, False
 
     def activate(self, hints: tuple[str, ...]) -> tuple[str, ...]:
         """Activate the grammar for `hints` (or the full LM); returns the phrases it accepts, () for the LM."""
@@ -91,8 +102,9 @@ class _Decoder:
             if jsgf is None:
                 if hints:
                     log.warning("sphinx: no usable hint among %r; using the full language model", hints)
-                if not any(name == _LM for name, _ in self.searches.values()):
+                if not self._has_lm:
                     self.decoder.add_lm_file(_LM, pocketsphinx.get_model_path("en-us/en-us.lm.bin"))
+                    self._has_lm = True
                 self.searches[hints] = (_LM, ())
             else:
                 self._count += 1
@@ -135,6 +147,14 @@ def preload(count: int = 1) -> None:
         POOL.release(d)
 
 
+class _Heard(NamedTuple):
+    """One decoding pass's answer."""
+
+    text: str
+    confidence: float  # mean word posterior
+    end: float | None  # end of the last word, seconds from the utterance start
+
+
 @dataclass(frozen=True)
 class Utterance:
     """One endpointed utterance: what was heard, whether it matched the hints, and where it lies in the stream."""
@@ -154,7 +174,8 @@ class SphinxEngine:
     """
 
     def __init__(self, hints: Sequence[str] = (), *, on_final: Callable[[Utterance], None],
-                 on_partial: Callable[[str], None] | None = None, on_speech: Callable[[bool, float], None] | None = None,
+                 on_partial: Callable[[str], None] | None = None,
+                 on_speech: Callable[[bool, float], None] | None = None,
                  fallback_to_lm: bool = False, partial_every: float = 0.3) -> None:
         self._d: _Decoder | None = POOL.acquire()
         self._d.decoder.set_cmn(TELEPHONE_CMN)  # a new call is a new channel: forget the last caller's
@@ -231,7 +252,7 @@ class SphinxEngine:
     def _start(self, first_frame: int, preroll: list[bytes]) -> None:
         self._phrases = self._d.activate(self._hints)
         self._utt, self._utt_start, self._last_partial = [], first_frame, ""
-        self._cmn = self._d.decoder.get_cmn()
+        self._cmn = self._d.decoder.get_cmn()  # as adapted to this call so far; kept for re-decoding
         self._d.decoder.start_utt()
         if self._on_speech:
             self._on_speech(True, first_frame * FRAME_SECONDS)
@@ -239,7 +260,7 @@ class SphinxEngine:
             self._process(frame)
 
     def _process(self, speech: bytes) -> None:
-        offset = (self._utt_start + len(self._utt)) * len(speech) // 2  # samples: picks this frame's noise
+        offset = len(self._utt) * len(speech) // 2  # samples into the utterance: picks this frame's noise
         pcm = np.frombuffer(speech, dtype=np.int16) + _NOISE[(offset + np.arange(len(speech) // 2)) % RATE]
         speech = np.clip(pcm, -32768, 32767).astype(np.int16).tobytes()
         self._utt.append(speech)
@@ -255,47 +276,54 @@ class SphinxEngine:
 
     def _finish(self) -> None:
         self._d.decoder.end_utt()
-        text, confidence, end = self._result()
-        accepted = bool(text) and (not self._phrases or text in self._phrases)
-        if not accepted and self._phrases and self._fallback:
-            text, confidence, end = self._redecode_with_lm()
-            accepted = bool(text)
+        heard, phrases = self._result(), self._phrases
+        for _ in range(3):
+            # A hint's first words but not its end ("book" of "book a table") is a phrase the caller did not
+            # say, yet it can crowd the right one ("good") out of the search: decode again without it.
+            rest = tuple(p for p in phrases if not (p + " ").startswith(heard.text + " "))
+            if not heard.text or heard.text in phrases or not rest or rest == phrases:
+                break
+            phrases, heard = rest, self._redecode(rest)
+        accepted = bool(heard.text) and (not phrases or heard.text in phrases)
+        if not accepted and phrases and self._fallback:
+            heard = self._redecode(())
+            accepted = bool(heard.text)
         frames, self._utt = len(self._utt), None
         start = self._utt_start * FRAME_SECONDS
         if self._on_speech:
             self._on_speech(False, start + frames * FRAME_SECONDS)
-        self._on_final(Utterance(text, confidence, start, start + (end or frames * FRAME_SECONDS), accepted))
+        end = start + (heard.end or frames * FRAME_SECONDS)
+        self._on_final(Utterance(heard.text, heard.confidence, start, end, accepted))
 
-    def _result(self) -> tuple[str, float, float | None]:
-        """(text, mean word posterior, end of the last word in seconds from utterance start) of the last decode.
-
-        Text is "" when the words do not explain the speech: a short phrase plus seconds of "silence" means the
-        grammar swallowed speech it could not match ("bye" for "i would like to book a table").
+    def _result(self) -> _Heard:
+        """What the last decode heard. Text is "" when its words do not explain the speech: a short phrase plus
+        seconds of "silence" means the grammar swallowed speech it could not match ("bye" for "i would like...").
         """
         decoder = self._d.decoder
         hyp, segments = decoder.hyp(), list(decoder.seg() or [])
         words = [s for s in segments if not s.word.startswith(("<", "[", "+"))]
         if hyp is None or not words:
-            return "", 0.0, None
+            return _Heard("", 0.0, None)
         spoken = sum(s.end_frame - s.start_frame + 1 for s in words)
         silent = sum(s.end_frame - s.start_frame + 1 for s in segments if s.word != "</s>") - spoken
         if silent > MAX_UNEXPLAINED_FRAMES + spoken:
             log.debug("sphinx: %r explains %d of %d frames; rejected", hyp.hypstr, spoken, spoken + silent)
-            return "", 0.0, None
+            return _Heard("", 0.0, None)
         confidence = sum(min(1.0, max(0.0, s.prob)) for s in words) / len(words)
-        return normalize_phrase(hyp.hypstr), round(confidence, 3), (words[-1].end_frame + 1) / 100
+        return _Heard(normalize_phrase(hyp.hypstr), round(confidence, 3), (words[-1].end_frame + 1) / 100)
 
-    def _redecode_with_lm(self) -> tuple[str, float, float | None]:
+    def _redecode(self, hints: tuple[str, ...]) -> _Heard:
+        """Decode the utterance again with other hints (() for the full LM), from the same normalization."""
         decoder = self._d.decoder
-        self._phrases = self._d.activate(())
+        self._d.activate(hints)
         adapted = decoder.get_cmn()
-        decoder.set_cmn(self._cmn)  # the normalization the grammar pass had
+        decoder.set_cmn(self._cmn)
         decoder.start_utt()
-        decoder.process_raw(b"".join(self._utt), full_utt=True)
+        decoder.process_raw(b"".join(self._utt))
         decoder.end_utt()
-        result = self._result()
-        decoder.set_cmn(adapted)  # adapt to this utterance once, not twice
-        return result
+        heard = self._result()
+        decoder.set_cmn(adapted)  # adapt to this utterance once, not once per pass
+        return heard
 
 
 class SphinxRecognizer:
