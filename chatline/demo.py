@@ -1,0 +1,72 @@
+"""`chatline demo`: the sample chatbot, the gateway and the Twilio simulator on free ports, and the classic dialogue."""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from chatline.console import ChatlineError, say, terminate_as_interrupt
+from chatline.local import PLACEHOLDER_ACCOUNT_SID, PLACEHOLDER_AUTH_TOKEN, LocalProcesses
+from chatline.procfile import ROOT, free_port
+from chatline.simulate import Outcome, build_turns, run_call
+
+GREETING = "Hello! You are talking to Chatline. How can I help?"
+# What the bundled script (chatbot_api/default_script.yaml) answers to each bundled recording, in order.
+EXPECTED = (("hello", "Hi, how are you?"),
+            ("good", "Glad to hear it! What can I do for you?"),
+            ("goodbye", "Goodbye! Thanks for calling."))
+
+
+def check(outcome: Outcome) -> str | None:
+    """Why the call did not go as the script says (None when it did): the replies in order, then a hang-up."""
+    if outcome.problem:
+        return outcome.problem
+    if not outcome.said or outcome.said[0] != GREETING:
+        return f"the call did not start with the greeting {GREETING!r}"
+    replies = outcome.said[1:]
+    for index, (words, expected) in enumerate(EXPECTED):
+        if index >= len(replies):
+            return f"the bot never answered {words!r} (expected {expected!r})"
+        if replies[index] != expected:
+            return f"after {words!r} the bot said {replies[index]!r}, expected {expected!r}"
+    if len(replies) > len(EXPECTED):
+        return f"the bot said more than the script: {replies[len(EXPECTED)]!r}"
+    if outcome.hangup != "<Hangup/>":
+        return f"the call ended ({outcome.hangup}) without the bot's hang-up"
+    return None
+
+
+def gateway_env(chatbot_url: str, api_port: int) -> dict[str, str]:
+    """Everything the demo's gateway depends on, set explicitly, so neither the shell nor a .env file changes it."""
+    return {"TWILIO_ACCOUNT_SID": PLACEHOLDER_ACCOUNT_SID, "TWILIO_AUTH_TOKEN": PLACEHOLDER_AUTH_TOKEN,
+            "CHATBOT_URL": chatbot_url, "PUBLIC_URL": "", "STT_PROVIDER": "sphinx",
+            "TWILIO_API_URL": f"http://127.0.0.1:{api_port}", "LANGUAGE": "en-US", "GREETING": GREETING,
+            "VOICE": "", "VALIDATE_SIGNATURES": "true", "WEB_CONCURRENCY": "1"}
+
+
+def run_demo(speed: float, timeout: float, record: str | None, verbose: bool) -> int:
+    """Run the demo call end to end; raises ChatlineError with the reason when it does not go as scripted."""
+    log_dir = Path(tempfile.mkdtemp(prefix="chatline-demo-"))
+    keep_logs = False
+    try:
+        with terminate_as_interrupt(), LocalProcesses(log_dir) as processes:
+            chatbot = processes.start("chatbot", "the sample chatbot",
+                                      {"CHATBOT_SCRIPT": str(ROOT / "chatbot_api" / "default_script.yaml")})
+            api_port = free_port()
+            gateway = processes.start("web", "the gateway (offline speech recognition)",
+                                      gateway_env(chatbot.url + "/message", api_port))
+            say(f"gateway on {gateway.url}, sample chatbot on {chatbot.url}")
+            outcome = run_call(gateway.url, turns=build_turns([]), api_port=api_port, speed=speed,
+                               timeout=timeout, account_sid=PLACEHOLDER_ACCOUNT_SID,
+                               auth_token=PLACEHOLDER_AUTH_TOKEN, record=record, verbose=verbose)
+            problem = check(outcome)
+            if problem:
+                raise ChatlineError(f"demo failed: {problem} (logs: {log_dir})")
+        say(f"demo passed: the call went as the script says ({outcome.duration:.1f} s of call)")
+        return 0
+    except ChatlineError:
+        keep_logs = any(log_dir.iterdir())  # the error may name a log file; it must still be there to read
+        raise
+    finally:
+        if not keep_logs:
+            shutil.rmtree(log_dir, ignore_errors=True)
