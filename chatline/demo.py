@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 
 from chatline.console import ChatlineError, say, terminate_as_interrupt
-from chatline.local import PLACEHOLDER_ACCOUNT_SID, PLACEHOLDER_AUTH_TOKEN, LocalProcesses
+from chatline.local import PLACEHOLDER_ACCOUNT_SID, PLACEHOLDER_AUTH_TOKEN, LocalProcesses, sample_first_hints
 from chatline.procfile import ROOT, free_port
 from chatline.simulate import Outcome, build_turns, run_call
 
@@ -41,7 +41,7 @@ def gateway_env(chatbot_url: str, api_port: int) -> dict[str, str]:
     return {"TWILIO_ACCOUNT_SID": PLACEHOLDER_ACCOUNT_SID, "TWILIO_AUTH_TOKEN": PLACEHOLDER_AUTH_TOKEN,
             "CHATBOT_URL": chatbot_url, "PUBLIC_URL": "", "STT_PROVIDER": "sphinx",
             "TWILIO_API_URL": f"http://127.0.0.1:{api_port}", "LANGUAGE": "en-US", "GREETING": GREETING,
-            "VOICE": "", "VALIDATE_SIGNATURES": "true", "WEB_CONCURRENCY": "1"}
+            "VOICE": "", "VALIDATE_SIGNATURES": "true", "WEB_CONCURRENCY": "1", "HINTS": sample_first_hints({})}
 
 
 def run_demo(speed: float, timeout: float, record: str | None, verbose: bool) -> int:

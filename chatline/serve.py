@@ -8,7 +8,7 @@ from pathlib import Path
 
 from chatline.console import ChatlineError, say, terminate_as_interrupt
 from chatline.local import (DEFAULT_API_PORT, PLACEHOLDER_ACCOUNT_SID, PLACEHOLDER_AUTH_TOKEN, LocalProcesses,
-                            port_in_use)
+                            port_in_use, sample_first_hints)
 
 
 def gateway_settings(environ: dict[str, str]) -> tuple[dict[str, str], bool]:
@@ -75,6 +75,8 @@ def serve(port: int, chatbot_port: int | None, log_dir: str | None, quiet: bool)
         else:
             chatbot = processes.start("chatbot", "the sample chatbot", {}, chatbot_port, "--chatbot-port")
             chatbot_url = extra["CHATBOT_URL"] = chatbot.url + "/message"
+            if not os.environ.get("HINTS"):  # the offline recognizer hears the first words best with the script's phrases
+                extra["HINTS"] = sample_first_hints(dict(os.environ))
         processes.start("web", "the gateway", extra, port)
         logs = {("gateway" if p.kind == "web" else "chatbot"): p.log_path for _, p in processes.started}
         _banner(port, chatbot_url, bool(own_bot), local_mode, extra, list(logs.values()), not quiet)
