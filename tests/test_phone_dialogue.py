@@ -1,9 +1,11 @@
 """The whole product through real processes: Twilio stand-in → gunicorn gateway → Speech-to-Text stand-in → sample bot."""
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
+import requests
 
 from tests.conftest import PUBLIC_URL
 
@@ -49,6 +51,11 @@ def test_hello_to_goodbye_ends_with_hangup(twilio, speech, chatbot, gateway):
     assert first.interim_results is True
     assert max(first.chunk_sizes) >= 800 and sorted(first.chunk_sizes)[len(first.chunk_sizes) // 2] == 800
     assert any("good" in s.phrases for s in speech.streams[1:])
+    # One structured line per turn, and everything released once Twilio reported the call completed.
+    turns = [json.loads(line.split("turn ", 1)[1]) for line in gateway.logs().splitlines() if " turn {" in line]
+    assert [(t["call"], t["action"], t["update"]) for t in turns] == [(call.sid, None, "sent"), (call.sid, "hangup", "sent")]
+    assert all(isinstance(t["ms"], float) and t["transcript"] and t["reply"] for t in turns)
+    assert wait_until(lambda: "Live calls in this process: 0" in requests.get(gateway.url + "/", timeout=5).text, 5)
 
 
 def test_reply_with_special_characters_is_heard_as_written(twilio, chatbot, gateway):
