@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gateway.audio import FRAME_BYTES, silence  # noqa: E402
-from gateway.recognizers import sphinx  # noqa: E402
+from gateway.recognizers import sphinx, sphinx_engine  # noqa: E402
 
 AUDIO = ROOT / "chatline" / "audio"
 SAID = {
@@ -54,12 +54,12 @@ def recognize(hints, audio: bytes) -> tuple[list[str], float, float]:
 
 
 def construction() -> None:
-    sphinx.POOL.idle.clear()
+    sphinx_engine.POOL.idle.clear()
     for label in ("cold (loads the acoustic model)", "warm (pooled decoder)"):
         started = time.perf_counter()
         sphinx.SphinxRecognizer(hints=list(SAID.values())).close()
         print(f"  construction, {label}: {1000 * (time.perf_counter() - started):.1f} ms")
-    engine = sphinx.SphinxEngine((), on_final=lambda u: None)
+    engine = sphinx_engine.SphinxEngine((), on_final=lambda u: None)
     started = time.perf_counter()
     engine.feed(call_audio("hello"))  # the first LM utterance adds the n-gram search to the decoder
     print(f"  first full-LM utterance on a fresh decoder incl. loading the LM: {time.perf_counter() - started:.2f} s")
@@ -69,7 +69,7 @@ def construction() -> None:
 def inline_cost(hints) -> None:
     """What decoding inside the websocket thread would cost per 20 ms frame."""
     costs = []
-    engine = sphinx.SphinxEngine(hints, on_final=lambda u: None)
+    engine = sphinx_engine.SphinxEngine(hints, on_final=lambda u: None)
     audio = call_audio(*SAID)
     for i in range(0, len(audio), FRAME_BYTES):
         started = time.perf_counter()
@@ -114,7 +114,7 @@ def report() -> None:
 
 def calibrate_cmn() -> None:
     """Print the cepstral mean the engine settles on over three passes of the recordings (its own fixed point)."""
-    engine = sphinx.SphinxEngine(list(SAID.values()), on_final=lambda u: None)
+    engine = sphinx_engine.SphinxEngine(list(SAID.values()), on_final=lambda u: None)
     for _ in range(3):
         engine.feed(call_audio(*SAID))
     print(engine.cmn)

@@ -12,7 +12,7 @@ from typing import Iterator
 import grpc
 from google.cloud.speech_v1 import types
 
-from gateway.recognizers.sphinx import SphinxEngine, Utterance
+from gateway.recognizers.sphinx_engine import SphinxEngine, Utterance
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,8 @@ import pytest
 
 from gateway.audio import FRAME_BYTES, silence
 from gateway.recognizers import Transcript
-from gateway.recognizers.sphinx import SphinxEngine, SphinxRecognizer, build_grammar, normalize_phrase
+from gateway.recognizers.sphinx import SphinxRecognizer
+from gateway.recognizers.sphinx_engine import SphinxEngine, build_grammar, normalize_phrase
 
 AUDIO = Path(__file__).resolve().parent.parent / "chatline" / "audio"
 SAID = {
