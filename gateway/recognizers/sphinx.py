@@ -7,7 +7,7 @@ import threading
 from typing import Sequence
 
 from gateway.recognizers import ResultCallback, Transcript
-from gateway.recognizers.sphinx_engine import POOL, SphinxEngine, Utterance
+from gateway.recognizers.sphinx_engine import SphinxEngine, Utterance
 
 log = logging.getLogger(__name__)
 
