@@ -23,6 +23,18 @@ def _google_credentials_found(env: Mapping[str, str]) -> bool:
     return os.path.exists(gcloud_default)
 
 
+def _fraction(value: str | None, problems: list[str]) -> float:
+    """Read a number from 0 to 1 (a confidence threshold); a bad one is reported with the others."""
+    try:
+        number = float(value) if value and value.strip() else 0.0
+    except ValueError:
+        number = -1.0
+    if 0.0 <= number <= 1.0:
+        return number
+    problems.append(f"GATHER_MIN_CONFIDENCE must be a number from 0 to 1 (got {value!r})")
+    return 0.0
+
+
 def _flag(value: str | None, default: bool) -> bool:
     """Read a yes/no variable; anything but an explicit no keeps the default on."""
     if value is None or not value.strip():
@@ -55,7 +67,15 @@ class Config:
     gather_speech_model: str | None = None
     gather_profanity_filter: bool = True
     hints: tuple[str, ...] = ()
+    transfer_caller_id: str | None = None
+    transfer_timeout: int = 30
+    transfer_failed_message: str = "Sorry, nobody could take your call right now. Let's carry on."
+    gather_min_confidence: float = 0.0
     extra: Mapping[str, str] = field(default_factory=dict)
+
+    def transfer_options(self, transfer_url: str) -> dict:
+        """The <Dial> settings for a chatbot's transfer action; the outcome comes back to `transfer_url`."""
+        return {"transfer_url": transfer_url, "caller_id": self.transfer_caller_id, "dial_timeout": self.transfer_timeout}
 
     def gather_options(self) -> dict:
         """The <Gather> settings for Gather mode (STT_PROVIDER=twilio)."""
@@ -83,13 +103,14 @@ class Config:
         numbers = {}
         for name, default in (("CHATBOT_TIMEOUT", cls.chatbot_timeout), ("LISTEN_PAUSE_SECONDS", cls.listen_pause_seconds),
                               ("MAX_FRAME_BYTES", cls.max_frame_bytes),
-                              ("GATHER_TIMEOUT", cls.gather_timeout)):
+                              ("GATHER_TIMEOUT", cls.gather_timeout), ("TRANSFER_TIMEOUT", cls.transfer_timeout)):
             try:
                 numbers[name] = type(default)(env.get(name, default))
                 if numbers[name] <= 0:
                     raise ValueError
             except ValueError:
                 problems.append(f"{name} must be a positive number (got {env.get(name)!r})")
+        min_confidence = _fraction(env.get("GATHER_MIN_CONFIDENCE"), problems)
         if problems:
             raise ConfigError("Configuration problems: " + "; ".join(problems))
         return cls(
@@ -113,4 +134,8 @@ class Config:
             gather_speech_model=env.get("GATHER_SPEECH_MODEL") or None,
             gather_profanity_filter=_flag(env.get("GATHER_PROFANITY_FILTER"), True),
             hints=tuple(h.strip() for h in env.get("HINTS", "").split(",") if h.strip()),
+            transfer_caller_id=env.get("TRANSFER_CALLER_ID") or None,
+            transfer_timeout=numbers["TRANSFER_TIMEOUT"],
+            transfer_failed_message=env.get("TRANSFER_FAILED_MESSAGE") or cls.transfer_failed_message,
+            gather_min_confidence=min_confidence,
         )

@@ -85,8 +85,9 @@ class Conversation:
                 log.info("call %s has already ended while its reply was in flight; reply dropped", self.call_sid)
                 return
             config = self.services.config
+            transfer_url = self.listen_url.rsplit("/", 1)[0] + "/transfer"
             document = twiml.reply(reply, self.listen_url, language=config.language, voice=config.voice,
-                                   pause_seconds=config.listen_pause_seconds)
+                                   pause_seconds=config.listen_pause_seconds, **config.transfer_options(transfer_url))
             outcome = self.services.updater.update(self.call_sid, document)
             log_turn(self.call_sid, text, reply, (time.monotonic() - heard_at) * 1000, outcome.value, error)
             if outcome is UpdateResult.CALL_ENDED:

@@ -16,6 +16,15 @@ log = logging.getLogger(__name__)
 bp = Blueprint("gather", __name__)
 
 NO_INPUT_PROMPT = "Are you still there?"
+NOT_SURE_PROMPT = "Sorry, I didn't quite catch that. Could you say it again?"
+
+
+def _confidence(value: str | None) -> float:
+    """Twilio's Confidence (0..1) as a number; a missing or odd one counts as sure, so it never blocks a caller."""
+    try:
+        return float(value) if value else 1.0
+    except ValueError:
+        return 1.0
 
 
 def first_prompt(call_sid: str) -> str:
@@ -42,6 +51,11 @@ def gather_result():
     if not speech and not digits:
         log.info("call %s: no input; prompting again", call_sid)
         return Response(twiml.gather(NO_INPUT_PROMPT, action_url, hints, **options), mimetype="text/xml")
+    confidence = _confidence(request.form.get("Confidence"))
+    if speech and confidence < services.config.gather_min_confidence:
+        log.info("call %s: heard %r with confidence %.2f, below %.2f; asking again", call_sid, speech, confidence,
+                 services.config.gather_min_confidence)
+        return Response(twiml.gather(NOT_SURE_PROMPT, action_url, hints, **options), mimetype="text/xml")
     heard_at = time.monotonic()
     message, input_type = (speech, "speech") if speech else (digits, "dtmf")
     reply, error = ask(services, call_sid, message, input_type, state.caller)
@@ -49,4 +63,5 @@ def gather_result():
     if not reply.hints:  # an apology (or a bot without hints) keeps guiding the recognizer as before
         reply = replace(reply, hints=hints)
     log_turn(call_sid, message, reply, (time.monotonic() - heard_at) * 1000, "answered", error)
-    return Response(twiml.gather_reply(reply, action_url, **options), mimetype="text/xml")
+    transfer = services.config.transfer_options(public_base(request) + "/transfer")
+    return Response(twiml.gather_reply(reply, action_url, transfer, **options), mimetype="text/xml")

@@ -47,23 +47,28 @@ MAX_UPDATE_CHARS = 4000  # Twilio refuses inline TwiML longer than this in a cal
 
 
 def reply(answer: Reply, listen_url: str, *, language: str = "en-US", voice: str | None = None,
-          pause_seconds: int = 30) -> str:
+          pause_seconds: int = 30, transfer_url: str | None = None, caller_id: str | None = None,
+          dial_timeout: int | None = None) -> str:
     """Speak the chatbot's answer, then act on it; the text is shortened if the document would be too long for Twilio."""
-    document = _reply(answer, listen_url, language, voice, pause_seconds)
+    dial = (transfer_url, caller_id, dial_timeout)
+    document = _reply(answer, listen_url, language, voice, pause_seconds, *dial)
     while len(document) > MAX_UPDATE_CHARS and answer.text:
         answer = replace(answer, text=answer.text[: len(answer.text) * 4 // 5].rstrip())
-        document = _reply(answer, listen_url, language, voice, pause_seconds)
+        document = _reply(answer, listen_url, language, voice, pause_seconds, *dial)
     return document
 
 
-def _reply(answer: Reply, listen_url: str, language: str, voice: str | None, pause_seconds: int) -> str:
+def _reply(answer: Reply, listen_url: str, language: str, voice: str | None, pause_seconds: int,
+           transfer_url: str | None = None, caller_id: str | None = None, dial_timeout: int | None = None) -> str:
     """Build the reply document as is."""
     response = VoiceResponse()
     _say(response, answer.text, language, voice)
     if answer.action_type == "hangup":
         response.hangup()
     elif answer.action_type == "transfer":
-        response.dial(answer.transfer_to)
+        dial = response.dial(action=transfer_url, method="POST" if transfer_url else None,
+                             caller_id=caller_id, timeout=dial_timeout)
+        dial.number(answer.transfer_to)
     else:
         _keep_listening(response, listen_url, pause_seconds)
     return str(response)
@@ -83,11 +88,12 @@ def gather(text: str, action_url: str, hints: Sequence[str] = (), *, language: s
     return str(response)
 
 
-def gather_reply(answer: Reply, action_url: str, **gather_options) -> str:
+def gather_reply(answer: Reply, action_url: str, transfer: Mapping | None = None, **gather_options) -> str:
     """In Gather mode: speak the answer and listen again, or speak it and hang up / transfer."""
     if answer.action_type is None:
         return gather(answer.text, action_url, answer.hints, **gather_options)
-    return reply(answer, action_url, language=gather_options.get("language", "en-US"), voice=gather_options.get("voice"))
+    return reply(answer, action_url, language=gather_options.get("language", "en-US"), voice=gather_options.get("voice"),
+                 **(transfer or {}))
 
 
 def say_and_hang_up(text: str, *, language: str = "en-US", voice: str | None = None) -> str:

@@ -7,6 +7,7 @@ from flask import Blueprint, Response, current_app, render_template, request
 
 from . import gather, twiml
 from .calls import ENDED_STATUSES
+from .chatbot import Reply
 from .security import public_base, stream_token, twilio_signed, websocket_url
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,28 @@ def keep_listening():
     """The keep-alive loop: pause, then come back here, while the stream hears the caller."""
     config = _services().config
     return _twiml_response(twiml.listen(public_base(request) + "/listen", pause_seconds=config.listen_pause_seconds))
+
+
+@bp.post("/transfer")
+@twilio_signed
+def transfer_outcome():
+    """After a transfer's <Dial>: end the call if it was answered, else bring the caller back to the bot."""
+    services = _services()
+    config = services.config
+    call_sid = request.form.get("CallSid", "")
+    status = request.form.get("DialCallStatus", "")
+    base = public_base(request)
+    if status in ("completed", "answered"):
+        log.info("call %s: transfer answered and finished; hanging up", call_sid)
+        return _twiml_response(twiml.say_and_hang_up("", language=config.language))
+    log.info("call %s: transfer ended with %s; back to the bot", call_sid, status or "no status")
+    state = services.store.get(call_sid)
+    hints = (state.hints if state else ()) or config.hints
+    if config.stt_provider == "twilio":
+        return _twiml_response(twiml.gather(config.transfer_failed_message, base + "/gather", hints,
+                                            **config.gather_options()))
+    return _twiml_response(twiml.reply(Reply(config.transfer_failed_message), base + "/listen", language=config.language,
+                                       voice=config.voice, pause_seconds=config.listen_pause_seconds))
 
 
 @bp.post("/status")

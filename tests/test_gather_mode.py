@@ -37,3 +37,12 @@ def test_gather_webhook_refuses_unsigned_results(twilio, chatbot, start_gateway)
     response = requests.post(gateway.url + "/gather", data={"CallSid": "CA1", "SpeechResult": "hello"},
                              headers={"X-Forwarded-Proto": "https", "X-Forwarded-Host": "chatline.test"}, timeout=5)
     assert response.status_code == 403 and chatbot.requests == []
+
+
+def test_low_confidence_result_is_asked_again(twilio, chatbot, start_gateway):
+    start_gateway(STT_PROVIDER="twilio", GATHER_MIN_CONFIDENCE="0.5")
+    call = place(twilio, [("speech-result", "hello", 0.2), ("speech-result", "hello", 0.9), "goodbye"])
+    assert call.wait_ended(timeout=40), call.transcript()
+    said = call.said()
+    assert said[1] == "Sorry, I didn't quite catch that. Could you say it again?" and said[2] == "Hi, how are you?"
+    assert chatbot.messages() == ["hello", "goodbye"]  # the unsure result never reached the chatbot
