@@ -36,7 +36,11 @@ def test_reply_escapes_special_characters_so_the_caller_hears_them():
 def test_hangup_and_transfer():
     assert twiml.reply(Reply("Bye", "hangup"), LISTEN).endswith("<Say language=\"en-US\">Bye</Say><Hangup /></Response>")
     assert twiml.reply(Reply("Connecting", "transfer", "+15550001111"), LISTEN).endswith(
-        '<Say language="en-US">Connecting</Say><Dial>+15550001111</Dial></Response>')
+        '<Say language="en-US">Connecting</Say><Dial><Number>+15550001111</Number></Dial></Response>')
+    assert twiml.reply(Reply("Connecting", "transfer", "+15550001111"), LISTEN, transfer_url="https://gw.example/transfer",
+                       caller_id="+15557654321", dial_timeout=20).endswith(
+        '<Dial action="https://gw.example/transfer" callerId="+15557654321" method="POST" timeout="20">'
+        '<Number>+15550001111</Number></Dial></Response>')
 
 
 def test_voice_and_language_are_passed_to_say():
