@@ -31,8 +31,8 @@ def twiml(*verbs: str) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?><Response>' + "".join(verbs) + "</Response>"
 
 
-STREAM = f'<Start><Stream url="wss://chatline.test/media?leg=a&amp;x=1"><Parameter name="who" value="tester"/>' \
-         f'</Stream></Start>'
+STREAM = '<Start><Stream url="wss://chatline.test/media?leg=a&amp;x=1"><Parameter name="who" value="tester"/>' \
+         '</Stream></Start>'
 
 
 class StreamLog:
