@@ -71,7 +71,14 @@ class Conversation:
     def on_result(self, transcript: Transcript) -> None:
         """Queue a turn for each non-empty final transcript; returns at once."""
         if transcript.is_final and transcript.text.strip() and not self._closed.is_set():
-            self.services.executor.submit(self._turn, transcript.text.strip(), time.monotonic())
+            self.services.executor.submit(self._safe_turn, transcript.text.strip(), time.monotonic())
+
+    def _safe_turn(self, text: str, heard_at: float) -> None:
+        """The executor's boundary: an unexpected error is logged with its traceback, never lost in a Future."""
+        try:
+            self._turn(text, heard_at)
+        except Exception:
+            log.exception("turn for call %s failed unexpectedly; the call keeps listening", self.call_sid)
 
     def _turn(self, text: str, heard_at: float) -> None:
         """Ask the chatbot and update the call; runs on the turn executor."""
