@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +13,16 @@ log = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 2000  # longer replies are cut: Twilio rejects TwiML over 4000 characters in a call update
 MAX_HINTS = 500
+
+
+# Characters XML 1.0 cannot carry: a chatbot sending them must not make the TwiML unreadable to Twilio.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_DIALABLE = re.compile(r"^(\+?[0-9*#]{2,20}|sips?:[^\s<>\"]{3,200})$")  # E.164-ish numbers or SIP addresses
+
+
+def xml_safe(text: str) -> str:
+    """Drop the characters XML cannot hold (control characters, lone surrogates)."""
+    return _NOT_XML.sub("", text)
 
 
 class ChatbotError(Exception):
@@ -38,7 +49,7 @@ def _parse_action(action: Any) -> tuple[str | None, str | None]:
         kind = action.get("type")
         if kind == "hangup":
             return "hangup", None
-        if kind == "transfer" and isinstance(action.get("to"), str) and action["to"].strip():
+        if kind == "transfer" and isinstance(action.get("to"), str) and _DIALABLE.match(action["to"].strip()):
             return "transfer", action["to"].strip()
     log.warning("chatbot sent an unknown or malformed action, ignoring it: %.200r", action)
     return None, None
@@ -51,6 +62,7 @@ def parse_reply(body: Any) -> Reply:
     text = body.get("text")
     if not isinstance(text, str):
         raise ChatbotError(f"answer has no string 'text' (got {type(text).__name__})")
+    text = xml_safe(text)
     if len(text) > MAX_TEXT_CHARS:
         log.warning("chatbot text of %d characters cut to %d", len(text), MAX_TEXT_CHARS)
         text = text[:MAX_TEXT_CHARS]
@@ -59,7 +71,7 @@ def parse_reply(body: Any) -> Reply:
     if not isinstance(raw_hints, list):
         log.warning("chatbot 'hints' is not a list, ignoring it: %.100r", raw_hints)
         raw_hints = []
-    hints = tuple(h.strip() for h in raw_hints[:MAX_HINTS] if isinstance(h, str) and h.strip())
+    hints = tuple(xml_safe(h).strip() for h in raw_hints[:MAX_HINTS] if isinstance(h, str) and xml_safe(h).strip())
     return Reply(text=text.strip(), action_type=action_type, transfer_to=transfer_to, hints=hints)
 
 

@@ -84,8 +84,8 @@ def parse_message(raw: str | bytes, max_payload_bytes: int = 64 * 1024) -> Event
     """Parse one websocket text message; return None for events we do not need, raise ProtocolError for garbage."""
     try:
         message = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ProtocolError(f"not JSON: {exc}") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise ProtocolError(f"not JSON: {exc.__class__.__name__}") from exc
     if not isinstance(message, dict):
         raise ProtocolError("message is not a JSON object")
     event = message.get("event")

@@ -63,3 +63,10 @@ def test_parse_reply_ignores_unknown_actions_and_bad_hints(caplog):
 def test_parse_reply_rejects_what_cannot_be_spoken(body):
     with pytest.raises(ChatbotError):
         parse_reply(body)
+
+
+def test_parse_reply_makes_text_safe_for_xml_and_checks_transfer_numbers():
+    reply = parse_reply({"text": "ok\u000b\u001b done\ud800", "hints": ["a\u0000b"]})
+    assert reply.text == "ok done" and reply.hints == ("ab",)
+    assert parse_reply({"text": "x", "action": {"type": "transfer", "to": "+1" + "5" * 5000}}).action_type is None
+    assert parse_reply({"text": "x", "action": {"type": "transfer", "to": "sip:desk@example.com"}}).action_type == "transfer"

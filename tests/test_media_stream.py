@@ -52,3 +52,8 @@ def test_oversized_payload_is_refused():
 def test_odd_numbers_become_none():
     message = {"event": "media", "sequenceNumber": "x", "media": {"timestamp": None, "payload": ""}}
     assert parse_message(json.dumps(message)) == Media(b"", None, None)
+
+
+def test_deeply_nested_json_is_a_protocol_error():
+    with pytest.raises(ProtocolError):
+        parse_message("[" * 100_000 + "]" * 100_000)

@@ -114,6 +114,7 @@ class GoogleRecognizer:
             if self._closed:
                 return
             self._closed = True
+            self._wakeup.notify_all()
         self._restart()
 
     def _send_locked(self, batch: bytes) -> None:
@@ -152,9 +153,11 @@ class GoogleRecognizer:
                 return
             yield speech.StreamingRecognizeRequest(audio_content=chunk)
 
-    def _open_stream(self) -> tuple[grpc.Call, list]:
-        """Start a stream whose first audio is everything not yet finalized."""
+    def _open_stream(self) -> tuple[grpc.Call, list] | None:
+        """Start a stream whose first audio is everything not yet finalized (None once closed)."""
         with self._lock:
+            if self._closed:  # close() may land between two streams: open nothing it could not cancel
+                return None
             outbox: list[bytes | None] = [bytes(self._unfinalized[i:i + self._batch_bytes])
                                           for i in range(0, len(self._unfinalized), self._batch_bytes)]
             self._outbox = outbox
@@ -172,7 +175,10 @@ class GoogleRecognizer:
         """Keep one stream open for as long as the call lasts, restarting it whenever it ends."""
         failures = 0
         while not self._closed:
-            call, outbox = self._open_stream()
+            opened_stream = self._open_stream()
+            if opened_stream is None:
+                return
+            call, outbox = opened_stream
             opened = time.monotonic()
             try:
                 for response in call:
@@ -187,13 +193,18 @@ class GoogleRecognizer:
                     failures += 1
                     log.warning("speech stream failed: %s %s; restarting (failure %d)",
                                 code.name if code else "?", exc.details() if hasattr(exc, "details") else "", failures)
+            except Exception:  # the thread's boundary: a bug here must not leave the call deaf without a trace
+                failures += 1
+                log.exception("speech stream broke unexpectedly; restarting (failure %d)", failures)
             finally:
                 with self._lock:
                     outbox.append(None)  # release the request generator if gRPC is still waiting on it
                     self._wakeup.notify_all()
                     self._call = None
             if failures and time.monotonic() - opened < 1.0:
-                time.sleep(min(0.25 * 2 ** (failures - 1), 5.0))  # Google down: don't spin
+                with self._lock:  # Google down: don't spin; close() wakes this at once
+                    if not self._closed:
+                        self._wakeup.wait(min(0.25 * 2 ** (failures - 1), 5.0))
 
     def _handle(self, response: speech.StreamingRecognizeResponse) -> None:
         """Pass results on; a final result also marks its audio as done, so restarts don't repeat it."""
