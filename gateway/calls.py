@@ -20,6 +20,9 @@ class CallState:
     ended: bool = False
     turns: int = 0
     hints: tuple[str, ...] = ()
+    reprompt: str = ""  # the chatbot's own words for a silent caller, from its last reply ("" for the default)
+    last_heard: float | None = None  # store-clock time of the caller's last words or keys (None: not yet)
+    reprompts: int = 0  # no-input reprompts since the caller was last heard
 
 
 class CallStore(Protocol):
@@ -29,7 +32,11 @@ class CallStore(Protocol):
 
     def get(self, call_sid: str) -> CallState | None: ...
 
-    def record_turn(self, call_sid: str, hints: tuple[str, ...]) -> CallState | None: ...
+    def record_turn(self, call_sid: str, hints: tuple[str, ...], reprompt: str = "") -> CallState | None: ...
+
+    def heard(self, call_sid: str) -> CallState | None: ...
+
+    def reprompted(self, call_sid: str, quiet_for: float = 0.0) -> int: ...
 
     def end(self, call_sid: str) -> CallState | None: ...
 
@@ -59,15 +66,41 @@ class InMemoryCallStore:
         with self._lock:
             return self._calls.get(call_sid)
 
-    def record_turn(self, call_sid: str, hints: tuple[str, ...]) -> CallState | None:
-        """Count a finished turn and remember the hints for the next one; no-op for unknown or ended calls."""
+    def record_turn(self, call_sid: str, hints: tuple[str, ...], reprompt: str = "") -> CallState | None:
+        """Count a finished turn and remember its hints and reprompt for the next one; no-op for unknown or ended calls."""
         with self._lock:
             state = self._calls.get(call_sid)
             if state is None or state.ended:
                 return state
-            state = replace(state, turns=state.turns + 1, hints=hints)
+            state = replace(state, turns=state.turns + 1, hints=hints, reprompt=reprompt)
             self._calls[call_sid] = state
             return state
+
+    def heard(self, call_sid: str) -> CallState | None:
+        """The caller spoke or pressed keys: note when, and count no-input reprompts afresh."""
+        with self._lock:
+            state = self._calls.get(call_sid)
+            if state is None or state.ended:
+                return state
+            state = replace(state, last_heard=self._clock(), reprompts=0)
+            self._calls[call_sid] = state
+            return state
+
+    def reprompted(self, call_sid: str, quiet_for: float = 0.0) -> int:
+        """Count a no-input reprompt, unless the caller was heard less than `quiet_for` seconds ago.
+
+        Returns the reprompts in a row so far (1, 2, ...), or 0 when none is due: the caller was heard
+        recently (their turn is on its way), or the call is unknown or ended.
+        """
+        with self._lock:
+            state = self._calls.get(call_sid)
+            if state is None or state.ended:
+                return 0
+            if state.last_heard is not None and self._clock() - state.last_heard < quiet_for:
+                return 0
+            state = replace(state, reprompts=state.reprompts + 1)
+            self._calls[call_sid] = state
+            return state.reprompts
 
     def end(self, call_sid: str) -> CallState | None:
         """Mark a call ended; returns the state it had, or None if it was unknown."""

@@ -37,6 +37,7 @@ class Reply:
     action_type: str | None = None  # None, "hangup" or "transfer"
     transfer_to: str | None = None
     hints: tuple[str, ...] = ()
+    reprompt: str = ""  # optional extension: what a silent caller hears instead of NO_INPUT_PROMPT
 
 
 def _parse_action(action: Any) -> tuple[str | None, str | None]:
@@ -72,7 +73,12 @@ def parse_reply(body: Any) -> Reply:
         log.warning("chatbot 'hints' is not a list, ignoring it: %.100r", raw_hints)
         raw_hints = []
     hints = tuple(xml_safe(h).strip() for h in raw_hints[:MAX_HINTS] if isinstance(h, str) and xml_safe(h).strip())
-    return Reply(text=text.strip(), action_type=action_type, transfer_to=transfer_to, hints=hints)
+    reprompt = body.get("reprompt") or ""
+    if not isinstance(reprompt, str):
+        log.warning("chatbot 'reprompt' is not a string, ignoring it: %.100r", reprompt)
+        reprompt = ""
+    reprompt = xml_safe(reprompt).strip()[:MAX_TEXT_CHARS]
+    return Reply(text=text.strip(), action_type=action_type, transfer_to=transfer_to, hints=hints, reprompt=reprompt)
 
 
 class ChatbotClient:

@@ -71,6 +71,14 @@ class Config:
     transfer_timeout: int = 30
     transfer_failed_message: str = "Sorry, nobody could take your call right now. Let's carry on."
     gather_min_confidence: float = 0.0
+    # Keys and silence (issue 4). DTMF_TIMEOUT: seconds the keep-alive <Gather input="dtmf"> waits for a (next) key.
+    # NO_INPUT_SECONDS: seconds of caller silence before a reprompt (0: never), and after NO_INPUT_MAX_REPROMPTS
+    # reprompts in a row, NO_INPUT_GOODBYE and a hang-up.
+    dtmf_timeout: int = 5
+    no_input_seconds: int = 0
+    no_input_max_reprompts: int = 2
+    no_input_prompt: str = "Are you still there?"
+    no_input_goodbye: str = "I haven't heard anything, so I'll hang up now. Goodbye!"
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def transfer_options(self, transfer_url: str) -> dict:
@@ -80,7 +88,7 @@ class Config:
     def gather_options(self) -> dict:
         """The <Gather> settings for Gather mode (STT_PROVIDER=twilio)."""
         return {"language": self.language, "voice": self.voice, "speech_timeout": self.gather_speech_timeout,
-                "timeout": self.gather_timeout, "speech_model": self.gather_speech_model,
+                "timeout": self.no_input_seconds or self.gather_timeout, "speech_model": self.gather_speech_model,
                 "profanity_filter": self.gather_profanity_filter}
 
     @classmethod
@@ -111,6 +119,16 @@ class Config:
             except ValueError:
                 problems.append(f"{name} must be a positive number (got {env.get(name)!r})")
         min_confidence = _fraction(env.get("GATHER_MIN_CONFIDENCE"), problems)
+        keys_and_silence = {"no_input_prompt": env.get("NO_INPUT_PROMPT") or cls.no_input_prompt,
+                            "no_input_goodbye": env.get("NO_INPUT_GOODBYE") or cls.no_input_goodbye}
+        for name, least in (("DTMF_TIMEOUT", 1), ("NO_INPUT_SECONDS", 0), ("NO_INPUT_MAX_REPROMPTS", 0)):
+            raw = (env.get(name) or "").strip()
+            try:
+                keys_and_silence[name.lower()] = int(raw) if raw else getattr(cls, name.lower())
+                if keys_and_silence[name.lower()] < least:
+                    raise ValueError
+            except ValueError:
+                problems.append(f"{name} must be a whole number of at least {least} (got {raw!r})")
         if problems:
             raise ConfigError("Configuration problems: " + "; ".join(problems))
         return cls(
@@ -138,4 +156,5 @@ class Config:
             transfer_timeout=numbers["TRANSFER_TIMEOUT"],
             transfer_failed_message=env.get("TRANSFER_FAILED_MESSAGE") or cls.transfer_failed_message,
             gather_min_confidence=min_confidence,
+            **keys_and_silence,
         )

@@ -47,6 +47,40 @@ def log_turn(call_sid: str, transcript: str, reply: Reply, elapsed_ms: float, ou
     }))
 
 
+def listening(config: Config, base_url: str) -> dict:
+    """How the stream modes' keep-alive loop waits, as twiml.incoming_call/listen/reply options: a <Pause> inside a
+    keys-only <Gather> posting to /dtmf. With NO_INPUT_SECONDS the Pause and the Gather's timeout add up to exactly
+    that silence, so each /listen hit means one silent stretch; otherwise LISTEN_PAUSE_SECONDS keeps the call open."""
+    if config.no_input_seconds:
+        timeout = min(config.dtmf_timeout, config.no_input_seconds)
+        pause = config.no_input_seconds - timeout
+    else:
+        timeout, pause = config.dtmf_timeout, config.listen_pause_seconds
+    return {"pause_seconds": pause, "dtmf_url": base_url + "/dtmf", "dtmf_timeout": timeout}
+
+
+def no_input(services: Services, call_sid: str, quiet_for: float = 0.0) -> tuple[str, bool] | None:
+    """The caller stayed silent through a prompt: what to say, and whether to hang up after saying it.
+
+    The chatbot's `reprompt` from its last reply (else NO_INPUT_PROMPT), NO_INPUT_MAX_REPROMPTS times in a row, then
+    NO_INPUT_GOODBYE and a hang-up. With NO_INPUT_SECONDS off nothing is counted: reprompt, never hang up. None when
+    the caller was heard less than `quiet_for` seconds ago (their turn is on its way) or the call is over.
+    """
+    config = services.config
+    state = services.store.get(call_sid)
+    prompt = (state.reprompt if state else "") or config.no_input_prompt
+    if not config.no_input_seconds:
+        return prompt, False
+    count = services.store.reprompted(call_sid, quiet_for)
+    if not count:
+        return None
+    if count > config.no_input_max_reprompts:
+        log.info("call %s: no input after %d reprompts; saying goodbye", call_sid, count - 1)
+        return config.no_input_goodbye, True
+    log.info("call %s: no input; reprompt %d of %d", call_sid, count, config.no_input_max_reprompts)
+    return prompt, False
+
+
 class Conversation:
     """Connects one call's recognizer to the chatbot and the call; turns of a call run in order."""
 
@@ -56,7 +90,7 @@ class Conversation:
         self.services = services
         self.recognizer = recognizer
         self.listen_url = listen_url
-        self._turn_lock = threading.Lock()  # one turn at a time per call, in the order heard
+        self.turn_lock = threading.Lock()  # one turn at a time per call (speech or keys), in the order heard
         self._closed = threading.Event()
 
     def start(self) -> None:
@@ -71,6 +105,7 @@ class Conversation:
     def on_result(self, transcript: Transcript) -> None:
         """Queue a turn for each non-empty final transcript; returns at once."""
         if transcript.is_final and transcript.text.strip() and not self._closed.is_set():
+            self.services.store.heard(self.call_sid)  # the silence clock starts again, reprompts are counted afresh
             self.services.executor.submit(self._safe_turn, transcript.text.strip(), time.monotonic())
 
     def _safe_turn(self, text: str, heard_at: float) -> None:
@@ -82,7 +117,7 @@ class Conversation:
 
     def _turn(self, text: str, heard_at: float) -> None:
         """Ask the chatbot and update the call; runs on the turn executor."""
-        with self._turn_lock:
+        with self.turn_lock:
             if self._call_has_ended():
                 log.info("call %s has already ended; dropping the turn for %r", self.call_sid, text)
                 return
@@ -92,9 +127,10 @@ class Conversation:
                 log.info("call %s has already ended while its reply was in flight; reply dropped", self.call_sid)
                 return
             config = self.services.config
-            transfer_url = self.listen_url.rsplit("/", 1)[0] + "/transfer"
+            base_url = self.listen_url.rsplit("/", 1)[0]
+            transfer_url = base_url + "/transfer"
             document = twiml.reply(reply, self.listen_url, language=config.language, voice=config.voice,
-                                   pause_seconds=config.listen_pause_seconds, **config.transfer_options(transfer_url))
+                                   **listening(config, base_url), **config.transfer_options(transfer_url))
             outcome = self.services.updater.update(self.call_sid, document)
             log_turn(self.call_sid, text, reply, (time.monotonic() - heard_at) * 1000, outcome.value, error)
             if outcome is UpdateResult.CALL_ENDED:
@@ -103,7 +139,7 @@ class Conversation:
                 return
             if reply.hints:
                 self.recognizer.set_hints(reply.hints)
-            self.services.store.record_turn(self.call_sid, reply.hints or (state.hints if state else ()))
+            self.services.store.record_turn(self.call_sid, reply.hints or (state.hints if state else ()), reply.reprompt)
 
     def _call_has_ended(self) -> bool:
         """True once the stream stopped or Twilio said the call is over."""
@@ -143,6 +179,11 @@ class LiveCalls:
                 del self._calls[call_sid]
         if current is not None:
             current.close()
+
+    def get(self, call_sid: str) -> Conversation | None:
+        """The call's live conversation in this process, if its stream is open here."""
+        with self._lock:
+            return self._calls.get(call_sid)
 
     def __len__(self) -> int:
         with self._lock:

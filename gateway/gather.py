@@ -8,14 +8,13 @@ from dataclasses import replace
 from flask import Blueprint, Response, current_app, request
 
 from . import twiml
-from .conversation import ask, log_turn
+from .conversation import ask, log_turn, no_input
 from .security import public_base, twilio_signed
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("gather", __name__)
 
-NO_INPUT_PROMPT = "Are you still there?"
 NOT_SURE_PROMPT = "Sorry, I didn't quite catch that. Could you say it again?"
 
 
@@ -48,9 +47,15 @@ def gather_result():
     digits = request.form.get("Digits", "").strip()
     state = services.store.get(call_sid) or services.store.open(call_sid, caller=request.form.get("From", ""))
     hints = state.hints or services.config.hints
-    if not speech and not digits:
+    if not speech and not digits:  # the <Gather timeout> was the silence clock (NO_INPUT_SECONDS when set)
+        prompt, hang_up = no_input(services, call_sid) or (services.config.no_input_prompt, False)
+        if hang_up:
+            config = services.config
+            return Response(twiml.say_and_hang_up(prompt, language=config.language, voice=config.voice),
+                            mimetype="text/xml")
         log.info("call %s: no input; prompting again", call_sid)
-        return Response(twiml.gather(NO_INPUT_PROMPT, action_url, hints, **options), mimetype="text/xml")
+        return Response(twiml.gather(prompt, action_url, hints, **options), mimetype="text/xml")
+    services.store.heard(call_sid)
     confidence = _confidence(request.form.get("Confidence"))
     if speech and confidence < services.config.gather_min_confidence:
         log.info("call %s: heard %r with confidence %.2f, below %.2f; asking again", call_sid, speech, confidence,
@@ -59,7 +64,7 @@ def gather_result():
     heard_at = time.monotonic()
     message, input_type = (speech, "speech") if speech else (digits, "dtmf")
     reply, error = ask(services, call_sid, message, input_type, state.caller)
-    services.store.record_turn(call_sid, reply.hints or hints)
+    services.store.record_turn(call_sid, reply.hints or hints, reply.reprompt)
     if not reply.hints:  # an apology (or a bot without hints) keeps guiding the recognizer as before
         reply = replace(reply, hints=hints)
     log_turn(call_sid, message, reply, (time.monotonic() - heard_at) * 1000, "answered", error)

@@ -6,6 +6,7 @@ import logging
 from flask import Blueprint, abort, current_app, request
 from flask_sock import Sock
 
+from . import twiml
 from .conversation import Conversation
 from .media_stream import Media, ProtocolError, StreamStart, StreamStop, parse_message
 from .recognizers import make_recognizer
@@ -41,10 +42,17 @@ def _open_conversation(start: StreamStart, base_url: str) -> Conversation | None
         log.warning("stream %s for %s call %s refused", start.stream_sid,
                     "an unknown" if state is None else "an ended", start.call_sid)
         return None
-    recognizer = make_recognizer(services.config, state.hints or services.config.hints)
-    conversation = Conversation(start.call_sid, state.caller, services, recognizer, base_url + "/listen")
+    try:
+        recognizer = make_recognizer(services.config, state.hints or services.config.hints)
+        conversation = Conversation(start.call_sid, state.caller, services, recognizer, base_url + "/listen")
+        conversation.start()
+    except Exception:  # no recognizer (bad credentials, model missing): let Twilio listen instead of going deaf
+        log.exception("cannot start speech recognition for call %s; switching the call to <Gather>", start.call_sid)
+        config = services.config
+        services.updater.update(start.call_sid, twiml.gather(
+            config.apology, base_url + "/gather", state.hints or config.hints, **config.gather_options()))
+        return None
     services.live.add(conversation)
-    conversation.start()
     log.info("stream %s started for call %s", start.stream_sid, start.call_sid)
     return conversation
 
@@ -86,6 +94,8 @@ def media_stream(ws):
                     break
             elif isinstance(event, StreamStop):
                 log.info("stream stopped for call %s", conversation.call_sid if conversation else "unknown")
+                if conversation is not None:  # we never <Stop> a stream: Twilio stops it when the call ends
+                    services.store.end(conversation.call_sid)
                 break
     finally:
         if conversation is not None:

@@ -16,30 +16,43 @@ def _say(response, text: str, language: str, voice: str | None) -> None:
         response.say(text, language=language, **attrs)
 
 
-def _keep_listening(response: VoiceResponse, listen_url: str, pause_seconds: int) -> None:
-    """Keep the call open while the stream listens: a call whose TwiML runs out hangs up."""
-    response.pause(length=pause_seconds)
+def _keys(response: VoiceResponse, dtmf_url: str | None, dtmf_timeout: int):
+    """Where the keep-alive <Say>/<Pause> go: a keys-only <Gather> posting the caller's keys to `dtmf_url` (one-way
+    Media Streams carry no DTMF; the stream goes on hearing speech meanwhile), or the response itself without a URL.
+    `#` ends a multi-digit entry; after `dtmf_timeout` seconds without a key Twilio goes on to the <Redirect>."""
+    if not dtmf_url:
+        return response
+    return response.gather(input="dtmf", action=dtmf_url, method="POST", finish_on_key="#", timeout=dtmf_timeout)
+
+
+def _keep_listening(response: VoiceResponse, listen_url: str, pause_seconds: int, within=None) -> None:
+    """Keep the call open while the stream listens (a call whose TwiML runs out hangs up): a <Pause> (in the keys
+    <Gather> `within`, if any; none for 0 s, the Gather's timeout then waits alone), then back to /listen."""
+    if pause_seconds > 0:
+        (within if within is not None else response).pause(length=pause_seconds)
     response.redirect(listen_url, method="POST")
 
 
 def incoming_call(stream_url: str, listen_url: str, greeting: str, parameters: Mapping[str, str], *,
-                  language: str = "en-US", voice: str | None = None, pause_seconds: int = 30) -> str:
-    """Answer a new call: start the one-way Media Stream, greet the caller, keep listening."""
+                  language: str = "en-US", voice: str | None = None, pause_seconds: int = 30,
+                  dtmf_url: str | None = None, dtmf_timeout: int = 5) -> str:
+    """Answer a new call: start the one-way Media Stream, greet the caller, keep listening (and taking keys)."""
     response = VoiceResponse()
     start = Start()
     stream = start.stream(url=stream_url, track="inbound_track")
     for name, value in parameters.items():
         stream.parameter(name=name, value=value)
     response.append(start)
-    _say(response, greeting, language, voice)
-    _keep_listening(response, listen_url, pause_seconds)
+    prompt = _keys(response, dtmf_url, dtmf_timeout)
+    _say(prompt, greeting, language, voice)
+    _keep_listening(response, listen_url, pause_seconds, prompt)
     return str(response)
 
 
-def listen(listen_url: str, *, pause_seconds: int = 30) -> str:
-    """Go on listening: the keep-alive loop the call sits in between turns."""
+def listen(listen_url: str, *, pause_seconds: int = 30, dtmf_url: str | None = None, dtmf_timeout: int = 5) -> str:
+    """Go on listening (and taking keys): the keep-alive loop the call sits in between turns."""
     response = VoiceResponse()
-    _keep_listening(response, listen_url, pause_seconds)
+    _keep_listening(response, listen_url, pause_seconds, _keys(response, dtmf_url, dtmf_timeout))
     return str(response)
 
 
@@ -48,21 +61,25 @@ MAX_UPDATE_CHARS = 4000  # Twilio refuses inline TwiML longer than this in a cal
 
 def reply(answer: Reply, listen_url: str, *, language: str = "en-US", voice: str | None = None,
           pause_seconds: int = 30, transfer_url: str | None = None, caller_id: str | None = None,
-          dial_timeout: int | None = None) -> str:
+          dial_timeout: int | None = None, dtmf_url: str | None = None, dtmf_timeout: int = 5) -> str:
     """Speak the chatbot's answer, then act on it; the text is shortened if the document would be too long for Twilio."""
     dial = (transfer_url, caller_id, dial_timeout)
-    document = _reply(answer, listen_url, language, voice, pause_seconds, *dial)
+    keys = {"dtmf_url": dtmf_url, "dtmf_timeout": dtmf_timeout}
+    document = _reply(answer, listen_url, language, voice, pause_seconds, *dial, **keys)
     while len(document) > MAX_UPDATE_CHARS and answer.text:
         answer = replace(answer, text=answer.text[: len(answer.text) * 4 // 5].rstrip())
-        document = _reply(answer, listen_url, language, voice, pause_seconds, *dial)
+        document = _reply(answer, listen_url, language, voice, pause_seconds, *dial, **keys)
     return document
 
 
 def _reply(answer: Reply, listen_url: str, language: str, voice: str | None, pause_seconds: int,
-           transfer_url: str | None = None, caller_id: str | None = None, dial_timeout: int | None = None) -> str:
+           transfer_url: str | None = None, caller_id: str | None = None, dial_timeout: int | None = None, *,
+           dtmf_url: str | None = None, dtmf_timeout: int = 5) -> str:
     """Build the reply document as is."""
     response = VoiceResponse()
-    _say(response, answer.text, language, voice)
+    listening = answer.action_type not in ("hangup", "transfer")
+    prompt = _keys(response, dtmf_url, dtmf_timeout) if listening else response  # a key may cut the answer short
+    _say(prompt, answer.text, language, voice)
     if answer.action_type == "hangup":
         response.hangup()
     elif answer.action_type == "transfer":
@@ -70,7 +87,7 @@ def _reply(answer: Reply, listen_url: str, language: str, voice: str | None, pau
                              caller_id=caller_id, timeout=dial_timeout)
         dial.number(answer.transfer_to)
     else:
-        _keep_listening(response, listen_url, pause_seconds)
+        _keep_listening(response, listen_url, pause_seconds, prompt)
     return str(response)
 
 

@@ -1,13 +1,16 @@
 """The call webhooks Twilio posts to: a call comes in, keep listening, and the call's status."""
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 
 from flask import Blueprint, Response, current_app, render_template, request
 
 from . import gather, twiml
 from .calls import ENDED_STATUSES
 from .chatbot import Reply
+from .conversation import ask, listening, log_turn, no_input
 from .security import public_base, stream_token, twilio_signed, websocket_url
 
 log = logging.getLogger(__name__)
@@ -45,16 +48,60 @@ def incoming_call():
     document = twiml.incoming_call(
         stream_url=websocket_url(base + "/stream"), listen_url=base + "/listen", greeting=config.greeting,
         parameters={"callSid": call_sid, "caller": caller, "token": stream_token(call_sid)}, language=config.language, voice=config.voice,
-        pause_seconds=config.listen_pause_seconds)
+        **listening(config, base))
     return _twiml_response(document)
 
 
 @bp.post("/listen")
 @twilio_signed
 def keep_listening():
-    """The keep-alive loop: pause, then come back here, while the stream hears the caller."""
-    config = _services().config
-    return _twiml_response(twiml.listen(public_base(request) + "/listen", pause_seconds=config.listen_pause_seconds))
+    """The keep-alive loop: pause, then come back here, while the stream hears the caller.
+
+    With NO_INPUT_SECONDS each hit ends one silent stretch: unless the caller was heard meanwhile, reprompt
+    (NO_INPUT_MAX_REPROMPTS times in a row), then say goodbye and hang up.
+    """
+    services = _services()
+    config = services.config
+    base = public_base(request)
+    options = listening(config, base)
+    silence = no_input(services, request.form.get("CallSid", ""), config.no_input_seconds) if config.no_input_seconds else None
+    if silence is None:
+        return _twiml_response(twiml.listen(base + "/listen", **options))
+    text, hang_up = silence
+    if hang_up:
+        return _twiml_response(twiml.say_and_hang_up(text, language=config.language, voice=config.voice))
+    return _twiml_response(twiml.reply(Reply(text), base + "/listen", language=config.language, voice=config.voice,
+                                       **options))
+
+
+@bp.post("/dtmf")
+@twilio_signed
+def keys_pressed():
+    """Keys pressed in the keep-alive <Gather> (one-way Media Streams carry no DTMF) → the chatbot → its answer,
+    as this webhook's own TwiML (no call update): the reply and keep listening, or hang up / transfer."""
+    services = _services()
+    config = services.config
+    base = public_base(request)
+    call_sid = request.form.get("CallSid", "")
+    digits = request.form.get("Digits", "").strip()
+    if not call_sid or not digits:  # only "#" pressed: the caller is there, but there is nothing to send
+        if call_sid:
+            services.store.heard(call_sid)
+        return _twiml_response(twiml.listen(base + "/listen", **listening(config, base)))
+    started = time.monotonic()
+    state = services.store.get(call_sid) or services.store.open(call_sid, caller=request.form.get("From", ""))
+    services.store.heard(call_sid)
+    conversation = services.live.get(call_sid)
+    # A speech turn of this call in flight goes first: the chatbot sees one message at a time, in order.
+    with conversation.turn_lock if conversation is not None else contextlib.nullcontext():
+        reply, error = ask(services, call_sid, digits, "dtmf", state.caller)
+        if reply.hints and conversation is not None:
+            conversation.recognizer.set_hints(reply.hints)
+        current = services.store.get(call_sid) or state
+        services.store.record_turn(call_sid, reply.hints or current.hints, reply.reprompt)
+    log_turn(call_sid, digits, reply, (time.monotonic() - started) * 1000, "answered", error)
+    return _twiml_response(twiml.reply(reply, base + "/listen", language=config.language, voice=config.voice,
+                                       **listening(config, base), **config.transfer_options(base + "/transfer")))
 
 
 @bp.post("/transfer")
@@ -76,7 +123,7 @@ def transfer_outcome():
         return _twiml_response(twiml.gather(config.transfer_failed_message, base + "/gather", hints,
                                             **config.gather_options()))
     return _twiml_response(twiml.reply(Reply(config.transfer_failed_message), base + "/listen", language=config.language,
-                                       voice=config.voice, pause_seconds=config.listen_pause_seconds))
+                                       voice=config.voice, **listening(config, base)))
 
 
 @bp.post("/status")

@@ -70,3 +70,54 @@ def test_parse_reply_makes_text_safe_for_xml_and_checks_transfer_numbers():
     assert reply.text == "ok done" and reply.hints == ("ab",)
     assert parse_reply({"text": "x", "action": {"type": "transfer", "to": "+1" + "5" * 5000}}).action_type is None
     assert parse_reply({"text": "x", "action": {"type": "transfer", "to": "sip:desk@example.com"}}).action_type == "transfer"
+
+
+def test_config_keys_and_silence():
+    base = {"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": "t", "STT_PROVIDER": "google"}
+    config = Config.from_env(base)
+    assert (config.dtmf_timeout, config.no_input_seconds, config.no_input_max_reprompts) == (5, 0, 2)
+    assert config.no_input_prompt == "Are you still there?"
+    assert config.no_input_goodbye == "I haven't heard anything, so I'll hang up now. Goodbye!"
+    assert config.gather_options()["timeout"] == config.gather_timeout  # off: GATHER_TIMEOUT is the silence clock
+    config = Config.from_env({**base, "NO_INPUT_SECONDS": "8", "NO_INPUT_MAX_REPROMPTS": "0", "DTMF_TIMEOUT": "3",
+                              "NO_INPUT_PROMPT": "Hello?", "NO_INPUT_GOODBYE": "Bye."})
+    assert (config.no_input_seconds, config.no_input_max_reprompts, config.dtmf_timeout) == (8, 0, 3)
+    assert (config.no_input_prompt, config.no_input_goodbye, config.gather_options()["timeout"]) == ("Hello?", "Bye.", 8)
+    with pytest.raises(ConfigError) as error:
+        Config.from_env({**base, "NO_INPUT_SECONDS": "-1", "NO_INPUT_MAX_REPROMPTS": "two", "DTMF_TIMEOUT": "0"})
+    for name in ("NO_INPUT_SECONDS", "NO_INPUT_MAX_REPROMPTS", "DTMF_TIMEOUT"):
+        assert name in str(error.value)
+
+
+def test_keep_alive_timing_adds_up_to_the_no_input_silence():
+    from gateway.conversation import listening
+
+    base = {"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": "t", "STT_PROVIDER": "google"}
+    assert listening(Config.from_env(base), "https://gw") == {"pause_seconds": 30, "dtmf_url": "https://gw/dtmf",
+                                                              "dtmf_timeout": 5}
+    assert listening(Config.from_env({**base, "NO_INPUT_SECONDS": "8"}), "https://gw")["pause_seconds"] == 3
+    assert listening(Config.from_env({**base, "NO_INPUT_SECONDS": "3"}), "https://gw") == {
+        "pause_seconds": 0, "dtmf_url": "https://gw/dtmf", "dtmf_timeout": 3}
+
+
+def test_call_store_counts_reprompts_until_the_caller_is_heard():
+    now = [0.0]
+    store = InMemoryCallStore(clock=lambda: now[0])
+    store.open("CA1")
+    assert [store.reprompted("CA1", quiet_for=5) for _ in range(3)] == [1, 2, 3]  # never heard: always quiet
+    now[0] = 10.0
+    assert store.heard("CA1").reprompts == 0
+    now[0] = 12.0
+    assert store.reprompted("CA1", quiet_for=5) == 0  # heard 2 s ago: the caller's turn is on its way
+    now[0] = 15.0
+    assert store.reprompted("CA1", quiet_for=5) == 1
+    assert store.record_turn("CA1", ("x",), "Say a number.").reprompt == "Say a number."
+    assert store.record_turn("CA1", ("x",)).reprompt == ""  # the last reply decides
+    store.end("CA1")
+    assert store.reprompted("CA1") == 0 and store.reprompted("unknown") == 0 and store.heard("unknown") is None
+
+
+def test_parse_reply_reads_the_optional_reprompt(caplog):
+    assert parse_reply({"text": "Hi", "reprompt": " Say hello or press 1. "}).reprompt == "Say hello or press 1."
+    assert parse_reply({"text": "Hi"}).reprompt == "" and parse_reply({"text": "Hi", "reprompt": None}).reprompt == ""
+    assert parse_reply({"text": "Hi", "reprompt": ["no"]}).reprompt == "" and "'reprompt' is not a string" in caplog.text

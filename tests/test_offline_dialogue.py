@@ -23,3 +23,13 @@ def test_default_without_google_credentials_is_the_offline_recognizer(twilio, ch
     call = place(twilio, ["hello", "goodbye"])
     assert call.wait_ended(timeout=60), call.transcript()
     assert call.said()[-1] == "Goodbye! Thanks for calling."
+
+
+def test_recognizer_that_cannot_start_hands_the_call_to_gather(twilio, chatbot, start_gateway):
+    # The bundled offline model is English only: a French line cannot start it; the call must not go deaf.
+    gateway = start_gateway(STT_PROVIDER="sphinx", LANGUAGE="fr-FR")
+    call = place(twilio, ["hello", "goodbye"])
+    assert call.wait_ended(timeout=60), call.transcript()
+    assert "Sorry, I'm having trouble right now. Please try again in a moment." in call.said()
+    assert chatbot.messages() == ["hello", "goodbye"] and call.said()[-1] == "Goodbye! Thanks for calling."
+    assert "switching the call to <Gather>" in gateway.logs()

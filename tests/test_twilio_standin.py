@@ -268,6 +268,23 @@ def test_gather_posts_the_callers_answer(standin, gateway, answer, expected):
     assert call.wait_for_event("gather", 0, lambda d: d["hints"] == "yes, no")
 
 
+@pytest.mark.parametrize("answer, heard", [(("dtmf", "42#"), "Got 42"), ("hello", "No key")])
+def test_keys_barge_into_a_gathers_nested_pause_and_speech_does_not_in_a_keys_only_gather(standin, gateway,
+                                                                                         answer, heard):
+    gateway.pages["/voice"] = twiml('<Gather input="dtmf" action="/keys" timeout="1"><Say>Press a key</Say>'
+                                    '<Pause length="20"/></Gather>', "<Say>No key</Say>")
+    gateway.pages["/keys"] = lambda form: twiml(f"<Say>Got {escape(form.get('Digits', ''))}</Say>", "<Hangup/>")
+    started = time.monotonic()
+    call = standin.place_call(f"{PUBLIC}/voice", Caller([answer]))
+    assert call.wait_ended(5), call.transcript()
+    assert call.said() == ["Press a key", heard]
+    barged = [d for _, kind, d in call.events if kind == "barge-in"]
+    if heard == "No key":  # the whole 20 s pause ran (2 s at speed 10): speech is no input for a keys-only Gather
+        assert not barged and time.monotonic() - started >= 2.0
+    else:  # the key ended the pause at once
+        assert barged == ["Pause"] and time.monotonic() - started < 1.5
+
+
 @pytest.mark.parametrize("on_empty", [False, True])
 def test_gather_without_input_times_out(standin, gateway, on_empty):
     empty = ' actionOnEmptyResult="true"' if on_empty else ""

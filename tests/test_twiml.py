@@ -4,27 +4,46 @@ from gateway.chatbot import Reply
 
 HEAD = '<?xml version="1.0" encoding="UTF-8"?>'
 LISTEN = "https://gw.example/listen"
+DTMF = "https://gw.example/dtmf"
+# The keep-alive <Say>/<Pause> sit in a keys-only <Gather>: one-way Media Streams carry no DTMF.
+KEYS = '<Gather action="https://gw.example/dtmf" finishOnKey="#" input="dtmf" method="POST" timeout="5">'
+BACK = '<Redirect method="POST">https://gw.example/listen</Redirect></Response>'
 
 
 def test_incoming_call_starts_stream_greets_and_keeps_listening():
     document = twiml.incoming_call("wss://gw.example/stream", LISTEN, "Hello!", {"callSid": "CA1", "caller": "+1555"},
-                                   pause_seconds=20)
+                                   pause_seconds=20, dtmf_url=DTMF)
     assert document == (
         HEAD + '<Response><Start><Stream track="inbound_track" url="wss://gw.example/stream">'
         '<Parameter name="callSid" value="CA1" /><Parameter name="caller" value="+1555" /></Stream></Start>'
-        '<Say language="en-US">Hello!</Say><Pause length="20" />'
-        '<Redirect method="POST">https://gw.example/listen</Redirect></Response>')
+        + KEYS + '<Say language="en-US">Hello!</Say><Pause length="20" /></Gather>' + BACK)
 
 
 def test_no_greeting_means_no_say():
-    document = twiml.incoming_call("wss://g/stream", LISTEN, "", {})
-    assert "<Say" not in document and "<Redirect" in document
+    document = twiml.incoming_call("wss://g/stream", LISTEN, "", {}, dtmf_url=DTMF)
+    assert "<Say" not in document and "<Redirect" in document and "<Gather" in document
 
 
 def test_reply_says_text_then_keeps_listening():
-    assert twiml.reply(Reply("Hi, how are you?"), LISTEN, pause_seconds=30) == (
-        HEAD + '<Response><Say language="en-US">Hi, how are you?</Say><Pause length="30" />'
-        '<Redirect method="POST">https://gw.example/listen</Redirect></Response>')
+    assert twiml.reply(Reply("Hi, how are you?"), LISTEN, pause_seconds=30, dtmf_url=DTMF) == (
+        HEAD + '<Response>' + KEYS + '<Say language="en-US">Hi, how are you?</Say><Pause length="30" /></Gather>'
+        + BACK)
+
+
+def test_keys_timeout_and_no_pause_when_the_gather_timeout_is_the_whole_wait():
+    assert twiml.reply(Reply("Are you still there?"), LISTEN, pause_seconds=0, dtmf_url=DTMF, dtmf_timeout=3) == (
+        HEAD + '<Response><Gather action="https://gw.example/dtmf" finishOnKey="#" input="dtmf" method="POST" '
+        'timeout="3"><Say language="en-US">Are you still there?</Say></Gather>' + BACK)
+
+
+def test_hangup_and_transfer_take_no_keys():
+    for answer in (Reply("Bye", "hangup"), Reply("Connecting", "transfer", "+15550001111")):
+        assert "<Gather" not in twiml.reply(answer, LISTEN, dtmf_url=DTMF)
+
+
+def test_without_a_dtmf_url_the_keep_alive_is_a_bare_pause():
+    assert twiml.reply(Reply("Hi"), LISTEN, pause_seconds=30) == (
+        HEAD + '<Response><Say language="en-US">Hi</Say><Pause length="30" />' + BACK)
 
 
 def test_reply_escapes_special_characters_so_the_caller_hears_them():
@@ -49,8 +68,8 @@ def test_voice_and_language_are_passed_to_say():
 
 
 def test_listen_and_say_and_hang_up():
-    assert twiml.listen(LISTEN, pause_seconds=5) == (
-        HEAD + '<Response><Pause length="5" /><Redirect method="POST">https://gw.example/listen</Redirect></Response>')
+    assert twiml.listen(LISTEN, pause_seconds=5, dtmf_url=DTMF) == (
+        HEAD + '<Response>' + KEYS + '<Pause length="5" /></Gather>' + BACK)
     assert twiml.say_and_hang_up("Sorry") == HEAD + '<Response><Say language="en-US">Sorry</Say><Hangup /></Response>'
 
 
