@@ -49,14 +49,11 @@ def log_turn(call_sid: str, transcript: str, reply: Reply, elapsed_ms: float, ou
 
 def listening(config: Config, base_url: str) -> dict:
     """How the stream modes' keep-alive loop waits, as twiml.incoming_call/listen/reply options: a <Pause> inside a
-    keys-only <Gather> posting to /dtmf. With NO_INPUT_SECONDS the Pause and the Gather's timeout add up to exactly
-    that silence, so each /listen hit means one silent stretch; otherwise LISTEN_PAUSE_SECONDS keeps the call open."""
-    if config.no_input_seconds:
-        timeout = min(config.dtmf_timeout, config.no_input_seconds)
-        pause = config.no_input_seconds - timeout
-    else:
-        timeout, pause = config.dtmf_timeout, config.listen_pause_seconds
-    return {"pause_seconds": pause, "dtmf_url": base_url + "/dtmf", "dtmf_timeout": timeout}
+    keys-only <Gather> posting to /dtmf. The Pause and the Gather's timeout add up to NO_INPUT_SECONDS when set (each
+    /listen hit then ends one silent stretch), else to LISTEN_PAUSE_SECONDS (the call is just kept open)."""
+    total = config.no_input_seconds or config.listen_pause_seconds
+    timeout = min(config.dtmf_timeout, total)
+    return {"pause_seconds": total - timeout, "dtmf_url": base_url + "/dtmf", "dtmf_timeout": timeout}
 
 
 def no_input(services: Services, call_sid: str, quiet_for: float = 0.0) -> tuple[str, bool] | None:

@@ -179,6 +179,10 @@ class GatherSlot:
     result: dict[str, str] | None = None
     pending: bool = False  # the caller is mid-utterance, so the Gather timeout must not fire yet
 
+    def accepts(self, turn: Turn) -> bool:
+        """Whether this <Gather> listens for the turn's kind of input (keys, or speech)."""
+        return ("dtmf" if turn.kind == "dtmf" else "speech") in self.inputs
+
 
 class Cues:
     """What the caller can perceive, updated by the call's other threads; every field is guarded by `cond`."""
@@ -257,17 +261,19 @@ class CallerRuntime:
             self._record("caller-speaks", turn.name)
             self.line.speak(turn.audio, turn.at)
             duration = len(turn.audio) / SAMPLE_RATE + (_LEAD * self._speed if turn.at is not None else 0.0)
-        self._mark_pending(True)
+        self._mark_pending(True, turn)
         try:
             if self._sleep(duration / self._speed):
                 self._deliver(turn)
         finally:
-            self._mark_pending(False)
+            self._mark_pending(False, turn)
 
-    def _mark_pending(self, pending: bool) -> None:
+    def _mark_pending(self, pending: bool, turn: Turn) -> None:
+        """Tell a listening <Gather> the caller is mid-input; only input it takes counts (speech does not hold
+        a keys-only Gather's timeout, nor barge into its prompt)."""
         with self.cues.cond:
             if self.cues.gather is not None:
-                self.cues.gather.pending = pending
+                self.cues.gather.pending = pending and self.cues.gather.accepts(turn)
                 self.cues.cond.notify_all()
 
     def _deliver(self, turn: Turn) -> None:

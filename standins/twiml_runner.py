@@ -29,6 +29,10 @@ class _CallOver(Exception):
     """The call has ended; stop executing."""
 
 
+class _BargeIn(Exception):
+    """The caller started answering a <Gather>: its nested verbs stop at once, as Twilio's do."""
+
+
 @dataclass(frozen=True)
 class Document:
     """A parsed <Response> and the URL it came from (None for TwiML passed inline through the REST API)."""
@@ -65,6 +69,7 @@ class TwimlRunner:
             "Hangup": self._hangup, "Reject": self._hangup, "Dial": self._dial, "Gather": self._gather,
             "Start": self._start, "Stop": self._stop,
         }
+        self._barge_in: Callable[[], bool] | None = None  # set while a <Gather>'s nested verbs play
 
     def run(self) -> None:
         try:
@@ -127,11 +132,14 @@ class TwimlRunner:
         return None
 
     def _wait(self, seconds: float, until: Callable[[], bool] | None = None) -> str:
-        outcome = self.call.sleep(seconds, until)
+        barge_in = self._barge_in if until is None else None
+        outcome = self.call.sleep(seconds, until or barge_in)
         if outcome == "over":
             raise _CallOver
         if outcome == "update":
             raise _Interrupted
+        if outcome == "until" and barge_in is not None:
+            raise _BargeIn
         return outcome
 
     def _resolve(self, doc: Document, reference: str | None) -> str:
@@ -174,7 +182,7 @@ class TwimlRunner:
         self.call.say_playing(True)
         try:
             self._wait(loops * max(SAY_MIN_SECONDS, SAY_SECONDS_PER_CHAR * len(text)) / self.speed)
-        except _Interrupted:
+        except (_Interrupted, _BargeIn):
             self.call.record("say-interrupted", text)
             raise
         finally:
@@ -239,12 +247,19 @@ class TwimlRunner:
         self.call.record("gather", dict(verb.attrib))
         slot = self.call.open_gather(inputs, verb.get("finishOnKey", "#"))
         try:
-            for child in verb:
-                nested = _tag(child)
-                if nested in ("Say", "Pause", "Play"):
-                    self._verbs[nested](child, doc)
-                else:
-                    self.call.record("unknown-verb", f"Gather/{nested}")
+            # Input the Gather takes (a key, or speech for a speech Gather) stops its nested verbs at once.
+            self._barge_in = lambda: slot.result is not None or slot.pending
+            try:
+                for child in verb:
+                    nested = _tag(child)
+                    if nested in ("Say", "Pause", "Play"):
+                        self._verbs[nested](child, doc)
+                    else:
+                        self.call.record("unknown-verb", f"Gather/{nested}")
+            except _BargeIn:
+                self.call.record("barge-in", _tag(child))
+            finally:
+                self._barge_in = None
             result = self._await_input(slot, timeout / self.speed)
         finally:
             self.call.close_gather()

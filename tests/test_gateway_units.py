@@ -93,8 +93,8 @@ def test_keep_alive_timing_adds_up_to_the_no_input_silence():
     from gateway.conversation import listening
 
     base = {"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": "t", "STT_PROVIDER": "google"}
-    assert listening(Config.from_env(base), "https://gw") == {"pause_seconds": 30, "dtmf_url": "https://gw/dtmf",
-                                                              "dtmf_timeout": 5}
+    assert listening(Config.from_env(base), "https://gw") == {"pause_seconds": 25, "dtmf_url": "https://gw/dtmf",
+                                                              "dtmf_timeout": 5}  # still a 30 s keep-alive cycle
     assert listening(Config.from_env({**base, "NO_INPUT_SECONDS": "8"}), "https://gw")["pause_seconds"] == 3
     assert listening(Config.from_env({**base, "NO_INPUT_SECONDS": "3"}), "https://gw") == {
         "pause_seconds": 0, "dtmf_url": "https://gw/dtmf", "dtmf_timeout": 3}
