@@ -89,6 +89,7 @@ class Conversation:
         self.listen_url = listen_url
         self.turn_lock = threading.Lock()  # one turn at a time per call (speech or keys), in the order heard
         self._closed = threading.Event()
+        self._held = threading.Event()  # a hangup or transfer is under way: speech gets no answer
 
     def start(self) -> None:
         """Start hearing the caller."""
@@ -118,6 +119,9 @@ class Conversation:
             if self._call_has_ended():
                 log.info("call %s has already ended; dropping the turn for %r", self.call_sid, text)
                 return
+            if self._held.is_set():  # updating the call now would cut a transfer or the goodbye short
+                log.info("call %s is being transferred or hung up; not answering %r", self.call_sid, text)
+                return
             state = self.services.store.get(self.call_sid)
             reply, error = ask(self.services, self.call_sid, text, "speech", self.caller)
             if self._call_has_ended():
@@ -134,9 +138,15 @@ class Conversation:
                 self.services.store.end(self.call_sid)
                 self.close()
                 return
+            if reply.action_type is not None and outcome is UpdateResult.SENT:
+                self._held.set()  # until the goodbye ends the call, or /transfer brings the caller back
             if reply.hints:
                 self.recognizer.set_hints(reply.hints)
             self.services.store.record_turn(self.call_sid, reply.hints or (state.hints if state else ()), reply.reprompt)
+
+    def resume(self) -> None:
+        """Answer the caller again (a transfer was not answered)."""
+        self._held.clear()
 
     def _call_has_ended(self) -> bool:
         """True once the stream stopped or Twilio said the call is over."""

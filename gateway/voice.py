@@ -117,6 +117,9 @@ def transfer_outcome():
         log.info("call %s: transfer answered and finished; hanging up", call_sid)
         return _twiml_response(twiml.say_and_hang_up("", language=config.language))
     log.info("call %s: transfer ended with %s; back to the bot", call_sid, status or "no status")
+    conversation = services.live.get(call_sid)
+    if conversation is not None:
+        conversation.resume()
     state = services.store.get(call_sid)
     hints = (state.hints if state else ()) or config.hints
     if config.stt_provider == "twilio":
