@@ -56,6 +56,12 @@ def listening(config: Config, base_url: str) -> dict:
     return {"pause_seconds": total - timeout, "dtmf_url": base_url + "/dtmf", "dtmf_timeout": timeout}
 
 
+def stream_reply(config: Config, reply: Reply, base_url: str) -> str:
+    """The TwiML that speaks a reply in the stream modes and acts on it: keep listening, hang up, or transfer."""
+    return twiml.reply(reply, base_url + "/listen", language=config.language, voice=config.voice,
+                       **listening(config, base_url), **config.transfer_options(base_url + "/transfer"))
+
+
 def no_input(services: Services, call_sid: str, quiet_for: float = 0.0) -> tuple[str, bool] | None:
     """The caller stayed silent through a prompt: what to say, and whether to hang up after saying it.
 
@@ -81,12 +87,12 @@ def no_input(services: Services, call_sid: str, quiet_for: float = 0.0) -> tuple
 class Conversation:
     """Connects one call's recognizer to the chatbot and the call; turns of a call run in order."""
 
-    def __init__(self, call_sid: str, caller: str, services: Services, recognizer: Recognizer, listen_url: str):
+    def __init__(self, call_sid: str, caller: str, services: Services, recognizer: Recognizer, base_url: str):
         self.call_sid = call_sid
         self.caller = caller
         self.services = services
         self.recognizer = recognizer
-        self.listen_url = listen_url
+        self.base_url = base_url
         self.turn_lock = threading.Lock()  # one turn at a time per call (speech or keys), in the order heard
         self._closed = threading.Event()
         self._held = threading.Event()  # a hangup or transfer is under way: speech gets no answer
@@ -127,22 +133,25 @@ class Conversation:
             if self._call_has_ended():
                 log.info("call %s has already ended while its reply was in flight; reply dropped", self.call_sid)
                 return
-            config = self.services.config
-            base_url = self.listen_url.rsplit("/", 1)[0]
-            transfer_url = base_url + "/transfer"
-            document = twiml.reply(reply, self.listen_url, language=config.language, voice=config.voice,
-                                   **listening(config, base_url), **config.transfer_options(transfer_url))
+            document = stream_reply(self.services.config, reply, self.base_url)
             outcome = self.services.updater.update(self.call_sid, document)
             log_turn(self.call_sid, text, reply, (time.monotonic() - heard_at) * 1000, outcome.value, error)
             if outcome is UpdateResult.CALL_ENDED:
                 self.services.store.end(self.call_sid)
                 self.close()
                 return
-            if reply.action_type is not None and outcome is UpdateResult.SENT:
-                self._held.set()  # until the goodbye ends the call, or /transfer brings the caller back
-            if reply.hints:
+            if outcome is UpdateResult.SENT:
+                self.answered(reply)
+            elif reply.hints:
                 self.recognizer.set_hints(reply.hints)
             self.services.store.record_turn(self.call_sid, reply.hints or (state.hints if state else ()), reply.reprompt)
+
+    def answered(self, reply: Reply) -> None:
+        """The caller is hearing `reply` (by a call update or a webhook's TwiML): follow its hints and action."""
+        if reply.action_type is not None:
+            self._held.set()  # until the goodbye ends the call, or /transfer brings the caller back
+        if reply.hints:
+            self.recognizer.set_hints(reply.hints)
 
     def resume(self) -> None:
         """Answer the caller again (a transfer was not answered)."""

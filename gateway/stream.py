@@ -44,7 +44,7 @@ def _open_conversation(start: StreamStart, base_url: str) -> Conversation | None
         return None
     try:
         recognizer = make_recognizer(services.config, state.hints or services.config.hints)
-        conversation = Conversation(start.call_sid, state.caller, services, recognizer, base_url + "/listen")
+        conversation = Conversation(start.call_sid, state.caller, services, recognizer, base_url)
         conversation.start()
     except Exception:  # no recognizer (bad credentials, model missing): let Twilio listen instead of going deaf
         log.exception("cannot start speech recognition for call %s; switching the call to <Gather>", start.call_sid)

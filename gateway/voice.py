@@ -10,7 +10,7 @@ from flask import Blueprint, Response, current_app, render_template, request
 from . import gather, twiml
 from .calls import ENDED_STATUSES
 from .chatbot import Reply
-from .conversation import ask, listening, log_turn, no_input
+from .conversation import ask, listening, log_turn, no_input, stream_reply
 from .security import public_base, stream_token, twilio_signed, websocket_url
 
 log = logging.getLogger(__name__)
@@ -47,8 +47,8 @@ def incoming_call():
     log.info("call %s from %s: answering with a %s stream", call_sid, caller or "unknown", config.stt_provider)
     document = twiml.incoming_call(
         stream_url=websocket_url(base + "/stream"), listen_url=base + "/listen", greeting=config.greeting,
-        parameters={"callSid": call_sid, "caller": caller, "token": stream_token(call_sid)}, language=config.language, voice=config.voice,
-        **listening(config, base))
+        parameters={"callSid": call_sid, "caller": caller, "token": stream_token(call_sid)},
+        language=config.language, voice=config.voice, **listening(config, base))
     return _twiml_response(document)
 
 
@@ -63,15 +63,14 @@ def keep_listening():
     services = _services()
     config = services.config
     base = public_base(request)
-    options = listening(config, base)
-    silence = no_input(services, request.form.get("CallSid", ""), config.no_input_seconds) if config.no_input_seconds else None
+    call_sid = request.form.get("CallSid", "")
+    silence = no_input(services, call_sid, config.no_input_seconds) if config.no_input_seconds else None
     if silence is None:
-        return _twiml_response(twiml.listen(base + "/listen", **options))
+        return _twiml_response(twiml.listen(base + "/listen", **listening(config, base)))
     text, hang_up = silence
     if hang_up:
         return _twiml_response(twiml.say_and_hang_up(text, language=config.language, voice=config.voice))
-    return _twiml_response(twiml.reply(Reply(text), base + "/listen", language=config.language, voice=config.voice,
-                                       **options))
+    return _twiml_response(stream_reply(config, Reply(text), base))
 
 
 @bp.post("/dtmf")
@@ -95,13 +94,12 @@ def keys_pressed():
     # A speech turn of this call in flight goes first: the chatbot sees one message at a time, in order.
     with conversation.turn_lock if conversation is not None else contextlib.nullcontext():
         reply, error = ask(services, call_sid, digits, "dtmf", state.caller)
-        if reply.hints and conversation is not None:
-            conversation.recognizer.set_hints(reply.hints)
+        if conversation is not None:
+            conversation.answered(reply)
         current = services.store.get(call_sid) or state
         services.store.record_turn(call_sid, reply.hints or current.hints, reply.reprompt)
     log_turn(call_sid, digits, reply, (time.monotonic() - started) * 1000, "answered", error)
-    return _twiml_response(twiml.reply(reply, base + "/listen", language=config.language, voice=config.voice,
-                                       **listening(config, base), **config.transfer_options(base + "/transfer")))
+    return _twiml_response(stream_reply(config, reply, base))
 
 
 @bp.post("/transfer")
@@ -125,8 +123,7 @@ def transfer_outcome():
     if config.stt_provider == "twilio":
         return _twiml_response(twiml.gather(config.transfer_failed_message, base + "/gather", hints,
                                             **config.gather_options()))
-    return _twiml_response(twiml.reply(Reply(config.transfer_failed_message), base + "/listen", language=config.language,
-                                       voice=config.voice, **listening(config, base)))
+    return _twiml_response(stream_reply(config, Reply(config.transfer_failed_message), base))
 
 
 @bp.post("/status")
