@@ -23,26 +23,27 @@ def test_silence_is_mulaw_zero_at_8khz():
     assert not mulaw_to_pcm16(silence(100)).any()
 
 
+def in_chunks(convert, signal, size):
+    """Run a streaming converter over `signal` in pieces of `size`, carrying its filter tail; join the output."""
+    pieces, tail = [], None
+    for start in range(0, len(signal), size):
+        out, tail = convert(signal[start:start + size], tail)
+        pieces.append(out)
+    return np.concatenate(pieces)
+
+
 @pytest.mark.parametrize("chunk", [1, 7, 160, 333])
 def test_chunked_upsampling_equals_whole_signal(chunk):
     pcm = np.random.default_rng(chunk).integers(-20000, 20000, 4000).astype(np.int16)
     whole, _ = upsample_2x(pcm)
-    pieces, tail = [], None
-    for start in range(0, len(pcm), chunk):
-        out, tail = upsample_2x(pcm[start:start + chunk], tail)
-        pieces.append(out)
-    assert np.array_equal(np.concatenate(pieces), whole)
+    assert np.array_equal(in_chunks(upsample_2x, pcm, chunk), whole)
     assert len(whole) == 2 * len(pcm)
 
 
 def test_chunked_mulaw_decoding_equals_whole_signal():
     data = bytes(np.random.default_rng(1).integers(0, 256, 3200, dtype=np.uint8))
     whole, _ = mulaw_to_pcm16_16k(data)
-    pieces, tail = [], None
-    for start in range(0, len(data), FRAME_BYTES):
-        out, tail = mulaw_to_pcm16_16k(data[start:start + FRAME_BYTES], tail)
-        pieces.append(out)
-    assert np.array_equal(np.concatenate(pieces), whole)
+    assert np.array_equal(in_chunks(mulaw_to_pcm16_16k, data, FRAME_BYTES), whole)
 
 
 def _spectrum(samples: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
