@@ -23,6 +23,8 @@ class CallState:
     reprompt: str = ""  # the chatbot's own words for a silent caller, from its last reply ("" for the default)
     last_heard: float | None = None  # store-clock time of the caller's last words or keys (None: not yet)
     reprompts: int = 0  # no-input reprompts since the caller was last heard
+    language: str = ""  # the chatbot switched the call to this language ("" for LANGUAGE)
+    voice: str = ""  # ...and to this voice ("" for VOICE)
 
 
 class CallStore(Protocol):
@@ -39,6 +41,8 @@ class CallStore(Protocol):
     def reprompted(self, call_sid: str, quiet_for: float = 0.0) -> int: ...
 
     def end(self, call_sid: str) -> CallState | None: ...
+
+    def speak_as(self, call_sid: str, language: str, voice: str) -> CallState | None: ...
 
 
 class InMemoryCallStore:
@@ -101,6 +105,16 @@ class InMemoryCallStore:
             state = replace(state, reprompts=state.reprompts + 1)
             self._calls[call_sid] = state
             return state.reprompts
+
+    def speak_as(self, call_sid: str, language: str, voice: str) -> CallState | None:
+        """Speak and recognize the call in another language (and voice) from now on."""
+        with self._lock:
+            state = self._calls.get(call_sid)
+            if state is None or state.ended:
+                return state
+            state = replace(state, language=language, voice=voice)
+            self._calls[call_sid] = state
+            return state
 
     def end(self, call_sid: str) -> CallState | None:
         """Mark a call ended; returns the state it had, or None if it was unknown."""

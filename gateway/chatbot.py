@@ -17,6 +17,8 @@ MAX_HINTS = 500
 
 # Characters XML 1.0 cannot carry: a chatbot sending them must not make the TwiML unreadable to Twilio.
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$")  # a BCP-47 tag such as en-US, es-ES, cmn-Hans-CN
+_VOICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")  # Twilio voice names: man, Polly.Joanna, Google.en-US-Neural2-F
 _DIALABLE = re.compile(r"^(\+?[0-9*#]{2,20}|sips?:[^\s<>\"]{3,200})$")  # E.164-ish numbers or SIP addresses
 
 
@@ -38,6 +40,9 @@ class Reply:
     transfer_to: str | None = None
     hints: tuple[str, ...] = ()
     reprompt: str = ""  # optional extension: what a silent caller hears instead of NO_INPUT_PROMPT
+    language: str | None = None  # optional extension: speak and recognize this language from now on
+    voice: str | None = None  # optional extension: the <Say> voice from now on (goes with `language`)
+    barge_in: bool = True  # optional extension: false keeps the caller from interrupting this text
 
 
 def _parse_action(action: Any) -> tuple[str | None, str | None]:
@@ -78,7 +83,21 @@ def parse_reply(body: Any) -> Reply:
         log.warning("chatbot 'reprompt' is not a string, ignoring it: %.100r", reprompt)
         reprompt = ""
     reprompt = xml_safe(reprompt).strip()[:MAX_TEXT_CHARS]
-    return Reply(text=text.strip(), action_type=action_type, transfer_to=transfer_to, hints=hints, reprompt=reprompt)
+    barge_in = body.get("barge_in", True)
+    if not isinstance(barge_in, bool):
+        log.warning("chatbot 'barge_in' is not true or false, ignoring it: %.100r", barge_in)
+        barge_in = True
+    return Reply(text=text.strip(), action_type=action_type, transfer_to=transfer_to, hints=hints, reprompt=reprompt,
+                 language=_tag(body, "language", _LANGUAGE), voice=_tag(body, "voice", _VOICE), barge_in=barge_in)
+
+
+def _tag(body: dict, key: str, pattern: re.Pattern) -> str | None:
+    """An optional name-like field (`language`, `voice`); a malformed one is logged and ignored."""
+    value = body.get(key)
+    if value is None or (isinstance(value, str) and pattern.match(value.strip())):
+        return value.strip() if value else None
+    log.warning("chatbot %r is not a valid name, ignoring it: %.100r", key, value)
+    return None
 
 
 class ChatbotClient:

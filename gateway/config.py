@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 STT_PROVIDERS = ("google", "sphinx", "twilio")
@@ -79,7 +79,20 @@ class Config:
     no_input_max_reprompts: int = 2
     no_input_prompt: str = "Are you still there?"
     no_input_goodbye: str = "I haven't heard anything, so I'll hang up now. Goodbye!"
+    # BARGE_IN: the caller's speech stops the bot's <Say> (a chatbot's "barge_in": false protects one text).
+    # CHATBOT_GREETING: the greeting is the chatbot's answer to a first request with "input": "start".
+    barge_in: bool = True
+    chatbot_greeting: bool = False
+    say_chars_per_second: float = 13.0  # how fast the voice speaks, to know when a <Say> is over (barge-in)
     extra: Mapping[str, str] = field(default_factory=dict)
+
+    def for_call(self, language: str = "", voice: str = "") -> "Config":
+        """This configuration as one call hears it, once its chatbot switched it to another language or voice. A
+        switch of language without a voice drops VOICE: a voice speaks one language, Twilio picks one for the new."""
+        if not language and not voice:
+            return self
+        language = language or self.language
+        return replace(self, language=language, voice=voice or (self.voice if language == self.language else None))
 
     def transfer_options(self, transfer_url: str) -> dict:
         """The <Dial> settings for a chatbot's transfer action; the outcome comes back to `transfer_url`."""
@@ -89,7 +102,7 @@ class Config:
         """The <Gather> settings for Gather mode (STT_PROVIDER=twilio)."""
         return {"language": self.language, "voice": self.voice, "speech_timeout": self.gather_speech_timeout,
                 "timeout": self.no_input_seconds or self.gather_timeout, "speech_model": self.gather_speech_model,
-                "profanity_filter": self.gather_profanity_filter}
+                "profanity_filter": self.gather_profanity_filter, "barge_in": self.barge_in}
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Config":
@@ -111,6 +124,7 @@ class Config:
         numbers = {}
         for name, default in (("CHATBOT_TIMEOUT", cls.chatbot_timeout), ("LISTEN_PAUSE_SECONDS", cls.listen_pause_seconds),
                               ("MAX_FRAME_BYTES", cls.max_frame_bytes),
+                              ("SAY_CHARACTERS_PER_SECOND", cls.say_chars_per_second),
                               ("GATHER_TIMEOUT", cls.gather_timeout), ("TRANSFER_TIMEOUT", cls.transfer_timeout)):
             try:
                 numbers[name] = type(default)(env.get(name, default))
@@ -156,5 +170,8 @@ class Config:
             transfer_timeout=numbers["TRANSFER_TIMEOUT"],
             transfer_failed_message=env.get("TRANSFER_FAILED_MESSAGE") or cls.transfer_failed_message,
             gather_min_confidence=min_confidence,
+            barge_in=_flag(env.get("BARGE_IN"), True),
+            say_chars_per_second=numbers["SAY_CHARACTERS_PER_SECOND"],
+            chatbot_greeting=_flag(env.get("CHATBOT_GREETING"), False),
             **keys_and_silence,
         )

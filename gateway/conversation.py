@@ -9,7 +9,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from . import twiml
-from .calls import CallStore
+from .calls import CallState, CallStore
 from .chatbot import ChatbotClient, ChatbotError, Reply
 from .config import Config
 from .recognizers import Recognizer, Transcript
@@ -39,6 +39,24 @@ def ask(services: Services, call_sid: str, message: str, input_type: str, caller
         return Reply(text=services.config.apology), str(exc)
 
 
+def greeting(services: Services, call_sid: str, caller: str = "") -> Reply:
+    """What a new call hears first: GREETING, or with CHATBOT_GREETING the chatbot's answer to the documented first
+    request (`"message": ""`, `"input": "start"`); a chatbot that fails or answers no text leaves GREETING."""
+    config = services.config
+    if not config.chatbot_greeting:
+        return Reply(config.greeting, barge_in=config.barge_in)
+    try:
+        reply = services.chatbot.ask("", call_sid, "start", caller=caller)
+    except ChatbotError as exc:
+        log.warning("chatbot greeting failed for call %s: %s; greeting with GREETING", call_sid, exc)
+        return Reply(config.greeting)
+    if not reply.text and reply.action_type is None:
+        log.warning("chatbot greeting for call %s had no text; greeting with GREETING", call_sid)
+        return Reply(config.greeting, hints=reply.hints, reprompt=reply.reprompt, language=reply.language,
+                     voice=reply.voice)
+    return reply
+
+
 def log_turn(call_sid: str, transcript: str, reply: Reply, elapsed_ms: float, outcome: str, error: str | None) -> None:
     """Write the one structured log line every turn gets."""
     log.info("turn %s", json.dumps({
@@ -54,6 +72,32 @@ def listening(config: Config, base_url: str) -> dict:
     total = config.no_input_seconds or config.listen_pause_seconds
     timeout = min(config.dtmf_timeout, total)
     return {"pause_seconds": total - timeout, "dtmf_url": base_url + "/dtmf", "dtmf_timeout": timeout}
+
+
+def say_seconds(text: str, chars_per_second: float) -> float:
+    """How long the caller hears `text` from the moment its update is sent. The default pace (13 characters a second,
+    a little slower than Twilio's voices) leaves room for the update's way to Twilio: a guess too long only means a
+    barge-in that finds the bot already quiet (the keep-alive starts again), too short a caller who cannot cut in."""
+    return len(text) / chars_per_second
+
+
+def call_config(config: Config, state: CallState | None) -> Config:
+    """The configuration as this call hears it: in the language and voice its chatbot switched it to."""
+    return config.for_call(state.language, state.voice) if state is not None else config
+
+
+def remember(services: Services, call_sid: str, reply: Reply) -> CallState | None:
+    """Keep what a reply changes for the rest of the call: its hints (else the last ones), its reprompt, and a switch
+    of language or voice. Returns the call's state afterwards (None for an unknown call)."""
+    store = services.store
+    state = store.get(call_sid)
+    if state is None:
+        return None
+    if reply.language or reply.voice:
+        log.info("call %s: the chatbot switched to language %s, voice %s", call_sid,
+                 reply.language or state.language or services.config.language, reply.voice or "default")
+        store.speak_as(call_sid, reply.language or state.language, reply.voice or "")
+    return store.record_turn(call_sid, reply.hints or state.hints, reply.reprompt)
 
 
 def stream_reply(config: Config, reply: Reply, base_url: str) -> str:
@@ -96,9 +140,16 @@ class Conversation:
         self.turn_lock = threading.Lock()  # one turn at a time per call (speech or keys), in the order heard
         self._closed = threading.Event()
         self._held = threading.Event()  # a hangup or transfer is under way: speech gets no answer
+        # What the caller is hearing, for barge-in. `_prompt_lock` is held while a call update is sent, so a
+        # barge-in can never land after (and cut) the answer that followed it.
+        self._prompt_lock = threading.Lock()
+        self._prompt = 0  # counts prompts the call was sent
+        self._talking_until = 0.0  # monotonic time the current prompt's <Say> should be over by
+        self._interruptible = False
 
-    def start(self) -> None:
-        """Start hearing the caller."""
+    def start(self, greeting_seconds: float = 0.0) -> None:
+        """Start hearing the caller, who may speak over the greeting (from /voice's TwiML) for `greeting_seconds`."""
+        self._speaking(greeting_seconds, interruptible=greeting_seconds > 0)
         self.recognizer.start(self.on_result)
 
     def feed(self, mulaw: bytes) -> None:
@@ -107,10 +158,49 @@ class Conversation:
             self.recognizer.feed(mulaw)
 
     def on_result(self, transcript: Transcript) -> None:
-        """Queue a turn for each non-empty final transcript; returns at once."""
-        if transcript.is_final and transcript.text.strip() and not self._closed.is_set():
+        """Queue a turn for each non-empty final transcript; the first sound of speech may barge in; returns at once."""
+        if self._closed.is_set():
+            return
+        if not transcript.is_final:
+            if transcript.speech_started or transcript.text.strip():
+                self._barge_in()
+        elif transcript.text.strip():
             self.services.store.heard(self.call_sid)  # the silence clock starts again, reprompts are counted afresh
             self.services.executor.submit(self._safe_turn, transcript.text.strip(), time.monotonic())
+
+    def speaking(self, text: str, interruptible: bool = True) -> None:
+        """The caller now hears `text`: until it is over, speech from the caller stops it (when interruptible)."""
+        self._speaking(say_seconds(text, self.services.config.say_chars_per_second) if text else 0.0, interruptible)
+
+    def _speaking(self, seconds: float, interruptible: bool) -> None:
+        with self._prompt_lock:
+            self._prompt += 1
+            self._talking_until = time.monotonic() + seconds
+            self._interruptible = interruptible and self.services.config.barge_in and not self._held.is_set()
+
+    def _barge_in(self) -> None:
+        """The caller started speaking: if the bot is still talking, stop it (once per prompt)."""
+        with self._prompt_lock:
+            if not self._interruptible or time.monotonic() >= self._talking_until:
+                return
+            self._interruptible = False
+            prompt = self._prompt
+        self.services.executor.submit(self._stop_talking, prompt, time.monotonic())
+
+    def _stop_talking(self, prompt: int, heard_at: float) -> None:
+        """Replace the prompt being said with the listening loop, unless another prompt replaced it already."""
+        try:
+            with self._prompt_lock:
+                if prompt != self._prompt or self._held.is_set() or self._call_has_ended():
+                    return
+                config = self.services.config
+                outcome = self.services.updater.update(self.call_sid, twiml.listen(
+                    self.base_url + "/listen", **listening(config, self.base_url)))
+                self._talking_until = 0.0
+            log.info("call %s: barge-in, the caller spoke over the bot; stopped it in %.0f ms (%s)",
+                     self.call_sid, (time.monotonic() - heard_at) * 1000, outcome.value)
+        except Exception:  # the executor's boundary
+            log.exception("barge-in for call %s failed; the prompt plays on", self.call_sid)
 
     def _safe_turn(self, text: str, heard_at: float) -> None:
         """The executor's boundary: an unexpected error is logged with its traceback, never lost in a Future."""
@@ -128,28 +218,31 @@ class Conversation:
             if self._held.is_set():  # updating the call now would cut a transfer or the goodbye short
                 log.info("call %s is being transferred or hung up; not answering %r", self.call_sid, text)
                 return
-            state = self.services.store.get(self.call_sid)
             reply, error = ask(self.services, self.call_sid, text, "speech", self.caller)
             if self._call_has_ended():
                 log.info("call %s has already ended while its reply was in flight; reply dropped", self.call_sid)
                 return
-            document = stream_reply(self.services.config, reply, self.base_url)
-            outcome = self.services.updater.update(self.call_sid, document)
+            state = remember(self.services, self.call_sid, reply)
+            document = stream_reply(call_config(self.services.config, state), reply, self.base_url)
+            with self._prompt_lock:
+                outcome = self.services.updater.update(self.call_sid, document)
+                self._prompt += 1  # a barge-in still pending was for a prompt the caller no longer hears
             log_turn(self.call_sid, text, reply, (time.monotonic() - heard_at) * 1000, outcome.value, error)
             if outcome is UpdateResult.CALL_ENDED:
                 self.services.store.end(self.call_sid)
                 self.close()
-                return
-            if outcome is UpdateResult.SENT:
+            elif outcome is UpdateResult.SENT:
                 self.answered(reply)
             elif reply.hints:
                 self.recognizer.set_hints(reply.hints)
-            self.services.store.record_turn(self.call_sid, reply.hints or (state.hints if state else ()), reply.reprompt)
 
     def answered(self, reply: Reply) -> None:
-        """The caller is hearing `reply` (by a call update or a webhook's TwiML): follow its hints and action."""
+        """The caller is hearing `reply` (by a call update or a webhook's TwiML): follow its hints, language, action."""
         if reply.action_type is not None:
             self._held.set()  # until the goodbye ends the call, or /transfer brings the caller back
+        self.speaking(reply.text, reply.barge_in)
+        if reply.language:
+            self.recognizer.set_language(reply.language)
         if reply.hints:
             self.recognizer.set_hints(reply.hints)
 

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from flask import Blueprint, abort, current_app, request
 from flask_sock import Sock
 
 from . import twiml
-from .conversation import Conversation
+from .conversation import Conversation, call_config
 from .media_stream import Media, ProtocolError, StreamStart, StreamStop, parse_message
 from .recognizers import make_recognizer
 from .security import public_base, public_request_url, signature_is_valid, stream_token_is_valid
@@ -42,19 +43,28 @@ def _open_conversation(start: StreamStart, base_url: str) -> Conversation | None
         log.warning("stream %s for %s call %s refused", start.stream_sid,
                     "an unknown" if state is None else "an ended", start.call_sid)
         return None
+    config = call_config(services.config, state)
     try:
-        recognizer = make_recognizer(services.config, state.hints or services.config.hints)
+        recognizer = make_recognizer(config, state.hints or config.hints)
         conversation = Conversation(start.call_sid, state.caller, services, recognizer, base_url)
-        conversation.start()
+        conversation.start(_seconds_until(start.custom_parameters.get("bargeInUntil")))
     except Exception:  # no recognizer (bad credentials, model missing): let Twilio listen instead of going deaf
         log.exception("cannot start speech recognition for call %s; switching the call to <Gather>", start.call_sid)
-        config = services.config
         services.updater.update(start.call_sid, twiml.gather(
             config.apology, base_url + "/gather", state.hints or config.hints, **config.gather_options()))
         return None
     services.live.add(conversation)
     log.info("stream %s started for call %s", start.stream_sid, start.call_sid)
     return conversation
+
+
+def _seconds_until(value: str | None) -> float:
+    """Seconds from now to a stream parameter's epoch time (our own, from /voice's TwiML); odd values count as none."""
+    try:
+        seconds = float(value or 0) - time.time()
+    except ValueError:
+        return 0.0
+    return min(seconds, 600.0) if seconds > 0 else 0.0  # also rules out nan
 
 
 @sock.route("/stream", bp=bp)

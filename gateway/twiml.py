@@ -93,10 +93,13 @@ def _reply(answer: Reply, listen_url: str, language: str, voice: str | None, pau
 
 def gather(text: str, action_url: str, hints: Sequence[str] = (), *, language: str = "en-US",
            voice: str | None = None, speech_timeout: str = "auto", timeout: int = 5,
-           speech_model: str | None = None, profanity_filter: bool = True) -> str:
-    """Say `text` inside a speech-and-keys <Gather> whose result (or silence) comes back to `action_url`."""
+           speech_model: str | None = None, profanity_filter: bool = True, barge_in: bool = True) -> str:
+    """Say `text` inside a speech-and-keys <Gather> whose result (or silence) comes back to `action_url`; the caller's
+    speech stops the <Say> unless `barge_in` is off."""
     response = VoiceResponse()
     options = {"speech_model": speech_model} if speech_model else {}
+    if not barge_in:
+        options["barge_in"] = False
     prompt = response.gather(
         input="speech dtmf", action=action_url, method="POST", language=language, speech_timeout=speech_timeout,
         timeout=timeout, hints=", ".join(hints) if hints else None, profanity_filter=profanity_filter,
@@ -108,7 +111,9 @@ def gather(text: str, action_url: str, hints: Sequence[str] = (), *, language: s
 def gather_reply(answer: Reply, action_url: str, transfer: Mapping | None = None, **gather_options) -> str:
     """In Gather mode: speak the answer and listen again, or speak it and hang up / transfer."""
     if answer.action_type is None:
-        return gather(answer.text, action_url, answer.hints, **gather_options)
+        barge_in = gather_options.pop("barge_in", True) and answer.barge_in
+        return gather(answer.text, action_url, answer.hints, barge_in=barge_in, **gather_options)
+    gather_options.pop("barge_in", None)
     return reply(answer, action_url, language=gather_options.get("language", "en-US"), voice=gather_options.get("voice"),
                  **(transfer or {}))
 

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, current_app, render_template, request
 from . import gather, twiml
 from .calls import ENDED_STATUSES
 from .chatbot import Reply
-from .conversation import ask, listening, log_turn, no_input, stream_reply
+from .conversation import ask, call_config, greeting, listening, log_turn, no_input, remember, say_seconds, stream_reply
 from .security import public_base, stream_token, twilio_signed, websocket_url
 
 log = logging.getLogger(__name__)
@@ -40,14 +40,25 @@ def incoming_call():
         return _twiml_response(twiml.say_and_hang_up(config.apology, language=config.language, voice=config.voice))
     caller = request.form.get("From", "")
     services.store.open(call_sid, caller=caller, called=request.form.get("To", ""))
+    hello = greeting(services, call_sid, caller)
+    config = call_config(config, remember(services, call_sid, hello))
+    base = public_base(request)
+    if hello.action_type is not None:  # a chatbot may answer a call only to say it is closed, or to transfer it
+        log.info("call %s from %s: the greeting %ss the call", call_sid, caller or "unknown", hello.action_type)
+        if config.stt_provider == "twilio":
+            return _twiml_response(gather.reply_document(hello, config))
+        return _twiml_response(stream_reply(config, hello, base))
     if config.stt_provider == "twilio":
         log.info("call %s from %s: answering in Gather mode", call_sid, caller or "unknown")
-        return _twiml_response(gather.first_prompt(call_sid))
-    base = public_base(request)
+        return _twiml_response(gather.first_prompt(call_sid, hello))
     log.info("call %s from %s: answering with a %s stream", call_sid, caller or "unknown", config.stt_provider)
+    # The stream's handler learns until when (epoch seconds) the caller may barge in on the greeting: the stream
+    # starts as the <Say> does, but its handshake reaches us a moment later.
+    barge_in = time.time() + say_seconds(hello.text, config.say_chars_per_second) if hello.barge_in else 0
     document = twiml.incoming_call(
-        stream_url=websocket_url(base + "/stream"), listen_url=base + "/listen", greeting=config.greeting,
-        parameters={"callSid": call_sid, "caller": caller, "token": stream_token(call_sid)},
+        stream_url=websocket_url(base + "/stream"), listen_url=base + "/listen", greeting=hello.text,
+        parameters={"callSid": call_sid, "caller": caller, "token": stream_token(call_sid),
+                    "bargeInUntil": f"{barge_in:.2f}"},
         language=config.language, voice=config.voice, **listening(config, base))
     return _twiml_response(document)
 
@@ -61,15 +72,18 @@ def keep_listening():
     (NO_INPUT_MAX_REPROMPTS times in a row), then say goodbye and hang up.
     """
     services = _services()
-    config = services.config
     base = public_base(request)
     call_sid = request.form.get("CallSid", "")
+    config = call_config(services.config, services.store.get(call_sid))
     silence = no_input(services, call_sid, config.no_input_seconds) if config.no_input_seconds else None
     if silence is None:
         return _twiml_response(twiml.listen(base + "/listen", **listening(config, base)))
     text, hang_up = silence
     if hang_up:
         return _twiml_response(twiml.say_and_hang_up(text, language=config.language, voice=config.voice))
+    conversation = services.live.get(call_sid)
+    if conversation is not None:
+        conversation.speaking(text)
     return _twiml_response(stream_reply(config, Reply(text), base))
 
 
@@ -96,8 +110,7 @@ def keys_pressed():
         reply, error = ask(services, call_sid, digits, "dtmf", state.caller)
         if conversation is not None:
             conversation.answered(reply)
-        current = services.store.get(call_sid) or state
-        services.store.record_turn(call_sid, reply.hints or current.hints, reply.reprompt)
+        config = call_config(config, remember(services, call_sid, reply))
     log_turn(call_sid, digits, reply, (time.monotonic() - started) * 1000, "answered", error)
     return _twiml_response(stream_reply(config, reply, base))
 
@@ -107,8 +120,8 @@ def keys_pressed():
 def transfer_outcome():
     """After a transfer's <Dial>: end the call if it was answered, else bring the caller back to the bot."""
     services = _services()
-    config = services.config
     call_sid = request.form.get("CallSid", "")
+    config = call_config(services.config, services.store.get(call_sid))
     status = request.form.get("DialCallStatus", "")
     base = public_base(request)
     if status in ("completed", "answered"):
@@ -118,6 +131,7 @@ def transfer_outcome():
     conversation = services.live.get(call_sid)
     if conversation is not None:
         conversation.resume()
+        conversation.speaking(config.transfer_failed_message)
     state = services.store.get(call_sid)
     hints = (state.hints if state else ()) or config.hints
     if config.stt_provider == "twilio":

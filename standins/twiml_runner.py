@@ -247,8 +247,12 @@ class TwimlRunner:
         self.call.record("gather", dict(verb.attrib))
         slot = self.call.open_gather(inputs, verb.get("finishOnKey", "#"))
         try:
-            # Input the Gather takes (a key, or speech for a speech Gather) stops its nested verbs at once.
-            self._barge_in = lambda: slot.result is not None or slot.pending
+            # Input the Gather takes (a key, or speech for a speech Gather) stops its nested verbs at once;
+            # with bargeIn="false" speech waits for them to finish (keys still cut in).
+            if (verb.get("bargeIn") or "true").lower() == "false":
+                self._barge_in = lambda: slot.result is not None and "Digits" in slot.result
+            else:
+                self._barge_in = lambda: slot.result is not None or slot.pending
             try:
                 for child in verb:
                     nested = _tag(child)

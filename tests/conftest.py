@@ -63,6 +63,8 @@ def start_gateway(tmp_path, twilio, chatbot, request):
             "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "PUBLIC_URL": PUBLIC_URL,
             "CHATBOT_URL": chatbot.url, "TWILIO_API_URL": twilio.api_url, "STT_PROVIDER": "google",
             "CHATBOT_TIMEOUT": "3", "GATEWAY_THREADS": "16", "HINTS": FIRST_HINTS,
+            # The stand-in's voice (SAY_SECONDS_PER_CHAR) at its speed, so barge-in knows when a <Say> is over.
+            "SAY_CHARACTERS_PER_SECOND": str(round(SPEED / 0.06, 1)),
         }
         env.update(overrides)
         if env["STT_PROVIDER"] == "google" and "SPEECH_EMULATOR_HOST" not in overrides:

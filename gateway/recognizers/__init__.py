@@ -12,6 +12,7 @@ class Transcript:
     text: str
     confidence: float = 1.0
     is_final: bool = True
+    speech_started: bool = False  # voice activity: the caller just started speaking (text is empty); drives barge-in
 
 
 ResultCallback = Callable[[Transcript], None]
@@ -22,7 +23,8 @@ class Recognizer(Protocol):
 
     `feed` is called from the websocket thread with 8 kHz mu-law bytes exactly as Twilio sent
     them and must never block for long; `on_result` may be called from any thread and is
-    expected to return quickly (the gateway queues the turn elsewhere).
+    expected to return quickly (the gateway queues the turn elsewhere). Besides final results it
+    gets interim ones and, as soon as the caller starts speaking, a `speech_started` one.
     """
 
     def start(self, on_result: ResultCallback) -> None: ...
@@ -30,6 +32,8 @@ class Recognizer(Protocol):
     def feed(self, mulaw: bytes) -> None: ...
 
     def set_hints(self, hints: Sequence[str]) -> None: ...
+
+    def set_language(self, language: str) -> None: ...
 
     def close(self) -> None: ...
 

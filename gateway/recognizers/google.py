@@ -37,7 +37,8 @@ def speech_client(emulator_host: str | None = None) -> speech.SpeechClient:
 
 
 def streaming_config(language: str, hints: Sequence[str], model: str = "phone_call") -> speech.StreamingRecognitionConfig:
-    """The stream's config: mu-law at 8 kHz as Twilio sends it, the phone model, interim results, phrase hints."""
+    """The stream's config: mu-law at 8 kHz as Twilio sends it, the phone model, interim results, phrase hints, and
+    voice activity events (the start of speech is the earliest cue for barge-in, before any words are recognized)."""
     phrases = [h[:MAX_PHRASE_CHARS] for h in hints[:MAX_PHRASES]]
     return speech.StreamingRecognitionConfig(
         config=speech.RecognitionConfig(
@@ -46,6 +47,7 @@ def streaming_config(language: str, hints: Sequence[str], model: str = "phone_ca
             speech_contexts=[speech.SpeechContext(phrases=phrases)] if phrases else [],
         ),
         interim_results=True,
+        enable_voice_activity_events=True,
     )
 
 
@@ -106,6 +108,12 @@ class GoogleRecognizer:
         hints = tuple(hints)
         if hints != self._hints:
             self._hints = hints
+            self._restart()
+
+    def set_language(self, language: str) -> None:
+        """Recognize another language from now on: the stream restarts, re-sending the audio not yet finalized."""
+        if language != self.language:
+            self.language = language
             self._restart()
 
     def close(self) -> None:
@@ -208,6 +216,8 @@ class GoogleRecognizer:
 
     def _handle(self, response: speech.StreamingRecognizeResponse) -> None:
         """Pass results on; a final result also marks its audio as done, so restarts don't repeat it."""
+        if response.speech_event_type == speech.StreamingRecognizeResponse.SpeechEventType.SPEECH_ACTIVITY_BEGIN:
+            self._emit(Transcript("", 0.0, is_final=False, speech_started=True))
         for result in response.results:
             if not result.alternatives:
                 continue

@@ -23,7 +23,7 @@ class SphinxRecognizer:
         if language.replace("_", "-").lower() != "en-us":
             raise ValueError(f"sphinx recognizer: no bundled model for language {language!r} (only en-US)")
         self.min_confidence = min_confidence
-        self._engine = SphinxEngine(hints, on_final=self._deliver)
+        self._engine = SphinxEngine(hints, on_final=self._deliver, on_speech=self._speech)
         self._queue: queue.SimpleQueue[bytes | threading.Event | None] = queue.SimpleQueue()
         self._lock = threading.RLock()  # held while delivering, so nothing is delivered once close() returns
         self._on_result: ResultCallback | None = None
@@ -44,6 +44,11 @@ class SphinxRecognizer:
 
     def set_hints(self, hints: Sequence[str]) -> None:
         self._engine.set_hints(hints)
+
+    def set_language(self, language: str) -> None:
+        """Only the bundled en-US model exists: another language is logged and recognition goes on in English."""
+        if language.replace("_", "-").lower() != "en-us":
+            log.warning("sphinx: cannot switch to language %r (only en-US is bundled); still recognizing en-US", language)
 
     def drain(self, timeout: float = 10.0) -> bool:
         """Wait until all audio fed so far is recognized (tests, benchmarks); False on timeout or if closed."""
@@ -76,6 +81,13 @@ class SphinxRecognizer:
             self._closed = True
         finally:
             self._engine.close()
+
+    def _speech(self, started: bool, at: float) -> None:
+        """The endpointer heard speech begin: tell the conversation at once (barge-in), before any words."""
+        if started:
+            with self._lock:
+                if not self._closed and self._on_result is not None:
+                    self._on_result(Transcript("", 0.0, is_final=False, speech_started=True))
 
     def _deliver(self, utt: Utterance) -> None:
         if not utt.accepted:
