@@ -54,6 +54,12 @@ class Dialogue:
         hints = intent.hints if intent.hints is not None else default_hints
         return Reply(intent.reply, intent.action, hints, intent.name, next_state)
 
+    def greet(self, session_id: str) -> Reply:
+        """A new call (the gateway's first request, "input": "start"): start afresh and say the script's greeting."""
+        self.sessions.put(session_id, self.script.start)
+        start = self.script.start
+        return Reply(self.script.greeting, None, self._hints[start], "greeting", start)
+
     def hints_for(self, state_name: str) -> tuple[str, ...]:
         """The spoken phrases understood in a state (its own intents, then the global ones)."""
         return self._hints[state_name]

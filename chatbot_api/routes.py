@@ -32,7 +32,10 @@ def message():
     except BadMessageRequest as error:
         current_app.logger.warning("400 POST /message from %s: %s", request.remote_addr, error)
         return jsonify(error=str(error)), 400
-    reply = _dialogue().respond(turn.session_id, turn.message)
+    if turn.input == "start":  # the gateway's optional first request of a call (CHATBOT_GREETING)
+        reply = _dialogue().greet(turn.session_id)
+    else:
+        reply = _dialogue().respond(turn.session_id, turn.message)
     # %r keeps a caller's words on one log line whatever they contain.
     current_app.logger.info(
         "session=%s input=%s message=%r intent=%s action=%s state=%s",

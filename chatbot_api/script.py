@@ -6,6 +6,7 @@ matched intent's reply is spoken, its action (if any) performed, and the call mo
 `next` state. Example::
 
     start: main            # optional; default: the first state under `states`
+    greeting: Hello! How can I help?   # optional: the answer to a call's first request ("input": "start")
     fallback: "Sorry, I didn't catch that. You can say hello or goodbye."
 
     global:                # intents understood in every state
@@ -137,3 +138,4 @@ class Script:
     states: Mapping[str, State]
     global_intents: tuple[Intent, ...]
     fallback: Fallback
+    greeting: str = ""  # what a new call hears when the gateway asks (CHATBOT_GREETING); "" leaves its GREETING

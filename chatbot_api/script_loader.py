@@ -14,7 +14,7 @@ from .script import HANGUP, TRANSFER, Action, Fallback, Intent, Script, ScriptEr
 
 _NULL_TAG = "tag:yaml.org,2002:null"
 _E164_NUMBER = re.compile(r"^\+[1-9]\d{1,14}$")
-_SCRIPT_KEYS = ("start", "fallback", "global", "states")
+_SCRIPT_KEYS = ("start", "greeting", "fallback", "global", "states")
 _STATE_KEYS = ("intents", "fallback")
 _INTENT_KEYS = ("say", "reply", "action", "next", "hints")
 _FALLBACK_KEYS = ("reply", "hints")
@@ -82,7 +82,8 @@ class _ScriptReader:
         for name, node in self.next_references:
             if name not in states:
                 self.fail(node, f"unknown state '{name}' in next:; states are: {', '.join(states)}")
-        return Script(self.source, start, states, global_intents, fallback)
+        greeting = self.text(items["greeting"][1], "greeting") if "greeting" in items else ""
+        return Script(self.source, start, states, global_intents, fallback, greeting)
 
     def mapping(self, node: Node, what: str, allowed: tuple[str, ...] | None = None) -> dict[str, tuple[Node, Node]]:
         """The items of a mapping node by key, rejecting duplicate and (if `allowed`) unknown keys."""

@@ -145,7 +145,8 @@ class Conversation:
         self._prompt_lock = threading.Lock()
         self._prompt = 0  # counts prompts the call was sent
         self._talking_until = 0.0  # monotonic time the current prompt's <Say> should be over by
-        self._interruptible = False
+        self._may_barge_in = False  # the caller's speech may cut the current prompt short...
+        self._barged = False  # ...and already did
 
     def start(self, greeting_seconds: float = 0.0) -> None:
         """Start hearing the caller, who may speak over the greeting (from /voice's TwiML) for `greeting_seconds`."""
@@ -176,16 +177,23 @@ class Conversation:
         with self._prompt_lock:
             self._prompt += 1
             self._talking_until = time.monotonic() + seconds
-            self._interruptible = interruptible and self.services.config.barge_in and not self._held.is_set()
+            self._may_barge_in = interruptible and self.services.config.barge_in
+            self._barged = False
 
     def _barge_in(self) -> None:
         """The caller started speaking: if the bot is still talking, stop it (once per prompt)."""
         with self._prompt_lock:
-            if not self._interruptible or time.monotonic() >= self._talking_until:
+            if not self._may_barge_in or self._barged or self._held.is_set() \
+                    or time.monotonic() >= self._talking_until:
                 return
-            self._interruptible = False
+            self._barged = True
             prompt = self._prompt
         self.services.executor.submit(self._stop_talking, prompt, time.monotonic())
+
+    def _protected_for(self) -> float:
+        """Seconds left of a prompt speech may not cut (BARGE_IN off, or "barge_in": false): its answer waits."""
+        with self._prompt_lock:
+            return 0.0 if self._may_barge_in else max(0.0, self._talking_until - time.monotonic())
 
     def _stop_talking(self, prompt: int, heard_at: float) -> None:
         """Replace the prompt being said with the listening loop, unless another prompt replaced it already."""
@@ -224,6 +232,11 @@ class Conversation:
                 return
             state = remember(self.services, self.call_sid, reply)
             document = stream_reply(call_config(self.services.config, state), reply, self.base_url)
+            wait = self._protected_for()
+            if wait > 0:
+                log.info("call %s: answer waits %.1f s for a prompt that may not be interrupted", self.call_sid, wait)
+                if self._closed.wait(wait):
+                    return
             with self._prompt_lock:
                 outcome = self.services.updater.update(self.call_sid, document)
                 self._prompt += 1  # a barge-in still pending was for a prompt the caller no longer hears

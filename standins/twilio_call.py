@@ -192,10 +192,13 @@ class SimulatedCall:
             update, self._pending_update = self._pending_update, None
             return update
 
-    def say_playing(self, playing: bool) -> None:
+    def say_playing(self, playing: bool, finished: bool = True) -> None:
+        """A <Say> starts, or stops: a caller answers one the bot finished, not one cut short (by them, or an update)."""
         with self._cond:
             self.cues.saying = playing
-            if not playing:
+            if playing:
+                self.cues.last_say_start = time.monotonic()
+            elif finished:
                 self.cues.last_say_end = time.monotonic()
             self._cond.notify_all()
 

@@ -48,6 +48,7 @@ class Turn:
     confidence: float = 0.9
     seconds: float = 0.0  # silence length
     at: float | None = None  # fixed offset from stream start, in call seconds (Caller.at_times)
+    over_say: float | None = None  # speak this many call seconds into the bot's next <Say> (barge-in)
 
 
 def load_audio(source: str | Path, text: str | None = None) -> Turn:
@@ -79,6 +80,10 @@ def make_turn(item: object) -> Turn:
             return Turn("speech-result", str(rest[0]), text=str(rest[0]), confidence=float(rest[1]) if rest[1:] else 0.9)
         if kind == "silence" and len(rest) == 1:
             return make_turn(float(rest[0]))
+        if kind == "barge-in" and len(rest) == 2:
+            turn = make_turn(rest[0])
+            return Turn(turn.kind, turn.name, turn.audio, turn.text, turn.confidence, turn.seconds,
+                        over_say=float(rest[1]))
         if kind == "audio" and 1 <= len(rest) <= 2:
             if isinstance(rest[0], (bytes, bytearray)):
                 words = rest[1] if rest[1:] else ""
@@ -89,8 +94,9 @@ def make_turn(item: object) -> Turn:
 
 class Caller:
     """A scripted caller. Turns: a .ulaw path or recording name, raw mu-law bytes, ("dtmf", "12#"),
-    ("speech-result", "hello", 0.9) for <Gather>, ("audio", path_or_bytes, "words"), or a silence
-    (a number, or ("silence", seconds)).
+    ("speech-result", "hello", 0.9) for <Gather>, ("audio", path_or_bytes, "words"), a silence
+    (a number, or ("silence", seconds)), or ("barge-in", turn, seconds): that turn, spoken this many
+    seconds into the bot's next <Say> instead of after it.
 
     Turn i is spoken once the bot has finished a <Say> since turn i-1 (the greeting cues the first turn)
     and then stayed quiet for `think_time` call seconds. A silence just delays the turn after it, which
@@ -190,6 +196,7 @@ class Cues:
     def __init__(self, cond: threading.Condition) -> None:
         self.cond = cond
         self.saying = False
+        self.last_say_start: float | None = None
         self.last_say_end: float | None = None
         self.stream_started_at: float | None = None
         self.gather: GatherSlot | None = None
@@ -237,6 +244,9 @@ class CallerRuntime:
                 due = None
                 if turn.at is not None and cues.stream_started_at is not None:
                     due = cues.stream_started_at + turn.at / self._speed - _LEAD
+                elif turn.over_say is not None:
+                    if (cues.last_say_start or float("-inf")) > turn_end:  # a <Say> began since the last turn
+                        due = cues.last_say_start + turn.over_say / self._speed
                 elif turn.at is None and not cues.saying and (cues.last_say_end or float("-inf")) > turn_end:
                     due = cues.last_say_end + self.caller.think_time / self._speed
                 now = time.monotonic()

@@ -180,13 +180,15 @@ class TwimlRunner:
         if len(text) > SAY_MAX_CHARS:
             self.call.record("warning", f"13521 <Say> longer than {SAY_MAX_CHARS} characters")
         self.call.say_playing(True)
+        finished = False
         try:
             self._wait(loops * max(SAY_MIN_SECONDS, SAY_SECONDS_PER_CHAR * len(text)) / self.speed)
+            finished = True
         except (_Interrupted, _BargeIn):
             self.call.record("say-interrupted", text)
             raise
         finally:
-            self.call.say_playing(False)
+            self.call.say_playing(False, finished)
 
     def _say(self, verb: ET.Element, doc: Document) -> None:
         loops = int(verb.get("loop") or 1)

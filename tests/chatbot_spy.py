@@ -1,6 +1,7 @@
 """A chatbot endpoint for tests: records what reaches it, forwards to the real sample bot, or misbehaves on purpose."""
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -18,6 +19,7 @@ class ChatbotSpy:
         self.delay = 0.0
         self.status = 200
         self.body: str | None = None  # answer this raw body instead of forwarding
+        self.amend = None  # optional (request, answer) -> answer: extend the sample bot's answers (contract extensions)
         self._lock = threading.Lock()
         app = Flask("chatbot-spy")
         app.add_url_rule("/message", "message", self._message, methods=["POST"])
@@ -33,6 +35,9 @@ class ChatbotSpy:
         if self.body is not None or self.status != 200:
             return Response(self.body or "", status=self.status, mimetype="application/json")
         upstream = requests.post(self.upstream, json=request.get_json(silent=True), timeout=10)
+        if self.amend is not None and upstream.status_code == 200:
+            return Response(json.dumps(self.amend(request.get_json(silent=True), upstream.json())),
+                            mimetype="application/json")
         return Response(upstream.content, status=upstream.status_code, mimetype="application/json")
 
     def messages(self) -> list[str]:

@@ -304,3 +304,15 @@ def test_served_by_gunicorn(gunicorn_url):
     assert post("goodbye")[1]["action"] == "hangup"
     status, body = post(None)
     assert status == 400 and "message" in body["error"]
+
+
+def test_first_request_of_a_call_gets_the_scripts_greeting(client, tmp_path):
+    assert say(client, "book a table")["text"] == "For how many people?"
+    greeting = say(client, "", input="start")  # a new call on the same session starts afresh
+    assert greeting["text"] == "Hello! You are talking to the Chatline demo bot. How can I help?"
+    assert greeting["action"] is None and {"hello", "book a table", "goodbye"} <= set(greeting["hints"])
+    assert say(client, "hello")["text"] == "Hi, how are you?"
+    owner = tmp_path / "owner.yaml"
+    owner.write_text(OWNER_SCRIPT)
+    no_greeting = create_app({"CHATBOT_SCRIPT": str(owner), "SESSION_STORE": SessionStore(60)}).test_client()
+    assert say(no_greeting, "", input="start") == {"text": "", "action": None, "hints": ["ping"]}

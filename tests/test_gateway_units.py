@@ -121,3 +121,36 @@ def test_parse_reply_reads_the_optional_reprompt(caplog):
     assert parse_reply({"text": "Hi", "reprompt": " Say hello or press 1. "}).reprompt == "Say hello or press 1."
     assert parse_reply({"text": "Hi"}).reprompt == "" and parse_reply({"text": "Hi", "reprompt": None}).reprompt == ""
     assert parse_reply({"text": "Hi", "reprompt": ["no"]}).reprompt == "" and "'reprompt' is not a string" in caplog.text
+
+
+def test_parse_reply_reads_language_voice_and_barge_in(caplog):
+    reply = parse_reply({"text": "Hola", "language": "es-ES", "voice": "Polly.Lucia", "barge_in": False})
+    assert (reply.language, reply.voice, reply.barge_in) == ("es-ES", "Polly.Lucia", False)
+    assert (parse_reply({"text": "Hi"}).language, parse_reply({"text": "Hi"}).barge_in) == (None, True)
+    odd = parse_reply({"text": "Hi", "language": "<en>", "voice": ["x"], "barge_in": "no"})
+    assert (odd.language, odd.voice, odd.barge_in) == (None, None, True)
+    assert "'language' is not a valid name" in caplog.text and "'barge_in' is not true or false" in caplog.text
+
+
+def test_a_call_speaks_the_language_its_chatbot_chose():
+    config = Config(twilio_account_sid=SID, twilio_auth_token="t", voice="Polly.Joanna")
+    assert config.for_call() is config
+    assert (config.for_call("es-ES").language, config.for_call("es-ES").voice) == ("es-ES", None)  # Joanna speaks English
+    assert config.for_call("es-ES", "Polly.Lucia").voice == "Polly.Lucia"
+    assert (config.for_call("", "Polly.Matthew").language, config.for_call("", "Polly.Matthew").voice) == (
+        "en-US", "Polly.Matthew")
+    assert config.for_call("en-US").voice == "Polly.Joanna"  # back to LANGUAGE: VOICE again
+    store = InMemoryCallStore()
+    store.open("CA1")
+    assert (store.speak_as("CA1", "es-ES", "").language, store.get("CA1").voice) == ("es-ES", "")
+    assert store.speak_as("CA-unknown", "es-ES", "") is None
+
+
+def test_config_barge_in_and_greeting_settings():
+    config = Config.from_env({"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": "t"})
+    assert (config.barge_in, config.chatbot_greeting, config.say_chars_per_second) == (True, False, 13.0)
+    config = Config.from_env({"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": "t", "BARGE_IN": "off",
+                              "CHATBOT_GREETING": "true", "SAY_CHARACTERS_PER_SECOND": "15.5"})
+    assert (config.barge_in, config.chatbot_greeting, config.say_chars_per_second) == (False, True, 15.5)
+    with pytest.raises(ConfigError, match="SAY_CHARACTERS_PER_SECOND"):
+        Config.from_env({"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": "t", "SAY_CHARACTERS_PER_SECOND": "0"})

@@ -86,3 +86,13 @@ def test_gather_prompt_and_reply():
     assert twiml.gather_reply(Reply("Bye", "hangup"), "https://gw.example/gather") == (
         HEAD + '<Response><Say language="en-US">Bye</Say><Hangup /></Response>')
     assert "<Gather" in twiml.gather_reply(Reply("Hi", hints=("good",)), "https://gw.example/gather")
+
+
+def test_a_protected_prompt_turns_gathers_barge_in_off():
+    protected = twiml.gather_reply(Reply("Terms apply.", barge_in=False), "https://gw.example/gather", timeout=4)
+    assert protected == (
+        HEAD + '<Response><Gather action="https://gw.example/gather" actionOnEmptyResult="true" bargeIn="false" '
+        'input="speech dtmf" language="en-US" method="POST" profanityFilter="true" speechTimeout="auto" timeout="4">'
+        '<Say language="en-US">Terms apply.</Say></Gather></Response>')
+    assert 'bargeIn="false"' in twiml.gather_reply(Reply("Hi"), "https://gw.example/gather", barge_in=False)
+    assert "bargeIn" not in twiml.gather_reply(Reply("Hi"), "https://gw.example/gather", barge_in=True)

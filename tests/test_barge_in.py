@@ -1,0 +1,78 @@
+"""Issue 4, barge-in: a caller who speaks over the bot stops it and is answered; a protected prompt plays to its end."""
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import SPEED
+from tests.test_phone_dialogue import GREETING, place
+
+HELP = "You can say hello, good, bad, book a table, or goodbye."
+HI = "Hi, how are you?"
+BYE = "Goodbye! Thanks for calling."
+
+
+def _event_time(call, kind: str, detail) -> float:
+    """Call seconds (wall x speed) at which the stand-in recorded `kind` with `detail`."""
+    return next(t for t, k, d in call.events if k == kind and d == detail) * SPEED
+
+
+@pytest.mark.parametrize("provider", ["google", "sphinx"])
+def test_caller_speaking_over_the_bot_stops_it_and_is_answered(provider, twilio, chatbot, start_gateway):
+    gateway = start_gateway(STT_PROVIDER=provider)
+    call = place(twilio, ["what_can_you_do", ("barge-in", "hello", 0.8), "goodbye"])
+    assert call.wait_ended(timeout=60), call.transcript()
+    assert call.said() == [GREETING, HELP, HI, BYE], call.transcript()
+    assert [d for _, k, d in call.events if k == "say-interrupted"] == [HELP], call.transcript()
+    assert [m.replace(" ", "") for m in chatbot.messages()] == ["whatcanyoudo", "hello", "goodbye"]
+    # The bot went quiet soon after the caller began, long before the help text would have ended.
+    began, stopped = _event_time(call, "caller-speaks", "hello"), _event_time(call, "say-interrupted", HELP)
+    help_ends = _event_time(call, "say", HELP) + 0.06 * len(HELP)
+    print(f"\n{provider}: the bot stopped {stopped - began:.2f} call seconds after the caller began speaking "
+          f"({help_ends - stopped:.1f} s of the prompt left unsaid)")
+    assert began < stopped < help_ends - 1.0
+    assert "barge-in, the caller spoke over the bot" in gateway.logs()
+
+
+def test_greeting_can_be_interrupted_too(twilio, chatbot, start_gateway):
+    start_gateway()
+    call = place(twilio, [("barge-in", "hello", 0.5), "goodbye"])
+    assert call.wait_ended(timeout=60), call.transcript()
+    assert [d for _, k, d in call.events if k == "say-interrupted"] == [GREETING], call.transcript()
+    assert call.said() == [GREETING, HI, BYE], call.transcript()
+
+
+def test_barge_in_off_lets_every_prompt_finish_and_still_answers(twilio, chatbot, start_gateway):
+    gateway = start_gateway(BARGE_IN="false")
+    call = place(twilio, ["what_can_you_do", ("barge-in", "hello", 0.8), "goodbye"])
+    assert call.wait_ended(timeout=60), call.transcript()
+    assert call.said() == [GREETING, HELP, HI, BYE], call.transcript()
+    assert not [d for _, k, d in call.events if k == "say-interrupted"], call.transcript()
+    # The answer to "hello" waited for the help text to end instead of cutting it.
+    assert _event_time(call, "say", HI) >= _event_time(call, "say", HELP) + 0.06 * len(HELP) * 0.95
+    assert "may not be interrupted" in gateway.logs()
+
+
+def test_chatbot_can_protect_one_prompt(twilio, chatbot, start_gateway):
+    chatbot.amend = lambda request, answer: {**answer, "barge_in": False} if request["message"] == "what can you do" else answer
+    start_gateway()
+    call = place(twilio, ["what_can_you_do", ("barge-in", "hello", 0.8), ("barge-in", "goodbye", 0.3)])
+    assert call.wait_ended(timeout=60), call.transcript()
+    assert call.said() == [GREETING, HELP, HI, BYE], call.transcript()
+    # The protected help text played out; the next prompt, an ordinary one, was cut by "goodbye".
+    assert [d for _, k, d in call.events if k == "say-interrupted"] == [HI], call.transcript()
+
+
+@pytest.mark.parametrize("setting, amend, protected", [
+    ({}, None, False),
+    ({"BARGE_IN": "false"}, None, True),
+    ({}, lambda request, answer: {**answer, "barge_in": False} if request["message"] == "what can you do" else answer, True),
+])
+def test_gather_mode_uses_twilios_own_barge_in(setting, amend, protected, twilio, chatbot, start_gateway):
+    chatbot.amend = amend
+    start_gateway(STT_PROVIDER="twilio", **setting)
+    call = place(twilio, [("speech-result", "what can you do"), ("barge-in", ("speech-result", "hello"), 0.8), "goodbye"])
+    assert call.wait_ended(timeout=60), call.transcript()
+    assert call.said() == [GREETING, HELP, HI, BYE], call.transcript()
+    help_gather = [d for _, k, d in call.events if k == "gather"][1]
+    assert help_gather.get("bargeIn") == ("false" if protected else None)
+    assert bool([d for _, k, d in call.events if k == "say-interrupted"]) is not protected, call.transcript()
