@@ -46,6 +46,7 @@ def gather_result():
     speech = request.form.get("SpeechResult", "").strip()
     digits = request.form.get("Digits", "").strip()
     state = services.store.get(call_sid) or services.store.open(call_sid, caller=request.form.get("From", ""))
+    services.deadlines.watch(call_sid)  # a call that began in another process starts its clock here
     hints = state.hints or services.config.hints
     if not speech and not digits:  # the <Gather timeout> was the silence clock (NO_INPUT_SECONDS when set)
         prompt, hang_up = no_input(services, call_sid) or (services.config.no_input_prompt, False)
@@ -58,8 +59,8 @@ def gather_result():
     services.store.heard(call_sid)
     confidence = _confidence(request.form.get("Confidence"))
     if speech and confidence < services.config.gather_min_confidence:
-        log.info("call %s: heard %r with confidence %.2f, below %.2f; asking again", call_sid, speech, confidence,
-                 services.config.gather_min_confidence)
+        log.info("call %s: heard %d characters with confidence %.2f, below %.2f; asking again", call_sid, len(speech),
+                 confidence, services.config.gather_min_confidence)
         return Response(twiml.gather(NOT_SURE_PROMPT, action_url, hints, **options), mimetype="text/xml")
     heard_at = time.monotonic()
     message, input_type = (speech, "speech") if speech else (digits, "dtmf")
@@ -67,6 +68,7 @@ def gather_result():
     services.store.record_turn(call_sid, reply.hints or hints, reply.reprompt)
     if not reply.hints:  # an apology (or a bot without hints) keeps guiding the recognizer as before
         reply = replace(reply, hints=hints)
-    log_turn(call_sid, message, reply, (time.monotonic() - heard_at) * 1000, "answered", error)
+    log_turn(call_sid, message, reply, (time.monotonic() - heard_at) * 1000, "answered", error,
+             words=services.config.log_transcripts)
     transfer = services.config.transfer_options(public_base(request) + "/transfer")
     return Response(twiml.gather_reply(reply, action_url, transfer, **options), mimetype="text/xml")

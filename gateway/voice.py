@@ -11,6 +11,8 @@ from . import gather, twiml
 from .calls import ENDED_STATUSES
 from .chatbot import Reply
 from .conversation import ask, listening, log_turn, no_input, stream_reply
+from .limits import streams_full
+from .redact import mask_number
 from .security import public_base, stream_token, twilio_signed, websocket_url
 
 log = logging.getLogger(__name__)
@@ -39,12 +41,19 @@ def incoming_call():
         log.warning("/voice without a CallSid; answering with a polite goodbye")
         return _twiml_response(twiml.say_and_hang_up(config.apology, language=config.language, voice=config.voice))
     caller = request.form.get("From", "")
-    services.store.open(call_sid, caller=caller, called=request.form.get("To", ""))
-    if config.stt_provider == "twilio":
-        log.info("call %s from %s: answering in Gather mode", call_sid, caller or "unknown")
-        return _twiml_response(gather.first_prompt(call_sid))
     base = public_base(request)
-    log.info("call %s from %s: answering with a %s stream", call_sid, caller or "unknown", config.stt_provider)
+    if config.stt_provider != "twilio" and services.drain is not None and services.drain.draining:
+        return _twiml_response(services.drain.pass_on_new_call(call_sid, base))
+    services.store.open(call_sid, caller=caller, called=request.form.get("To", ""))
+    services.deadlines.watch(call_sid)
+    if config.stt_provider == "twilio":
+        log.info("call %s from %s: answering in Gather mode", call_sid, mask_number(caller))
+        return _twiml_response(gather.first_prompt(call_sid))
+    if streams_full(services):  # Twilio recognizes instead: the caller gets the whole dialogue, not a busy signal
+        log.warning("call %s from %s: %d streams live (MAX_CONCURRENT_STREAMS); answering in Gather mode", call_sid,
+                    mask_number(caller), len(services.live))
+        return _twiml_response(gather.first_prompt(call_sid))
+    log.info("call %s from %s: answering with a %s stream", call_sid, mask_number(caller), config.stt_provider)
     document = twiml.incoming_call(
         stream_url=websocket_url(base + "/stream"), listen_url=base + "/listen", greeting=config.greeting,
         parameters={"callSid": call_sid, "caller": caller, "token": stream_token(call_sid)},
@@ -98,7 +107,8 @@ def keys_pressed():
             conversation.answered(reply)
         current = services.store.get(call_sid) or state
         services.store.record_turn(call_sid, reply.hints or current.hints, reply.reprompt)
-    log_turn(call_sid, digits, reply, (time.monotonic() - started) * 1000, "answered", error)
+    log_turn(call_sid, digits, reply, (time.monotonic() - started) * 1000, "answered", error,
+             words=config.log_transcripts)
     return _twiml_response(stream_reply(config, reply, base))
 
 
