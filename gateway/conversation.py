@@ -18,6 +18,8 @@ from .twilio_calls import CallUpdater, UpdateResult
 
 log = logging.getLogger(__name__)
 
+SAY_SECONDS_PER_CHAR = 0.07  # Twilio's <Say> speaks about 14 characters a second: a rough end for the current prompt
+
 
 @dataclass
 class Services:
@@ -104,6 +106,7 @@ class Conversation:
         # How a turn's reply reaches the call when not by this stream's keep-alive loop: handed to the next process
         # during a graceful shutdown (drain.py), or inside a <Gather> once the stream is gone (limits.py).
         self.reply_twiml: Callable[[Reply], str] | None = None
+        self.speaking_until = time.monotonic() + len(services.config.greeting) * SAY_SECONDS_PER_CHAR  # estimate
 
     def start(self) -> None:
         """Start hearing the caller."""
@@ -161,6 +164,7 @@ class Conversation:
 
     def answered(self, reply: Reply) -> None:
         """The caller is hearing `reply` (by a call update or a webhook's TwiML): follow its hints and action."""
+        self.speaking_until = time.monotonic() + len(reply.text) * SAY_SECONDS_PER_CHAR
         if reply.action_type is not None:
             self._held.set()  # until the goodbye ends the call, or /transfer brings the caller back
         if reply.hints:

@@ -100,7 +100,11 @@ class Drain:
     def _hand_on_when_idle(self, conversation: Conversation) -> None:
         """Once the call's turn in flight (if any) is over, move the call unless that turn already did."""
         call_sid = conversation.call_sid
-        if not conversation.turn_lock.acquire(timeout=self.budget):
+        started = time.monotonic()
+        speaking = conversation.speaking_until - started
+        if speaking > 0:  # the caller is probably still hearing an answer: an update now would cut it off
+            time.sleep(min(speaking, self.budget / 2))
+        if not conversation.turn_lock.acquire(timeout=max(1.0, self.budget - (time.monotonic() - started))):
             log.warning("call %s: its turn is still running after %g s; left to end with this process", call_sid,
                         self.budget)
             return
