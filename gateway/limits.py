@@ -45,6 +45,7 @@ class MessageRate:
         self.dropped = 0
         self.unlogged = 0
         self.logged_at: float | None = None
+        self.flooded = False
         self.name = "a stream not yet started"  # the call, once the stream says which
 
     def admit(self) -> Verdict:
@@ -61,11 +62,14 @@ class MessageRate:
         self.dropped += 1
         self.unlogged += 1
         if self.window_drops > self.per_second * FLOOD_FACTOR:
+            if self.flooded:
+                return Verdict.FLOOD
+            self.flooded = True
             log.warning("%s: Media Stream flood, %d messages over MAX_STREAM_MESSAGES_PER_SECOND=%d dropped; closing "
                         "the stream", self.name, self.dropped, self.per_second)
             return Verdict.FLOOD
         if self.logged_at is None or now - self.logged_at >= DROP_LOG_SECONDS:
-            log.warning("%s: Media Stream over MAX_STREAM_MESSAGES_PER_SECOND=%d; dropped %d messages%s", self.name,
+            log.warning("%s: Media Stream over MAX_STREAM_MESSAGES_PER_SECOND=%d; dropped %d message(s)%s", self.name,
                         self.per_second, self.unlogged, "" if self.logged_at is None else " since the last report")
             self.logged_at, self.unlogged = now, 0
         return Verdict.DROP
