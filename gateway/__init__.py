@@ -12,6 +12,9 @@ from .calls import InMemoryCallStore
 from .chatbot import ChatbotClient
 from .config import Config
 from .conversation import LiveCalls, Services
+from .drain import Drain
+from .limits import CallDeadlines
+from .redact import redact_secrets
 from .twilio_calls import CallUpdater
 
 log = logging.getLogger("gateway")
@@ -27,6 +30,8 @@ def _configure_logging() -> None:
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     elif root.level > logging.INFO:
         root.setLevel(logging.INFO)
+    # The SDK logs ten lines of headers per call update at INFO; its warnings and errors still show.
+    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
 
 
 def create_app(config: Config | None = None) -> Flask:
@@ -37,6 +42,7 @@ def create_app(config: Config | None = None) -> Flask:
 
         load_dotenv()
         config = Config.from_env()
+    redact_secrets([config.twilio_auth_token])
     app = Flask(__name__, template_folder=TEMPLATES)
     # Heroku's router (and ngrok) terminate TLS: trust one hop of X-Forwarded-* to see the public URL.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)
@@ -48,15 +54,26 @@ def create_app(config: Config | None = None) -> Flask:
         executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="turn"),
         live=LiveCalls(),
     )
+    services.deadlines = CallDeadlines(services)
+    services.drain = Drain(services)
     app.extensions["chatline"] = services
 
     from . import gather, stream, voice
 
+    from . import resume
+
     app.register_blueprint(voice.bp)
     app.register_blueprint(gather.bp)
+    app.register_blueprint(resume.bp)
     if config.stt_provider != "twilio":  # Gather mode needs no websocket at all
         app.register_blueprint(stream.bp)
     log.info("speech recognition: %s (%s)", config.stt_provider, config.stt_provider_reason)
+    if services.drain.install():
+        log.info("graceful shutdown: on SIGTERM live calls finish their turn and move to the next process")
+    log.info("limits: %d concurrent streams, %d stream messages/s, calls up to %s; transcripts %s in the logs",
+             config.max_concurrent_streams, config.max_stream_messages_per_second,
+             f"{config.max_call_seconds} s" if config.max_call_seconds else "any length",
+             "written" if config.log_transcripts else "not written")
     if not config.validate_signatures:
         log.warning("VALIDATE_SIGNATURES is off: anyone can post to the webhooks")
     return app

@@ -35,6 +35,49 @@ def _fraction(value: str | None, problems: list[str]) -> float:
     return 0.0
 
 
+def _whole(env: Mapping[str, str], name: str, default: int, least: int, problems: list[str]) -> int:
+    """Read a whole number of at least `least`; a bad one is reported with the others."""
+    raw = (env.get(name) or "").strip()
+    try:
+        number = int(raw) if raw else default
+        if number < least:
+            raise ValueError
+        return number
+    except ValueError:
+        problems.append(f"{name} must be a whole number of at least {least} (got {raw!r})")
+        return default
+
+
+def _opt_in(env: Mapping[str, str], name: str, problems: list[str]) -> bool:
+    """Read an off-by-default switch strictly: a typo must not turn on something private like transcripts."""
+    raw = (env.get(name) or "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    problems.append(f"{name} must be true or false (got {raw!r})")
+    return False
+
+
+def _limits(env: Mapping[str, str], cls, problems: list[str]) -> dict:
+    """The limits and log settings; MAX_CONCURRENT_STREAMS leaves a quarter of GATEWAY_THREADS for the webhooks."""
+    threads = _whole(env, "GATEWAY_THREADS", 64, 2, problems)
+    streams = _whole(env, "MAX_CONCURRENT_STREAMS", max(1, threads * 3 // 4), 1, problems)
+    if streams >= threads:  # every thread held by a stream: /voice and /listen would wait forever
+        problems.append(f"MAX_CONCURRENT_STREAMS ({streams}) must be below GATEWAY_THREADS ({threads}): "
+                        "webhooks need threads too")
+    return {
+        # Twilio sends 50 media messages a second: a lower limit would drop ordinary audio.
+        "max_stream_messages_per_second": _whole(env, "MAX_STREAM_MESSAGES_PER_SECOND",
+                                                 cls.max_stream_messages_per_second, 50, problems),
+        "max_concurrent_streams": streams,
+        "max_call_seconds": _whole(env, "MAX_CALL_SECONDS", cls.max_call_seconds, 0, problems),
+        "max_call_goodbye": env.get("MAX_CALL_GOODBYE") or cls.max_call_goodbye,
+        "log_transcripts": _opt_in(env, "LOG_TRANSCRIPTS", problems),
+        "drain_message": env.get("DRAIN_MESSAGE", cls.drain_message).strip(),
+    }
+
+
 def _flag(value: str | None, default: bool) -> bool:
     """Read a yes/no variable; anything but an explicit no keeps the default on."""
     if value is None or not value.strip():
@@ -47,7 +90,7 @@ class Config:
     """Everything the gateway needs; build it with `Config.from_env()`."""
 
     twilio_account_sid: str
-    twilio_auth_token: str
+    twilio_auth_token: str = field(repr=False)  # never in a repr, so never in a log line or a traceback
     chatbot_url: str = "http://127.0.0.1:5001/message"
     public_url: str | None = None
     stt_provider: str = "sphinx"
@@ -84,6 +127,14 @@ class Config:
     barge_in: bool = True
     chatbot_greeting: bool = False
     say_chars_per_second: float = 13.0  # how fast the voice speaks, to know when a <Say> is over (barge-in)
+    # Limits and logs (issue 5, part 4): see gateway/limits.py. MAX_CALL_SECONDS 0 means no limit.
+    max_stream_messages_per_second: int = 200
+    max_concurrent_streams: int = 48
+    max_call_seconds: int = 3600
+    max_call_goodbye: str = "We have reached the time limit for this call. Thank you for calling, goodbye!"
+    log_transcripts: bool = False
+    # Graceful shutdown (issue 5, part 5): what a live call hears while it moves to the next process.
+    drain_message: str = "One moment, please."
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def for_call(self, language: str = "", voice: str = "") -> "Config":
@@ -143,6 +194,7 @@ class Config:
                     raise ValueError
             except ValueError:
                 problems.append(f"{name} must be a whole number of at least {least} (got {raw!r})")
+        limits = _limits(env, cls, problems)
         if problems:
             raise ConfigError("Configuration problems: " + "; ".join(problems))
         return cls(
@@ -174,4 +226,5 @@ class Config:
             say_chars_per_second=numbers["SAY_CHARACTERS_PER_SECOND"],
             chatbot_greeting=_flag(env.get("CHATBOT_GREETING"), False),
             **keys_and_silence,
+            **limits,
         )

@@ -7,6 +7,7 @@ import threading
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import Any, Callable
 
 from . import twiml
 from .calls import CallState, CallStore
@@ -16,6 +17,7 @@ from .recognizers import Recognizer, Transcript
 from .twilio_calls import CallUpdater, UpdateResult
 
 log = logging.getLogger(__name__)
+
 
 
 @dataclass
@@ -28,6 +30,8 @@ class Services:
     updater: CallUpdater
     executor: Executor
     live: LiveCalls
+    deadlines: Any = None  # limits.CallDeadlines: MAX_CALL_SECONDS
+    drain: Any = None  # drain.Drain: graceful shutdown
 
 
 def ask(services: Services, call_sid: str, message: str, input_type: str, caller: str = "") -> tuple[Reply, str | None]:
@@ -57,12 +61,14 @@ def greeting(services: Services, call_sid: str, caller: str = "") -> Reply:
     return reply
 
 
-def log_turn(call_sid: str, transcript: str, reply: Reply, elapsed_ms: float, outcome: str, error: str | None) -> None:
-    """Write the one structured log line every turn gets."""
-    log.info("turn %s", json.dumps({
-        "call": call_sid, "transcript": transcript, "reply": reply.text,
-        "action": reply.action_type, "ms": round(elapsed_ms, 1), "update": outcome, "chatbot_error": error,
-    }))
+def log_turn(call_sid: str, transcript: str, reply: Reply, elapsed_ms: float, outcome: str, error: str | None,
+             *, words: bool = False) -> None:
+    """Write the one structured log line every turn gets; the words themselves only with `words` (LOG_TRANSCRIPTS)."""
+    line = {"call": call_sid, "heard_chars": len(transcript), "reply_chars": len(reply.text)}
+    if words:
+        line.update(transcript=transcript, reply=reply.text)
+    line.update(action=reply.action_type, ms=round(elapsed_ms, 1), update=outcome, chatbot_error=error)
+    log.info("turn %s", json.dumps(line))
 
 
 def listening(config: Config, base_url: str) -> dict:
@@ -147,6 +153,9 @@ class Conversation:
         self._talking_until = 0.0  # monotonic time the current prompt's <Say> should be over by
         self._may_barge_in = False  # the caller's speech may cut the current prompt short...
         self._barged = False  # ...and already did
+        # How a turn's reply reaches the call when not by this stream's keep-alive loop: handed to the next process
+        # during a graceful shutdown (drain.py), or inside a <Gather> once the stream is gone (limits.py).
+        self.reply_twiml: Callable[[Reply], str] | None = None
 
     def start(self, greeting_seconds: float = 0.0) -> None:
         """Start hearing the caller, who may speak over the greeting (from /voice's TwiML) for `greeting_seconds`."""
@@ -221,17 +230,21 @@ class Conversation:
         """Ask the chatbot and update the call; runs on the turn executor."""
         with self.turn_lock:
             if self._call_has_ended():
-                log.info("call %s has already ended; dropping the turn for %r", self.call_sid, text)
+                log.info("call %s has already ended; dropping a turn of %d characters", self.call_sid, len(text))
                 return
             if self._held.is_set():  # updating the call now would cut a transfer or the goodbye short
-                log.info("call %s is being transferred or hung up; not answering %r", self.call_sid, text)
+                log.info("call %s is being transferred or hung up; not answering %d characters", self.call_sid,
+                         len(text))
                 return
             reply, error = ask(self.services, self.call_sid, text, "speech", self.caller)
             if self._call_has_ended():
                 log.info("call %s has already ended while its reply was in flight; reply dropped", self.call_sid)
                 return
             state = remember(self.services, self.call_sid, reply)
-            document = stream_reply(call_config(self.services.config, state), reply, self.base_url)
+            if self.reply_twiml is not None:
+                document = self.reply_twiml(reply)
+            else:
+                document = stream_reply(call_config(self.services.config, state), reply, self.base_url)
             wait = self._protected_for()
             if wait > 0:
                 log.info("call %s: answer waits %.1f s for a prompt that may not be interrupted", self.call_sid, wait)
@@ -240,7 +253,8 @@ class Conversation:
             with self._prompt_lock:
                 outcome = self.services.updater.update(self.call_sid, document)
                 self._prompt += 1  # a barge-in still pending was for a prompt the caller no longer hears
-            log_turn(self.call_sid, text, reply, (time.monotonic() - heard_at) * 1000, outcome.value, error)
+            log_turn(self.call_sid, text, reply, (time.monotonic() - heard_at) * 1000, outcome.value, error,
+                     words=self.services.config.log_transcripts)
             if outcome is UpdateResult.CALL_ENDED:
                 self.services.store.end(self.call_sid)
                 self.close()
@@ -259,6 +273,17 @@ class Conversation:
         if reply.hints:
             self.recognizer.set_hints(reply.hints)
 
+    @property
+    def speaking_until(self) -> float:
+        """Monotonic time by which the prompt being said should be over (an estimate: see say_seconds)."""
+        with self._prompt_lock:
+            return self._talking_until
+
+    @property
+    def held(self) -> bool:
+        """True while a hangup or transfer is under way (an update now would cut it short)."""
+        return self._held.is_set()
+
     def resume(self) -> None:
         """Answer the caller again (a transfer was not answered)."""
         self._held.clear()
@@ -267,6 +292,11 @@ class Conversation:
         """True once the stream stopped or Twilio said the call is over."""
         state = self.services.store.get(self.call_sid)
         return state is None or state.ended
+
+    @property
+    def closed(self) -> bool:
+        """True once the conversation stopped hearing the caller (call ended, handed on, or switched to <Gather>)."""
+        return self._closed.is_set()
 
     def close(self) -> None:
         """Stop hearing the caller and release the recognizer (idempotent)."""
@@ -306,6 +336,11 @@ class LiveCalls:
         """The call's live conversation in this process, if its stream is open here."""
         with self._lock:
             return self._calls.get(call_sid)
+
+    def all(self) -> list[Conversation]:
+        """Every conversation running in this process right now."""
+        with self._lock:
+            return list(self._calls.values())
 
     def __len__(self) -> int:
         with self._lock:

@@ -54,6 +54,7 @@ def gather_result():
     config = call_config(services.config, state)
     options = config.gather_options()
     hints = state.hints or config.hints
+    services.deadlines.watch(call_sid)  # a call that began in another process starts its clock here
     if not speech and not digits:  # the <Gather timeout> was the silence clock (NO_INPUT_SECONDS when set)
         prompt, hang_up = no_input(services, call_sid) or (services.config.no_input_prompt, False)
         if hang_up:
@@ -64,8 +65,8 @@ def gather_result():
     services.store.heard(call_sid)
     confidence = _confidence(request.form.get("Confidence"))
     if speech and confidence < config.gather_min_confidence:
-        log.info("call %s: heard %r with confidence %.2f, below %.2f; asking again", call_sid, speech, confidence,
-                 config.gather_min_confidence)
+        log.info("call %s: heard %d characters with confidence %.2f, below %.2f; asking again", call_sid, len(speech),
+                 confidence, config.gather_min_confidence)
         return Response(twiml.gather(NOT_SURE_PROMPT, action_url, hints, **options), mimetype="text/xml")
     heard_at = time.monotonic()
     message, input_type = (speech, "speech") if speech else (digits, "dtmf")
@@ -73,5 +74,6 @@ def gather_result():
     config = call_config(services.config, remember(services, call_sid, reply))
     if not reply.hints:  # an apology (or a bot without hints) keeps guiding the recognizer as before
         reply = replace(reply, hints=hints)
-    log_turn(call_sid, message, reply, (time.monotonic() - heard_at) * 1000, "answered", error)
+    log_turn(call_sid, message, reply, (time.monotonic() - heard_at) * 1000, "answered", error,
+             words=config.log_transcripts)
     return Response(reply_document(reply, config), mimetype="text/xml")

@@ -54,8 +54,8 @@ def twilio_signed(view):
     @functools.wraps(view)
     def checked(*args, **kwargs):
         if not signature_is_valid(request):
-            log.warning("refused %s %s: missing or invalid X-Twilio-Signature (checked against %s)",
-                        request.method, request.path, public_request_url(request))
+            log.warning("refused %s %s: missing or invalid X-Twilio-Signature (checked against %s%s)",  # no query:
+                        request.method, request.path, public_base(request), request.path)  # it may carry call state
             abort(403)
         return view(*args, **kwargs)
     return checked

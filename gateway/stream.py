@@ -9,6 +9,7 @@ from flask_sock import Sock
 
 from . import twiml
 from .conversation import Conversation, call_config
+from .limits import MessageRate, Verdict, streams_full, switch_to_gather
 from .media_stream import Media, ProtocolError, StreamStart, StreamStop, parse_message
 from .recognizers import make_recognizer
 from .security import public_base, public_request_url, signature_is_valid, stream_token_is_valid
@@ -43,6 +44,16 @@ def _open_conversation(start: StreamStart, base_url: str) -> Conversation | None
         log.warning("stream %s for %s call %s refused", start.stream_sid,
                     "an unknown" if state is None else "an ended", start.call_sid)
         return None
+    if services.drain is not None and services.drain.draining:
+        log.info("stream %s for call %s started while shutting down; handing the call on", start.stream_sid,
+                 start.call_sid)
+        services.updater.update(start.call_sid, services.drain.handoff_twiml(start.call_sid, base_url))
+        return None
+    if streams_full(services):  # /voice saw room, but other calls' streams got here first
+        log.warning("stream %s for call %s refused: %d streams live (MAX_CONCURRENT_STREAMS); switching the call to "
+                    "<Gather>", start.stream_sid, start.call_sid, len(services.live))
+        switch_to_gather(services, start.call_sid, base_url, services.config.greeting)
+        return None
     config = call_config(services.config, state)
     try:
         recognizer = make_recognizer(config, state.hints or config.hints)
@@ -76,11 +87,22 @@ def media_stream(ws):
     timeline = AudioTimeline()
     errors = 0
     warned_early_media = False
+    rate = MessageRate(services.config.max_stream_messages_per_second)
     try:
         while True:
             raw = ws.receive(timeout=RECEIVE_TIMEOUT_SECONDS)
             if raw is None:
                 log.warning("no Media Stream message for %d s; closing the stream", RECEIVE_TIMEOUT_SECONDS)
+                break
+            verdict = rate.admit()
+            if verdict is Verdict.FLOOD:
+                if conversation is not None:  # the call goes on: Twilio listens instead of this stream
+                    switch_to_gather(services, conversation.call_sid, base_url, services.config.apology, conversation)
+                break
+            if verdict is Verdict.DROP:
+                continue
+            if conversation is not None and conversation.closed:
+                log.info("stream for call %s closed: the call is no longer heard here", conversation.call_sid)
                 break
             try:
                 event = parse_message(raw, services.config.max_frame_bytes)
@@ -102,6 +124,7 @@ def media_stream(ws):
                 conversation = _open_conversation(event, base_url)
                 if conversation is None:
                     break
+                rate.name = f"call {conversation.call_sid}"
             elif isinstance(event, StreamStop):
                 log.info("stream stopped for call %s", conversation.call_sid if conversation else "unknown")
                 if conversation is not None:  # we never <Stop> a stream: Twilio stops it when the call ends

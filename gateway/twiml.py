@@ -33,16 +33,21 @@ def _keep_listening(response: VoiceResponse, listen_url: str, pause_seconds: int
     response.redirect(listen_url, method="POST")
 
 
-def incoming_call(stream_url: str, listen_url: str, greeting: str, parameters: Mapping[str, str], *,
-                  language: str = "en-US", voice: str | None = None, pause_seconds: int = 30,
-                  dtmf_url: str | None = None, dtmf_timeout: int = 5) -> str:
-    """Answer a new call: start the one-way Media Stream, greet the caller, keep listening (and taking keys)."""
-    response = VoiceResponse()
+def _start_stream(response: VoiceResponse, stream_url: str, parameters: Mapping[str, str]) -> None:
+    """Append the one-way <Start><Stream> of the caller's audio, with the call's <Parameter>s."""
     start = Start()
     stream = start.stream(url=stream_url, track="inbound_track")
     for name, value in parameters.items():
         stream.parameter(name=name, value=value)
     response.append(start)
+
+
+def incoming_call(stream_url: str, listen_url: str, greeting: str, parameters: Mapping[str, str], *,
+                  language: str = "en-US", voice: str | None = None, pause_seconds: int = 30,
+                  dtmf_url: str | None = None, dtmf_timeout: int = 5) -> str:
+    """Answer a new call: start the one-way Media Stream, greet the caller, keep listening (and taking keys)."""
+    response = VoiceResponse()
+    _start_stream(response, stream_url, parameters)
     prompt = _keys(response, dtmf_url, dtmf_timeout)
     _say(prompt, greeting, language, voice)
     _keep_listening(response, listen_url, pause_seconds, prompt)
@@ -61,10 +66,12 @@ MAX_UPDATE_CHARS = 4000  # Twilio refuses inline TwiML longer than this in a cal
 
 def reply(answer: Reply, listen_url: str, *, language: str = "en-US", voice: str | None = None,
           pause_seconds: int = 30, transfer_url: str | None = None, caller_id: str | None = None,
-          dial_timeout: int | None = None, dtmf_url: str | None = None, dtmf_timeout: int = 5) -> str:
-    """Speak the chatbot's answer, then act on it; the text is shortened if the document would be too long for Twilio."""
+          dial_timeout: int | None = None, dtmf_url: str | None = None, dtmf_timeout: int = 5,
+          stream: tuple[str, Mapping[str, str]] | None = None) -> str:
+    """Speak the chatbot's answer, then act on it; the text is shortened if the document would be too long for Twilio.
+    With `stream` (URL, parameters) the document first starts a Media Stream (a call moved here from another process)."""
     dial = (transfer_url, caller_id, dial_timeout)
-    keys = {"dtmf_url": dtmf_url, "dtmf_timeout": dtmf_timeout}
+    keys = {"dtmf_url": dtmf_url, "dtmf_timeout": dtmf_timeout, "stream": stream}
     document = _reply(answer, listen_url, language, voice, pause_seconds, *dial, **keys)
     while len(document) > MAX_UPDATE_CHARS and answer.text:
         answer = replace(answer, text=answer.text[: len(answer.text) * 4 // 5].rstrip())
@@ -74,9 +81,11 @@ def reply(answer: Reply, listen_url: str, *, language: str = "en-US", voice: str
 
 def _reply(answer: Reply, listen_url: str, language: str, voice: str | None, pause_seconds: int,
            transfer_url: str | None = None, caller_id: str | None = None, dial_timeout: int | None = None, *,
-           dtmf_url: str | None = None, dtmf_timeout: int = 5) -> str:
+           dtmf_url: str | None = None, dtmf_timeout: int = 5, stream: tuple | None = None) -> str:
     """Build the reply document as is."""
     response = VoiceResponse()
+    if stream is not None:
+        _start_stream(response, *stream)
     listening = answer.action_type not in ("hangup", "transfer")
     prompt = _keys(response, dtmf_url, dtmf_timeout) if listening else response  # a key may cut the answer short
     _say(prompt, answer.text, language, voice)
@@ -123,4 +132,15 @@ def say_and_hang_up(text: str, *, language: str = "en-US", voice: str | None = N
     response = VoiceResponse()
     _say(response, text, language, voice)
     response.hangup()
+    return str(response)
+
+
+def handoff(redirect_url: str, message: str = "", *, pause_seconds: int = 0, language: str = "en-US",
+            voice: str | None = None) -> str:
+    """Move the call on to `redirect_url` (another process picks it up), after an optional pause and message."""
+    response = VoiceResponse()
+    if pause_seconds > 0:
+        response.pause(length=pause_seconds)
+    _say(response, message, language, voice)
+    response.redirect(redirect_url, method="POST")
     return str(response)

@@ -10,7 +10,10 @@ from flask import Blueprint, Response, current_app, render_template, request
 from . import gather, twiml
 from .calls import ENDED_STATUSES
 from .chatbot import Reply
-from .conversation import ask, call_config, greeting, listening, log_turn, no_input, remember, say_seconds, stream_reply
+from .conversation import (ask, call_config, greeting, listening, log_turn, no_input, remember, say_seconds,
+                           stream_reply)
+from .limits import streams_full
+from .redact import mask_number
 from .security import public_base, stream_token, twilio_signed, websocket_url
 
 log = logging.getLogger(__name__)
@@ -39,19 +42,26 @@ def incoming_call():
         log.warning("/voice without a CallSid; answering with a polite goodbye")
         return _twiml_response(twiml.say_and_hang_up(config.apology, language=config.language, voice=config.voice))
     caller = request.form.get("From", "")
+    base = public_base(request)
+    if config.stt_provider != "twilio" and services.drain is not None and services.drain.draining:
+        return _twiml_response(services.drain.pass_on_new_call(call_sid, base))
     services.store.open(call_sid, caller=caller, called=request.form.get("To", ""))
+    services.deadlines.watch(call_sid)
     hello = greeting(services, call_sid, caller)
     config = call_config(config, remember(services, call_sid, hello))
-    base = public_base(request)
     if hello.action_type is not None:  # a chatbot may answer a call only to say it is closed, or to transfer it
-        log.info("call %s from %s: the greeting %ss the call", call_sid, caller or "unknown", hello.action_type)
+        log.info("call %s from %s: the greeting %ss the call", call_sid, mask_number(caller), hello.action_type)
         if config.stt_provider == "twilio":
             return _twiml_response(gather.reply_document(hello, config))
         return _twiml_response(stream_reply(config, hello, base))
     if config.stt_provider == "twilio":
-        log.info("call %s from %s: answering in Gather mode", call_sid, caller or "unknown")
+        log.info("call %s from %s: answering in Gather mode", call_sid, mask_number(caller))
         return _twiml_response(gather.first_prompt(call_sid, hello))
-    log.info("call %s from %s: answering with a %s stream", call_sid, caller or "unknown", config.stt_provider)
+    if streams_full(services):  # Twilio recognizes instead: the caller gets the whole dialogue, not a busy signal
+        log.warning("call %s from %s: %d streams live (MAX_CONCURRENT_STREAMS); answering in Gather mode", call_sid,
+                    mask_number(caller), len(services.live))
+        return _twiml_response(gather.first_prompt(call_sid, hello))
+    log.info("call %s from %s: answering with a %s stream", call_sid, mask_number(caller), config.stt_provider)
     # The stream's handler learns until when (epoch seconds) the caller may barge in on the greeting: the stream
     # starts as the <Say> does, but its handshake reaches us a moment later.
     barge_in = time.time() + say_seconds(hello.text, config.say_chars_per_second) if hello.barge_in else 0
@@ -111,7 +121,8 @@ def keys_pressed():
         if conversation is not None:
             conversation.answered(reply)
         config = call_config(config, remember(services, call_sid, reply))
-    log_turn(call_sid, digits, reply, (time.monotonic() - started) * 1000, "answered", error)
+    log_turn(call_sid, digits, reply, (time.monotonic() - started) * 1000, "answered", error,
+             words=config.log_transcripts)
     return _twiml_response(stream_reply(config, reply, base))
 
 

@@ -54,7 +54,10 @@ def test_hello_to_goodbye_ends_with_hangup(twilio, speech, chatbot, gateway):
     # One structured line per turn, and everything released once Twilio reported the call completed.
     turns = [json.loads(line.split("turn ", 1)[1]) for line in gateway.logs().splitlines() if " turn {" in line]
     assert [(t["call"], t["action"], t["update"]) for t in turns] == [(call.sid, None, "sent"), (call.sid, "hangup", "sent")]
-    assert all(isinstance(t["ms"], float) and t["transcript"] and t["reply"] for t in turns)
+    assert all(isinstance(t["ms"], float) and t["heard_chars"] and t["reply_chars"] for t in turns)
+    # No words in the logs unless LOG_TRANSCRIPTS is on, and the caller's number only masked.
+    assert "transcript" not in turns[0] and "Hi, how are you?" not in gateway.logs(), gateway.logs()
+    assert "+15551230001" not in gateway.logs() and "***0001" in gateway.logs()
     assert wait_until(lambda: "Live calls in this process: 0" in requests.get(gateway.url + "/", timeout=5).text, 5)
 
 

@@ -96,3 +96,21 @@ def test_a_protected_prompt_turns_gathers_barge_in_off():
         '<Say language="en-US">Terms apply.</Say></Gather></Response>')
     assert 'bargeIn="false"' in twiml.gather_reply(Reply("Hi"), "https://gw.example/gather", barge_in=False)
     assert "bargeIn" not in twiml.gather_reply(Reply("Hi"), "https://gw.example/gather", barge_in=True)
+
+
+def test_handoff_says_a_message_then_redirects():
+    assert twiml.handoff("https://gw.example/resume?state=abc", "One moment, please.") == (
+        HEAD + '<Response><Say language="en-US">One moment, please.</Say>'
+        '<Redirect method="POST">https://gw.example/resume?state=abc</Redirect></Response>')
+    assert twiml.handoff("https://gw.example/resume?a=1&b=2", pause_seconds=1) == (
+        HEAD + '<Response><Pause length="1" /><Redirect method="POST">https://gw.example/resume?a=1&amp;b=2</Redirect>'
+        '</Response>')
+
+
+def test_reply_can_start_a_stream_first():
+    document = twiml.reply(Reply("Hi, how are you?"), LISTEN, pause_seconds=25, dtmf_url=DTMF,
+                           stream=("wss://gw.example/stream", {"callSid": "CA1"}))
+    assert document == (
+        HEAD + '<Response><Start><Stream track="inbound_track" url="wss://gw.example/stream">'
+        '<Parameter name="callSid" value="CA1" /></Stream></Start>'
+        + KEYS + '<Say language="en-US">Hi, how are you?</Say><Pause length="25" /></Gather>' + BACK)

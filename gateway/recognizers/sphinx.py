@@ -91,9 +91,10 @@ class SphinxRecognizer:
 
     def _deliver(self, utt: Utterance) -> None:
         if not utt.accepted:
-            log.info("sphinx: out-of-grammar utterance ignored (closest: %r)", utt.text)
+            log.info("sphinx: out-of-grammar utterance ignored (closest: %d characters)", len(utt.text))
         elif utt.confidence < self.min_confidence:
-            log.info("sphinx: dropped %r, confidence %.2f < %.2f", utt.text, utt.confidence, self.min_confidence)
+            log.info("sphinx: dropped %d characters, confidence %.2f < %.2f", len(utt.text), utt.confidence,
+                     self.min_confidence)
         else:
             with self._lock:
                 if not self._closed and self._on_result is not None:

@@ -306,7 +306,8 @@ class SphinxEngine:
         spoken = sum(s.end_frame - s.start_frame + 1 for s in words)
         silent = sum(s.end_frame - s.start_frame + 1 for s in segments if s.word != "</s>") - spoken
         if silent > MAX_UNEXPLAINED_FRAMES + spoken:
-            log.debug("sphinx: %r explains %d of %d frames; rejected", hyp.hypstr, spoken, spoken + silent)
+            log.debug("sphinx: a hypothesis of %d characters explains %d of %d frames; rejected", len(hyp.hypstr),
+                      spoken, spoken + silent)
             return _Heard("", 0.0, None)
         confidence = sum(min(1.0, max(0.0, s.prob)) for s in words) / len(words)
         return _Heard(normalize_phrase(hyp.hypstr), round(confidence, 3), (words[-1].end_frame + 1) / 100)

@@ -1,0 +1,173 @@
+"""Limits on what one peer or one call may take: stream message rate, concurrent streams, call duration."""
+from __future__ import annotations
+
+import enum
+import heapq
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Callable
+
+from . import twiml
+from .chatbot import Reply
+
+if TYPE_CHECKING:
+    from .conversation import Conversation, Services
+
+log = logging.getLogger(__name__)
+
+BURST_SECONDS = 2.0  # a stream may catch up this much (Twilio delivers frames held back by a network stall at once)
+FLOOD_WINDOW_SECONDS = 10.0
+FLOOD_FACTOR = 5  # more than this many seconds' worth of the limit dropped within one window is a flood, not a burst
+DROP_LOG_SECONDS = 10.0  # drops are summarized at most this often per stream
+
+
+class Verdict(enum.Enum):
+    """What to do with one incoming stream message."""
+
+    ACCEPT = "accept"
+    DROP = "drop"
+    FLOOD = "flood"
+
+
+class MessageRate:
+    """A token bucket for one stream's messages: bursts up to BURST_SECONDS are fine, excess is dropped, and a
+    stream that keeps flooding is told to stop. Logs one line when drops start, then a summary at most every 10 s."""
+
+    def __init__(self, per_second: int, clock: Callable[[], float] = time.monotonic):
+        self.per_second = per_second
+        self.capacity = per_second * BURST_SECONDS
+        self.tokens = self.capacity
+        self.clock = clock
+        self.updated = clock()
+        self.window_start = self.updated
+        self.window_drops = 0
+        self.dropped = 0
+        self.unlogged = 0
+        self.logged_at: float | None = None
+        self.flooded = False
+        self.name = "a stream not yet started"  # the call, once the stream says which
+
+    def admit(self) -> Verdict:
+        """Take one message: accept it, drop it (over the rate), or report a flood (the stream should be closed)."""
+        now = self.clock()
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.per_second)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return Verdict.ACCEPT
+        if now - self.window_start >= FLOOD_WINDOW_SECONDS:
+            self.window_start, self.window_drops = now, 0
+        self.window_drops += 1
+        self.dropped += 1
+        self.unlogged += 1
+        if self.window_drops > self.per_second * FLOOD_FACTOR:
+            if self.flooded:
+                return Verdict.FLOOD
+            self.flooded = True
+            log.warning("%s: Media Stream flood, %d messages over MAX_STREAM_MESSAGES_PER_SECOND=%d dropped; closing "
+                        "the stream", self.name, self.dropped, self.per_second)
+            return Verdict.FLOOD
+        if self.logged_at is None or now - self.logged_at >= DROP_LOG_SECONDS:
+            log.warning("%s: Media Stream over MAX_STREAM_MESSAGES_PER_SECOND=%d; dropped %d message(s)%s", self.name,
+                        self.per_second, self.unlogged, "" if self.logged_at is None else " since the last report")
+            self.logged_at, self.unlogged = now, 0
+        return Verdict.DROP
+
+
+def streams_full(services: Services) -> bool:
+    """True when this process already runs MAX_CONCURRENT_STREAMS streams."""
+    return len(services.live) >= services.config.max_concurrent_streams
+
+
+def switch_to_gather(services: Services, call_sid: str, base_url: str, text: str,
+                     conversation: Conversation | None = None) -> None:
+    """Hand a call's listening to Twilio (<Gather input="speech dtmf">) instead of leaving it deaf; its stream ends.
+
+    A conversation's turn in flight finishes first; it and any turn still queued are answered inside a <Gather> too.
+    """
+    config = services.config
+    state = services.store.get(call_sid)
+    hints = (state.hints if state else ()) or config.hints
+    answered_in_gather = threading.Event()
+
+    def in_gather(reply: Reply) -> str:
+        answered_in_gather.set()
+        transfer = config.transfer_options(base_url + "/transfer")
+        return twiml.gather_reply(reply if reply.hints else Reply(reply.text, reply.action_type, reply.transfer_to,
+                                                                  hints, reply.reprompt),
+                                  base_url + "/gather", transfer, **config.gather_options())
+
+    if conversation is not None:
+        conversation.reply_twiml = in_gather
+        conversation.close()
+        if not conversation.turn_lock.acquire(timeout=config.chatbot_timeout + 5):
+            log.warning("call %s: its turn is still running; switching to <Gather> anyway", call_sid)
+        else:
+            conversation.turn_lock.release()
+    if answered_in_gather.is_set():
+        return  # the turn's own answer already left the call listening in a <Gather>
+    services.updater.update(call_sid, twiml.gather(text, base_url + "/gather", hints, **config.gather_options()))
+
+
+class CallDeadlines:
+    """Ends calls that reach MAX_CALL_SECONDS: one daemon thread, woken at the next deadline."""
+
+    def __init__(self, services: Services, clock: Callable[[], float] = time.time):
+        self.services = services
+        self.clock = clock  # wall clock: a call's start time travels to the next process in a handoff
+        self._heap: list[tuple[float, str]] = []
+        self._started: dict[str, float] = {}
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, call_sid: str, started_at: float | None = None) -> float:
+        """Start the call's clock (idempotent: the first start time wins); returns the call's start time."""
+        limit = self.services.config.max_call_seconds
+        with self._cond:
+            if call_sid in self._started:
+                return self._started[call_sid]
+            started = self._started[call_sid] = started_at if started_at is not None else self.clock()
+            if limit:
+                heapq.heappush(self._heap, (started + limit, call_sid))
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="call-deadlines", daemon=True)
+                    self._thread.start()
+                self._cond.notify()
+            return started
+
+    def started(self, call_sid: str) -> float | None:
+        """When the call started (wall clock), if this process knows."""
+        with self._cond:
+            return self._started.get(call_sid)
+
+    def _run(self) -> None:
+        """Wait for the earliest deadline; end each call whose time is up."""
+        while True:
+            with self._cond:
+                while not self._heap or self._heap[0][0] > self.clock():
+                    self._cond.wait(None if not self._heap else max(0.0, self._heap[0][0] - self.clock()))
+                _, call_sid = heapq.heappop(self._heap)
+                self._started.pop(call_sid, None)
+            try:
+                self._end(call_sid)
+            except Exception:  # the thread's boundary: one failed goodbye must not stop the clock for the others
+                log.exception("call %s: ending it at MAX_CALL_SECONDS failed", call_sid)
+
+    def _end(self, call_sid: str) -> None:
+        """Say MAX_CALL_GOODBYE and hang up, after any turn in flight; later turns of the call get no answer."""
+        services, config = self.services, self.services.config
+        state = services.store.get(call_sid)
+        if state is None or state.ended:
+            return
+        conversation = services.live.get(call_sid)
+        if conversation is not None:
+            if not conversation.turn_lock.acquire(timeout=config.chatbot_timeout + 5):
+                log.warning("call %s: its turn is still running at MAX_CALL_SECONDS; hanging up anyway", call_sid)
+            else:
+                conversation.answered(Reply("", action_type="hangup"))  # holds the call: no more turns
+                conversation.turn_lock.release()
+        log.info("call %s reached MAX_CALL_SECONDS=%d; saying goodbye and hanging up", call_sid, config.max_call_seconds)
+        outcome = services.updater.update(call_sid, twiml.say_and_hang_up(config.max_call_goodbye,
+                                                                           language=config.language, voice=config.voice))
+        log.info("call %s: time-limit goodbye %s", call_sid, outcome.value)

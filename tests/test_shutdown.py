@@ -1,0 +1,72 @@
+"""Graceful shutdown end to end: SIGTERM to a gateway with a live call; the call moves to the next gateway process."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from tests.conftest import PUBLIC_URL
+from tests.test_phone_dialogue import GREETING, place, updates, wait_until
+
+ONE_MOMENT = "One moment, please."
+BOOKED = ["Hi, how are you?", "For how many people?", "Your table for four is booked.", "Goodbye! Thanks for calling."]
+
+
+def preboot(start_gateway, twilio):
+    """Two gateways on one PUBLIC_URL, as during a Heroku restart with preboot; calls reach the first for now."""
+    first, second = start_gateway(), start_gateway()
+    twilio.tunnel[PUBLIC_URL] = first.url
+    return first, second
+
+
+def stop(process, twilio, successor) -> float:
+    """SIGTERM the gunicorn master (the Procfile execs it: its pid is the process's); the router now sends
+    everything to `successor`. Returns when it was sent."""
+    os.kill(process.process.pid, signal.SIGTERM)
+    twilio.tunnel[PUBLIC_URL] = successor.url
+    return time.monotonic()
+
+
+def test_sigterm_mid_turn_finishes_the_turn_and_the_dialogue_goes_on_in_the_next_process(twilio, chatbot,
+                                                                                            start_gateway):
+    first, second = preboot(start_gateway, twilio)
+    chatbot.delay = 2.0  # the caller's first turn is in flight when the process is told to stop
+    call = place(twilio, ["hello", "book_table", "for_four_people", "goodbye"])
+    assert wait_until(lambda: chatbot.requests, timeout=30), call.transcript()
+    chatbot.delay = 0
+    sent_at = stop(first, twilio, second)
+
+    assert call.wait_ended(timeout=60), call.transcript()
+    # The turn in flight was answered, the caller was told politely, and the dialogue went on where it was.
+    assert call.said() == [GREETING, ONE_MOMENT] + BOOKED, call.transcript()
+    assert [m.replace(" ", "") for m in chatbot.messages()] == [
+        "hello", "bookatable", "forfourpeople", "goodbye"]
+    assert {r["session_id"] for r in chatbot.requests} == {call.sid}
+    # The first process sent the handoff, then exited by itself well within its graceful timeout.
+    handoff = updates(twilio, call)[0]
+    assert f"<Say language=\"en-US\">{ONE_MOMENT}</Say><Redirect method=\"POST\">{PUBLIC_URL}/resume?state=" in handoff
+    assert "Hi, how are you?" not in handoff  # the answer is said by the next process, once it hears the caller
+    assert first.process.wait(timeout=20) == 0 and time.monotonic() - sent_at < 15
+    # The second process started its own stream and heard the rest; the first closed its stream.
+    events = [(kind, detail) for _, kind, detail in call.events]
+    assert [d for k, d in events if k == "redirect"][0].startswith(f"{PUBLIC_URL}/resume?state="), events
+    assert [k for k, _ in events].count("stream-start") == 2 and ("stream-closed", "closed by the app") in events
+    assert "handing 1 live calls on" in first.logs() and "goes with the call to the next process" in first.logs()
+    assert "resumed here with a google stream" in second.logs()
+    for process in (first, second):
+        assert "Traceback" not in process.logs() and "Hi, how are you?" not in process.logs()
+
+
+def test_sigterm_on_a_quiet_call_lets_the_answer_finish_then_moves_the_call(twilio, chatbot, start_gateway):
+    first, second = preboot(start_gateway, twilio)
+    call = place(twilio, ["hello", ("silence", 12), "book_table", "for_four_people", "goodbye"])
+    assert call.wait_for_say("Hi, how are you?", timeout=30), call.transcript()
+    stop(first, twilio, second)
+
+    assert call.wait_ended(timeout=60), call.transcript()
+    assert call.said() == [GREETING, "Hi, how are you?", ONE_MOMENT] + BOOKED[1:], call.transcript()
+    assert "say-interrupted" not in [kind for _, kind, _ in call.events]  # the answer was not cut short
+    assert [m.replace(" ", "") for m in chatbot.messages()] == [
+        "hello", "bookatable", "forfourpeople", "goodbye"]
+    assert first.process.wait(timeout=20) == 0
+    assert "handed on to the next process (sent)" in first.logs()
