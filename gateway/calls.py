@@ -23,6 +23,8 @@ class CallState:
     reprompt: str = ""  # the chatbot's own words for a silent caller, from its last reply ("" for the default)
     last_heard: float | None = None  # store-clock time of the caller's last words or keys (None: not yet)
     reprompts: int = 0  # no-input reprompts since the caller was last heard
+    speech_down: bool = False  # stream modes: the recognizer reports an outage (it keeps retrying)
+    speech_fallback: bool = False  # stream modes: the call listens through <Gather> (Twilio recognizes) meanwhile
 
 
 class CallStore(Protocol):
@@ -37,6 +39,8 @@ class CallStore(Protocol):
     def heard(self, call_sid: str) -> CallState | None: ...
 
     def reprompted(self, call_sid: str, quiet_for: float = 0.0) -> int: ...
+
+    def set_speech(self, call_sid: str, *, down: bool | None = None, fallback: bool | None = None) -> CallState | None: ...
 
     def end(self, call_sid: str) -> CallState | None: ...
 
@@ -101,6 +105,16 @@ class InMemoryCallStore:
             state = replace(state, reprompts=state.reprompts + 1)
             self._calls[call_sid] = state
             return state.reprompts
+
+    def set_speech(self, call_sid: str, *, down: bool | None = None, fallback: bool | None = None) -> CallState | None:
+        """Set the speech outage flags given; returns the state before (None if unknown), so callers act only once."""
+        with self._lock:
+            state = self._calls.get(call_sid)
+            if state is None or state.ended:
+                return state
+            self._calls[call_sid] = replace(state, speech_down=state.speech_down if down is None else down,
+                                            speech_fallback=state.speech_fallback if fallback is None else fallback)
+            return state
 
     def end(self, call_sid: str) -> CallState | None:
         """Mark a call ended; returns the state it had, or None if it was unknown."""

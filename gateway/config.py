@@ -79,6 +79,8 @@ class Config:
     no_input_max_reprompts: int = 2
     no_input_prompt: str = "Are you still there?"
     no_input_goodbye: str = "I haven't heard anything, so I'll hang up now. Goodbye!"
+    # SPEECH_OUTAGE_SECONDS: how long Google streams may keep failing before the call listens through <Gather>.
+    speech_outage_seconds: float = 5.0
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def transfer_options(self, transfer_url: str) -> dict:
@@ -111,7 +113,8 @@ class Config:
         numbers = {}
         for name, default in (("CHATBOT_TIMEOUT", cls.chatbot_timeout), ("LISTEN_PAUSE_SECONDS", cls.listen_pause_seconds),
                               ("MAX_FRAME_BYTES", cls.max_frame_bytes),
-                              ("GATHER_TIMEOUT", cls.gather_timeout), ("TRANSFER_TIMEOUT", cls.transfer_timeout)):
+                              ("GATHER_TIMEOUT", cls.gather_timeout), ("TRANSFER_TIMEOUT", cls.transfer_timeout),
+                              ("SPEECH_OUTAGE_SECONDS", cls.speech_outage_seconds)):
             try:
                 numbers[name] = type(default)(env.get(name, default))
                 if numbers[name] <= 0:
@@ -156,5 +159,6 @@ class Config:
             transfer_timeout=numbers["TRANSFER_TIMEOUT"],
             transfer_failed_message=env.get("TRANSFER_FAILED_MESSAGE") or cls.transfer_failed_message,
             gather_min_confidence=min_confidence,
+            speech_outage_seconds=numbers["SPEECH_OUTAGE_SECONDS"],
             **keys_and_silence,
         )

@@ -13,6 +13,7 @@ from .calls import CallStore
 from .chatbot import ChatbotClient, ChatbotError, Reply
 from .config import Config
 from .recognizers import Recognizer, Transcript
+from .speech_outage import OutageFallback, listening_reply
 from .twilio_calls import CallUpdater, UpdateResult
 
 log = logging.getLogger(__name__)
@@ -96,19 +97,22 @@ class Conversation:
         self.turn_lock = threading.Lock()  # one turn at a time per call (speech or keys), in the order heard
         self._closed = threading.Event()
         self._held = threading.Event()  # a hangup or transfer is under way: speech gets no answer
+        self.outage = OutageFallback(self)  # recognition down: the call listens through <Gather> meanwhile
 
     def start(self) -> None:
         """Start hearing the caller."""
-        self.recognizer.start(self.on_result)
+        self.recognizer.start(self.on_result, on_health=self.outage.health_changed)
 
     def feed(self, mulaw: bytes) -> None:
         """Pass the caller's audio on to the recognizer."""
         if not self._closed.is_set():
+            self.outage.heard_audio(len(mulaw))
             self.recognizer.feed(mulaw)
 
     def on_result(self, transcript: Transcript) -> None:
         """Queue a turn for each non-empty final transcript; returns at once."""
-        if transcript.is_final and transcript.text.strip() and not self._closed.is_set():
+        if transcript.is_final and transcript.text.strip() and not self._closed.is_set() \
+                and self.outage.stream_may_answer(transcript):
             self.services.store.heard(self.call_sid)  # the silence clock starts again, reprompts are counted afresh
             self.services.executor.submit(self._safe_turn, transcript.text.strip(), time.monotonic())
 
@@ -133,7 +137,7 @@ class Conversation:
             if self._call_has_ended():
                 log.info("call %s has already ended while its reply was in flight; reply dropped", self.call_sid)
                 return
-            document = stream_reply(self.services.config, reply, self.base_url)
+            document = listening_reply(self.services, self.call_sid, reply, self.base_url)
             outcome = self.services.updater.update(self.call_sid, document)
             log_turn(self.call_sid, text, reply, (time.monotonic() - heard_at) * 1000, outcome.value, error)
             if outcome is UpdateResult.CALL_ENDED:
@@ -152,6 +156,11 @@ class Conversation:
             self._held.set()  # until the goodbye ends the call, or /transfer brings the caller back
         if reply.hints:
             self.recognizer.set_hints(reply.hints)
+
+    @property
+    def on_hold(self) -> bool:
+        """True while a transfer or the goodbye is under way."""
+        return self._held.is_set()
 
     def resume(self) -> None:
         """Answer the caller again (a transfer was not answered)."""

@@ -11,6 +11,7 @@ from . import gather, twiml
 from .calls import ENDED_STATUSES
 from .chatbot import Reply
 from .conversation import ask, listening, log_turn, no_input, stream_reply
+from .speech_outage import listening_reply
 from .security import public_base, stream_token, twilio_signed, websocket_url
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ def keys_pressed():
         current = services.store.get(call_sid) or state
         services.store.record_turn(call_sid, reply.hints or current.hints, reply.reprompt)
     log_turn(call_sid, digits, reply, (time.monotonic() - started) * 1000, "answered", error)
-    return _twiml_response(stream_reply(config, reply, base))
+    return _twiml_response(listening_reply(services, call_sid, reply, base))
 
 
 @bp.post("/transfer")
@@ -123,7 +124,7 @@ def transfer_outcome():
     if config.stt_provider == "twilio":
         return _twiml_response(twiml.gather(config.transfer_failed_message, base + "/gather", hints,
                                             **config.gather_options()))
-    return _twiml_response(stream_reply(config, Reply(config.transfer_failed_message), base))
+    return _twiml_response(listening_reply(services, call_sid, Reply(config.transfer_failed_message), base))
 
 
 @bp.post("/status")
