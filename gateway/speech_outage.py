@@ -76,6 +76,9 @@ class OutageFallback:
         self.conversation = conversation
         self._audio_bytes = 0  # audio fed to the recognizer so far: the timeline of Transcript.end_seconds
         self._answer_from = 0.0  # stream transcripts ending before this (seconds) were for the <Gather> to answer
+        # A new stream (a reconnect) has a fresh recognizer, healthy until it says otherwise: were the call still on
+        # <Gather>, it returns at its next answer rather than waiting for a recovery this recognizer never reports.
+        conversation.services.store.set_speech(conversation.call_sid, down=False)
 
     def heard_audio(self, size: int) -> None:
         """Count audio fed to the recognizer (the websocket thread)."""
@@ -90,7 +93,8 @@ class OutageFallback:
         call_sid = self.conversation.call_sid
         state = self.conversation.services.store.get(call_sid)
         if state is not None and state.speech_fallback:
-            log.info("call %s listens through <Gather> for now; the stream's %r is left to it", call_sid, transcript.text)
+            log.info("call %s listens through <Gather> for now; the stream's %r is left to it",
+                     call_sid, transcript.text)
             return False
         if transcript.end_seconds is not None and transcript.end_seconds < self._answer_from:
             log.info("call %s: the stream's %r was heard by <Gather> already; not answered twice", call_sid,
@@ -137,4 +141,5 @@ class OutageFallback:
                 conversation.close()
             elif outcome is UpdateResult.FAILED:
                 services.store.set_speech(call_sid, fallback=False)
-                log.error("call %s: could not switch to <Gather>; it stays on the stream, which keeps retrying", call_sid)
+                log.error("call %s: could not switch to <Gather>; it stays on the stream, which keeps retrying",
+                          call_sid)

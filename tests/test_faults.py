@@ -74,6 +74,7 @@ def test_chatbot_down_apologizes_now_and_answers_the_next_turn(twilio, speech, c
     chatbot.status, chatbot.body = 200, None  # the chatbot is back before the caller speaks again
     assert call.wait_ended(timeout=60), call.transcript()
     assert call.said()[1:] == [APOLOGY, "Hi, how are you?", "Goodbye! Thanks for calling."], call.transcript()
-    assert [m.replace(" ", "") for m in chatbot.messages()] == ["hello", "hello", "goodbye"]  # each turn tried the chatbot afresh
+    # Each turn tried the chatbot afresh ("good bye" is a hint too).
+    assert [m.replace(" ", "") for m in chatbot.messages()] == ["hello", "hello", "goodbye"]
     assert wait_until(lambda: "chatbot failed for call" in gateway.logs(), 5)
     assert len(updates(twilio, call)) == 3

@@ -176,8 +176,8 @@ class GoogleRecognizer:
             self._stream_bytes = len(self._unfinalized)
             config = streaming_config(self.language, self._hints, self.model)
             # The raw gRPC call (no api_core retry wrapper): the gateway bounds and restarts streams itself.
-            call = self._client.transport.streaming_recognize(
-                self._requests(outbox, config, time.monotonic()), timeout=self._max_stream_bytes / BYTES_PER_SECOND + 30)
+            call = self._client.transport.streaming_recognize(self._requests(outbox, config, time.monotonic()),
+                                                              timeout=self._max_stream_bytes / BYTES_PER_SECOND + 30)
             self._call = call
             self.streams_started += 1
         return call, outbox
