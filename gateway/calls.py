@@ -25,6 +25,8 @@ class CallState:
     reprompts: int = 0  # no-input reprompts since the caller was last heard
     language: str = ""  # the chatbot switched the call to this language ("" for LANGUAGE)
     voice: str = ""  # ...and to this voice ("" for VOICE)
+    speech_down: bool = False  # stream modes: the recognizer reports an outage (it keeps retrying)
+    speech_fallback: bool = False  # stream modes: the call listens through <Gather> (Twilio recognizes) meanwhile
 
 
 class CallStore(Protocol):
@@ -39,6 +41,9 @@ class CallStore(Protocol):
     def heard(self, call_sid: str) -> CallState | None: ...
 
     def reprompted(self, call_sid: str, quiet_for: float = 0.0) -> int: ...
+
+    def set_speech(self, call_sid: str, *, down: bool | None = None,
+                   fallback: bool | None = None) -> CallState | None: ...
 
     def end(self, call_sid: str) -> CallState | None: ...
 
@@ -114,6 +119,16 @@ class InMemoryCallStore:
                 return state
             state = replace(state, language=language, voice=voice)
             self._calls[call_sid] = state
+            return state
+
+    def set_speech(self, call_sid: str, *, down: bool | None = None, fallback: bool | None = None) -> CallState | None:
+        """Set the speech outage flags given; returns the state before (None if unknown), so callers act only once."""
+        with self._lock:
+            state = self._calls.get(call_sid)
+            if state is None or state.ended:
+                return state
+            self._calls[call_sid] = replace(state, speech_down=state.speech_down if down is None else down,
+                                            speech_fallback=state.speech_fallback if fallback is None else fallback)
             return state
 
     def end(self, call_sid: str) -> CallState | None:

@@ -135,6 +135,8 @@ class Config:
     log_transcripts: bool = False
     # Graceful shutdown (issue 5, part 5): what a live call hears while it moves to the next process.
     drain_message: str = "One moment, please."
+    # SPEECH_OUTAGE_SECONDS: how long Google streams may keep failing before the call listens through <Gather>.
+    speech_outage_seconds: float = 5.0
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def for_call(self, language: str = "", voice: str = "") -> "Config":
@@ -176,7 +178,8 @@ class Config:
         for name, default in (("CHATBOT_TIMEOUT", cls.chatbot_timeout), ("LISTEN_PAUSE_SECONDS", cls.listen_pause_seconds),
                               ("MAX_FRAME_BYTES", cls.max_frame_bytes),
                               ("SAY_CHARACTERS_PER_SECOND", cls.say_chars_per_second),
-                              ("GATHER_TIMEOUT", cls.gather_timeout), ("TRANSFER_TIMEOUT", cls.transfer_timeout)):
+                              ("GATHER_TIMEOUT", cls.gather_timeout), ("TRANSFER_TIMEOUT", cls.transfer_timeout),
+                              ("SPEECH_OUTAGE_SECONDS", cls.speech_outage_seconds)):
             try:
                 numbers[name] = type(default)(env.get(name, default))
                 if numbers[name] <= 0:
@@ -225,6 +228,7 @@ class Config:
             barge_in=_flag(env.get("BARGE_IN"), True),
             say_chars_per_second=numbers["SAY_CHARACTERS_PER_SECOND"],
             chatbot_greeting=_flag(env.get("CHATBOT_GREETING"), False),
+            speech_outage_seconds=numbers["SPEECH_OUTAGE_SECONDS"],
             **keys_and_silence,
             **limits,
         )

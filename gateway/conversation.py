@@ -14,6 +14,7 @@ from .calls import CallState, CallStore
 from .chatbot import ChatbotClient, ChatbotError, Reply
 from .config import Config
 from .recognizers import Recognizer, Transcript
+from .speech_outage import OutageFallback, listening_reply
 from .twilio_calls import CallUpdater, UpdateResult
 
 log = logging.getLogger(__name__)
@@ -156,15 +157,17 @@ class Conversation:
         # How a turn's reply reaches the call when not by this stream's keep-alive loop: handed to the next process
         # during a graceful shutdown (drain.py), or inside a <Gather> once the stream is gone (limits.py).
         self.reply_twiml: Callable[[Reply], str] | None = None
+        self.outage = OutageFallback(self)  # recognition down: the call listens through <Gather> meanwhile
 
     def start(self, greeting_seconds: float = 0.0) -> None:
         """Start hearing the caller, who may speak over the greeting (from /voice's TwiML) for `greeting_seconds`."""
         self._speaking(greeting_seconds, interruptible=greeting_seconds > 0)
-        self.recognizer.start(self.on_result)
+        self.recognizer.start(self.on_result, on_health=self.outage.health_changed)
 
     def feed(self, mulaw: bytes) -> None:
         """Pass the caller's audio on to the recognizer."""
         if not self._closed.is_set():
+            self.outage.heard_audio(len(mulaw))
             self.recognizer.feed(mulaw)
 
     def on_result(self, transcript: Transcript) -> None:
@@ -174,7 +177,7 @@ class Conversation:
         if not transcript.is_final:
             if transcript.speech_started or transcript.text.strip():
                 self._barge_in()
-        elif transcript.text.strip():
+        elif transcript.text.strip() and self.outage.stream_may_answer(transcript):
             self.services.store.heard(self.call_sid)  # the silence clock starts again, reprompts are counted afresh
             self.services.executor.submit(self._safe_turn, transcript.text.strip(), time.monotonic())
 
@@ -240,11 +243,11 @@ class Conversation:
             if self._call_has_ended():
                 log.info("call %s has already ended while its reply was in flight; reply dropped", self.call_sid)
                 return
-            state = remember(self.services, self.call_sid, reply)
+            remember(self.services, self.call_sid, reply)
             if self.reply_twiml is not None:
                 document = self.reply_twiml(reply)
             else:
-                document = stream_reply(call_config(self.services.config, state), reply, self.base_url)
+                document = listening_reply(self.services, self.call_sid, reply, self.base_url)
             wait = self._protected_for()
             if wait > 0:
                 log.info("call %s: answer waits %.1f s for a prompt that may not be interrupted", self.call_sid, wait)

@@ -1,13 +1,14 @@
 """Gather mode (STT_PROVIDER=twilio): Twilio recognizes the caller; each <Gather> result comes back here."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import replace
 
 from flask import Blueprint, Response, current_app, request
 
-from . import twiml
+from . import speech_outage, twiml
 from .chatbot import Reply
 from .conversation import ask, call_config, log_turn, no_input, remember
 from .security import public_base, twilio_signed
@@ -56,6 +57,9 @@ def gather_result():
     hints = state.hints or config.hints
     services.deadlines.watch(call_sid)  # a call that began in another process starts its clock here
     if not speech and not digits:  # the <Gather timeout> was the silence clock (NO_INPUT_SECONDS when set)
+        outage_answer = speech_outage.gather_silence(services, call_sid, public_base(request))
+        if outage_answer is not None:  # a stream-mode call on <Gather> while recognition is (or was) down
+            return Response(outage_answer, mimetype="text/xml")
         prompt, hang_up = no_input(services, call_sid) or (services.config.no_input_prompt, False)
         if hang_up:
             return Response(twiml.say_and_hang_up(prompt, language=config.language, voice=config.voice),
@@ -70,10 +74,18 @@ def gather_result():
         return Response(twiml.gather(NOT_SURE_PROMPT, action_url, hints, **options), mimetype="text/xml")
     heard_at = time.monotonic()
     message, input_type = (speech, "speech") if speech else (digits, "dtmf")
-    reply, error = ask(services, call_sid, message, input_type, state.caller)
-    config = call_config(services.config, remember(services, call_sid, reply))
+    conversation = services.live.get(call_sid)  # a stream-mode call on <Gather>: its speech turn in flight goes first
+    with conversation.turn_lock if conversation is not None else contextlib.nullcontext():
+        reply, error = ask(services, call_sid, message, input_type, state.caller)
+        if conversation is not None:
+            conversation.answered(reply)
+    current = remember(services, call_sid, reply)
+    config = call_config(services.config, current)
     if not reply.hints:  # an apology (or a bot without hints) keeps guiding the recognizer as before
         reply = replace(reply, hints=hints)
     log_turn(call_sid, message, reply, (time.monotonic() - heard_at) * 1000, "answered", error,
              words=config.log_transcripts)
+    if current is not None and current.speech_fallback:  # a stream-mode call: back on the stream once it can hear
+        return Response(speech_outage.listening_reply(services, call_sid, reply, public_base(request)),
+                        mimetype="text/xml")
     return Response(reply_document(reply, config), mimetype="text/xml")

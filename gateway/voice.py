@@ -14,6 +14,7 @@ from .conversation import (ask, call_config, greeting, listening, log_turn, no_i
                            stream_reply)
 from .limits import streams_full
 from .redact import mask_number
+from .speech_outage import listening_reply
 from .security import public_base, stream_token, twilio_signed, websocket_url
 
 log = logging.getLogger(__name__)
@@ -120,10 +121,10 @@ def keys_pressed():
         reply, error = ask(services, call_sid, digits, "dtmf", state.caller)
         if conversation is not None:
             conversation.answered(reply)
-        config = call_config(config, remember(services, call_sid, reply))
+        remember(services, call_sid, reply)
     log_turn(call_sid, digits, reply, (time.monotonic() - started) * 1000, "answered", error,
              words=config.log_transcripts)
-    return _twiml_response(stream_reply(config, reply, base))
+    return _twiml_response(listening_reply(services, call_sid, reply, base))
 
 
 @bp.post("/transfer")
@@ -148,7 +149,7 @@ def transfer_outcome():
     if config.stt_provider == "twilio":
         return _twiml_response(twiml.gather(config.transfer_failed_message, base + "/gather", hints,
                                             **config.gather_options()))
-    return _twiml_response(stream_reply(config, Reply(config.transfer_failed_message), base))
+    return _twiml_response(listening_reply(services, call_sid, Reply(config.transfer_failed_message), base))
 
 
 @bp.post("/status")

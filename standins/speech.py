@@ -34,6 +34,7 @@ class SpeechStandIn:
         self._records: list[StreamRecord] = []
         self._faults: list[Fault] = []
         self._unavailable = False
+        self._open: set[StreamingCall] = set()
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="speech"))
         self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {
             "StreamingRecognize": grpc.stream_stream_rpc_method_handler(
@@ -83,10 +84,14 @@ class SpeechStandIn:
         with self._lock:
             self._faults.extend(Fault(seconds_of_audio, code) for _ in range(times))
 
-    def unavailable(self, flag: bool = True) -> None:
-        """While set, new streams fail at once with UNAVAILABLE."""
+    def unavailable(self, flag: bool = True, end_open_streams: bool = False) -> None:
+        """While set, new streams fail at once with UNAVAILABLE; with `end_open_streams`, so do the open ones at their
+        next request (the service went away mid-call), before recognizing it."""
         with self._lock:
             self._unavailable = flag
+            if flag and end_open_streams:
+                for call in self._open:
+                    call.failure = (grpc.StatusCode.UNAVAILABLE, "The service is currently unavailable.")
 
     # --- inspection ------------------------------------------------------------------------------------------
 
@@ -124,7 +129,13 @@ class SpeechStandIn:
         if unavailable:
             call.abort(context, grpc.StatusCode.UNAVAILABLE, "The service is currently unavailable.")
         context.add_callback(lambda: call.end("cancelled", "CANCELLED"))  # no-op if it already ended
-        yield from call.run(requests, context)
+        with self._lock:
+            self._open.add(call)
+        try:
+            yield from call.run(requests, context)
+        finally:
+            with self._lock:
+                self._open.discard(call)
 
     def _recognize(self, request: types.RecognizeRequest, context: grpc.ServicerContext) -> types.RecognizeResponse:
         if self._unavailable:

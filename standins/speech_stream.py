@@ -123,6 +123,7 @@ class StreamingCall:
         self._events = self._single = False
         self._language = "en-US"
         self._engine: SphinxEngine | None = None
+        self.failure: tuple[grpc.StatusCode, str] | None = None  # set from outside: abort at the next request
 
     def run(self, requests: Iterator, context: grpc.ServicerContext) -> Iterator[types.StreamingRecognizeResponse]:
         reader = _Requests(requests)
@@ -145,6 +146,8 @@ class StreamingCall:
             request = self._next(reader, context)
             if request is None:
                 return
+            if self.failure is not None:
+                self.abort(context, *self.failure)
             if request is _Requests.END:
                 engine.flush()
                 yield from self._drain()

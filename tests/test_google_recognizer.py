@@ -5,6 +5,7 @@ import threading
 import time
 from pathlib import Path
 
+import grpc
 import pytest
 
 from gateway.audio import silence
@@ -71,13 +72,14 @@ def test_hears_utterances_in_order_with_batched_audio(recognizer, speech):
     assert set(stream.chunk_sizes) == {800}  # 100 ms batches, not 20 ms frames
 
 
-def test_stream_aborted_mid_utterance_is_resent_on_the_next(recognizer, speech):
-    speech.end_streams_after(1.0, times=1)  # book_a_table spans 0.3 s .. 2.1 s
+@pytest.mark.parametrize("code", ["UNAVAILABLE", "DEADLINE_EXCEEDED"])
+def test_stream_aborted_mid_utterance_is_resent_on_the_next(code, recognizer, speech):
+    speech.end_streams_after(1.0, getattr(grpc.StatusCode, code), times=1)  # book_a_table spans 0.3 s .. 2.1 s
     rec, heard = recognizer(), Heard()
     rec.start(heard)
     feed(rec, silence(300) + speech_of("book_a_table") + silence(1000), pace=0.002)
     assert heard.wait(1) == ["i would like to book a table"]
-    assert speech.streams[0].code == "UNAVAILABLE" and speech.streams[0].finals == []
+    assert speech.streams[0].code == code and speech.streams[0].finals == []
     assert rec.streams_started >= 2
 
 

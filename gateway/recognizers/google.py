@@ -10,7 +10,8 @@ import grpc
 from google.cloud import speech_v1 as speech
 from google.cloud.speech_v1.services.speech.transports import SpeechGrpcTransport
 
-from . import ResultCallback, Transcript
+from . import HealthCallback, ResultCallback, Transcript
+from .health import StreamHealth
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,8 @@ class GoogleRecognizer:
 
     def __init__(self, language: str = "en-US", hints: Sequence[str] = (), emulator_host: str | None = None,
                  model: str = "phone_call", batch_ms: int = 100, max_stream_seconds: float = 290.0,
-                 soft_stream_seconds: float = 240.0, max_resend_seconds: float = 30.0):
+                 soft_stream_seconds: float = 240.0, max_resend_seconds: float = 30.0, outage_seconds: float = 5.0,
+                 working_after_seconds: float = 2.0):
         self.language, self.model = language, model
         self._hints = tuple(hints)
         self._client = speech_client(emulator_host)
@@ -78,10 +80,16 @@ class GoogleRecognizer:
         self._on_result: ResultCallback | None = None
         self._thread: threading.Thread | None = None
         self.streams_started = 0
+        # Health: down after `outage_seconds` of failing streams; up once a stream answers or stays open this long.
+        self._health = StreamHealth(outage_seconds)
+        self._working_after = working_after_seconds
+        self._on_health: HealthCallback | None = None
 
-    def start(self, on_result: ResultCallback) -> None:
-        """Open the first stream in a background thread."""
+    def start(self, on_result: ResultCallback, on_health: HealthCallback | None = None) -> None:
+        """Open the first stream in a background thread; `on_health(False)`/`(True)` tell of an outage and its end."""
         self._on_result = on_result
+        self._on_health = on_health
+        self._health.on_change = self._report_health
         self._thread = threading.Thread(target=self._run, name="google-stt", daemon=True)
         self._thread.start()
 
@@ -149,7 +157,7 @@ class GoogleRecognizer:
         if call is not None:
             call.cancel()
 
-    def _requests(self, outbox: list[bytes | None], config: speech.StreamingRecognitionConfig):
+    def _requests(self, outbox: list[bytes | None], config: speech.StreamingRecognitionConfig, opened: float):
         """The request stream: config, then audio batches until the stream is ended (None)."""
         yield speech.StreamingRecognizeRequest(streaming_config=config)
         while True:
@@ -159,6 +167,9 @@ class GoogleRecognizer:
                 chunk = outbox.pop(0)
             if chunk is None:
                 return
+            if time.monotonic() - opened >= self._working_after:
+                # Google says nothing while the caller is quiet: a stream still taking audio after a while works.
+                self._health.working()
             yield speech.StreamingRecognizeRequest(audio_content=chunk)
 
     def _open_stream(self) -> tuple[grpc.Call, list] | None:
@@ -173,8 +184,8 @@ class GoogleRecognizer:
             self._stream_bytes = len(self._unfinalized)
             config = streaming_config(self.language, self._hints, self.model)
             # The raw gRPC call (no api_core retry wrapper): the gateway bounds and restarts streams itself.
-            call = self._client.transport.streaming_recognize(
-                self._requests(outbox, config), timeout=self._max_stream_bytes / BYTES_PER_SECOND + 30)
+            call = self._client.transport.streaming_recognize(self._requests(outbox, config, time.monotonic()),
+                                                              timeout=self._max_stream_bytes / BYTES_PER_SECOND + 30)
             self._call = call
             self.streams_started += 1
         return call, outbox
@@ -201,23 +212,32 @@ class GoogleRecognizer:
                     failures += 1
                     log.warning("speech stream failed: %s %s; restarting (failure %d)",
                                 code.name if code else "?", exc.details() if hasattr(exc, "details") else "", failures)
+                    self._health.failed()
             except Exception:  # the thread's boundary: a bug here must not leave the call deaf without a trace
                 failures += 1
                 log.exception("speech stream broke unexpectedly; restarting (failure %d)", failures)
+                self._health.failed()
             finally:
                 with self._lock:
                     outbox.append(None)  # release the request generator if gRPC is still waiting on it
                     self._wakeup.notify_all()
                     self._call = None
             if failures and time.monotonic() - opened < 1.0:
+                backoff = min(0.25 * 2 ** (failures - 1), 5.0)
+                until_outage = self._health.seconds_until_outage()
+                if until_outage is not None:  # try again right at the threshold, so an outage is reported on time
+                    backoff = min(backoff, until_outage + 0.01)
+                deadline = time.monotonic() + backoff
                 with self._lock:  # Google down: don't spin; close() wakes this at once
-                    if not self._closed:
-                        self._wakeup.wait(min(0.25 * 2 ** (failures - 1), 5.0))
+                    # A loop: every audio batch notifies the condition too, and must not cut the backoff short.
+                    while not self._closed and (remaining := deadline - time.monotonic()) > 0:
+                        self._wakeup.wait(remaining)
 
     def _handle(self, response: speech.StreamingRecognizeResponse) -> None:
         """Pass results on; a final result also marks its audio as done, so restarts don't repeat it."""
         if response.speech_event_type == speech.StreamingRecognizeResponse.SpeechEventType.SPEECH_ACTIVITY_BEGIN:
             self._emit(Transcript("", 0.0, is_final=False, speech_started=True))
+        self._health.working()
         for result in response.results:
             if not result.alternatives:
                 continue
@@ -232,9 +252,15 @@ class GoogleRecognizer:
                     del self._unfinalized[:done]
                     self._finalized_at += done
                 soft_limit = self._stream_bytes >= self._soft_stream_bytes
-            self._emit(Transcript(best.transcript.strip(), best.confidence, is_final=True))
+                end_seconds = (self._stream_start + end) / BYTES_PER_SECOND
+            self._emit(Transcript(best.transcript.strip(), best.confidence, is_final=True, end_seconds=end_seconds))
             if soft_limit:
                 self._restart()  # a quiet moment right after a final: the cheapest time to roll over
+
+    def _report_health(self, ok: bool) -> None:
+        """Pass a health change on unless the recognizer was closed meanwhile."""
+        if not self._closed and self._on_health is not None:
+            self._on_health(ok)
 
     def _emit(self, transcript: Transcript) -> None:
         """Deliver a result unless the recognizer was closed meanwhile."""

@@ -30,7 +30,7 @@ class SphinxRecognizer:
         self._thread: threading.Thread | None = None
         self._closed = False
 
-    def start(self, on_result: ResultCallback) -> None:
+    def start(self, on_result: ResultCallback, on_health=None) -> None:  # embedded: it never goes down
         with self._lock:
             if self._closed or self._thread is not None:
                 return
