@@ -56,8 +56,9 @@ def test_reply_that_twilio_refuses_is_logged_and_the_call_goes_on(twilio, speech
     twilio.fail_next_updates(status=503, count=3)  # every attempt for the first reply fails
     from standins.twilio import Caller
 
-    # Timed turns: the caller waits a while for an answer that never comes, then speaks again.
-    call = place(twilio, Caller.at_times([(1.0, "hello"), (8.0, "goodbye")]))
+    # Timed turns: once the greeting is over (so no barge-in update takes a failure), the caller waits a while for
+    # an answer that never comes, then speaks again.
+    call = place(twilio, Caller.at_times([(4.5, "hello"), (11.5, "goodbye")]))
     assert call.wait_ended(timeout=60), call.transcript()
     logs = gateway.logs()
     assert f"update of call {call.sid} failed: HTTP 503" in logs and "Traceback" not in logs
