@@ -80,6 +80,8 @@ def parse_reply(body: Any) -> Reply:
         log.warning("chatbot 'reprompt' is not a string, ignoring it: %.100r", reprompt)
         reprompt = ""
     reprompt = xml_safe(reprompt).strip()[:MAX_TEXT_CHARS]
+    if not text.strip() and action_type is None:  # nothing to say and nothing to do: the caller would hear silence
+        raise ChatbotError("answer has an empty 'text' and no action")
     return Reply(text=text.strip(), action_type=action_type, transfer_to=transfer_to, hints=hints, reprompt=reprompt)
 
 
