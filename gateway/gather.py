@@ -9,7 +9,7 @@ from flask import Blueprint, Response, current_app, request
 
 from . import twiml
 from .conversation import ask, log_turn, no_input
-from .security import public_base, twilio_signed
+from .security import public_base, twilio_signed, webhook_call_sid
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,9 @@ def gather_result():
     services = current_app.extensions["chatline"]
     options = services.config.gather_options()
     action_url = public_base(request) + "/gather"
-    call_sid = request.form.get("CallSid", "")
+    call_sid = webhook_call_sid(request)
+    if not call_sid:  # no session to send the chatbot: ask again rather than leave the caller in silence
+        return Response(twiml.gather(NOT_SURE_PROMPT, action_url, services.config.hints, **options), mimetype="text/xml")
     speech = request.form.get("SpeechResult", "").strip()
     digits = request.form.get("Digits", "").strip()
     state = services.store.get(call_sid) or services.store.open(call_sid, caller=request.form.get("From", ""))

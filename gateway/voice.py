@@ -11,7 +11,7 @@ from . import gather, twiml
 from .calls import ENDED_STATUSES
 from .chatbot import Reply
 from .conversation import ask, listening, log_turn, no_input, stream_reply
-from .security import public_base, stream_token, twilio_signed, websocket_url
+from .security import public_base, stream_token, twilio_signed, webhook_call_sid, websocket_url
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +34,8 @@ def incoming_call():
     """A call comes in: start the Media Stream, greet the caller, keep the call open."""
     services = _services()
     config = services.config
-    call_sid = request.form.get("CallSid", "")
-    if not call_sid:
-        log.warning("/voice without a CallSid; answering with a polite goodbye")
+    call_sid = webhook_call_sid(request)
+    if not call_sid:  # no call to hold a dialogue in: a polite goodbye rather than silence
         return _twiml_response(twiml.say_and_hang_up(config.apology, language=config.language, voice=config.voice))
     caller = request.form.get("From", "")
     services.store.open(call_sid, caller=caller, called=request.form.get("To", ""))
@@ -63,7 +62,7 @@ def keep_listening():
     services = _services()
     config = services.config
     base = public_base(request)
-    call_sid = request.form.get("CallSid", "")
+    call_sid = webhook_call_sid(request)
     silence = no_input(services, call_sid, config.no_input_seconds) if config.no_input_seconds else None
     if silence is None:
         return _twiml_response(twiml.listen(base + "/listen", **listening(config, base)))
@@ -81,7 +80,7 @@ def keys_pressed():
     services = _services()
     config = services.config
     base = public_base(request)
-    call_sid = request.form.get("CallSid", "")
+    call_sid = webhook_call_sid(request)
     digits = request.form.get("Digits", "").strip()
     if not call_sid or not digits:  # only "#" pressed: the caller is there, but there is nothing to send
         if call_sid:
@@ -108,7 +107,7 @@ def transfer_outcome():
     """After a transfer's <Dial>: end the call if it was answered, else bring the caller back to the bot."""
     services = _services()
     config = services.config
-    call_sid = request.form.get("CallSid", "")
+    call_sid = webhook_call_sid(request)
     status = request.form.get("DialCallStatus", "")
     base = public_base(request)
     if status in ("completed", "answered"):
@@ -131,7 +130,7 @@ def transfer_outcome():
 def call_status():
     """The call-status callback: when a call ends, release everything held for it."""
     services = _services()
-    call_sid = request.form.get("CallSid", "")
+    call_sid = webhook_call_sid(request)
     status = request.form.get("CallStatus", "")
     if call_sid and status in ENDED_STATUSES:
         services.store.end(call_sid)
