@@ -162,6 +162,11 @@ class Conversation:
         state = self.services.store.get(self.call_sid)
         return state is None or state.ended
 
+    @property
+    def closed(self) -> bool:
+        """True once the call ended or another stream took over: its stream need not be read any more."""
+        return self._closed.is_set()
+
     def close(self) -> None:
         """Stop hearing the caller and release the recognizer (idempotent)."""
         if not self._closed.is_set():
