@@ -6,7 +6,7 @@ from typing import Mapping, Sequence
 
 from twilio.twiml.voice_response import Start, VoiceResponse
 
-from .chatbot import Reply
+from .chatbot import Reply, xml_safe
 
 
 def _say(response, text: str, language: str, voice: str | None) -> None:
@@ -40,8 +40,8 @@ def incoming_call(stream_url: str, listen_url: str, greeting: str, parameters: M
     response = VoiceResponse()
     start = Start()
     stream = start.stream(url=stream_url, track="inbound_track")
-    for name, value in parameters.items():
-        stream.parameter(name=name, value=value)
+    for name, value in parameters.items():  # they carry webhook fields (From): control characters would break the XML
+        stream.parameter(name=name, value=xml_safe(value))
     response.append(start)
     prompt = _keys(response, dtmf_url, dtmf_timeout)
     _say(prompt, greeting, language, voice)

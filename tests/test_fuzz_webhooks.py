@@ -67,6 +67,7 @@ def test_stream_mode_webhooks_survive_odd_forms(start_gateway, twilio, chatbot):
     @example(path="/transfer", form={"AccountSid": ACCOUNT_SID, "DialCallStatus": "answered"})
     @example(path="/voice", form={"CallSid": " ", "AccountSid": ACCOUNT_SID})
     @example(path="/status", form={"CallSid": "CA-never-seen", "CallStatus": "completed"})
+    @example(path="/voice", form={**TWILIO_FORM, "From": "+1555\x1b\x00"})  # found: unparsable TwiML
     def fuzz(path, form):
         count("webhooks, stream mode (signed, real gunicorn)")
         check_answer(gateway, path, form, "Start")
