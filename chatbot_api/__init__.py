@@ -39,7 +39,7 @@ __all__ = [
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app; `config` overrides the environment. Raises ScriptError for a broken script.
 
-    Keys: CHATBOT_SCRIPT, SESSION_TTL_SECONDS, MAX_MESSAGE_CHARS, MAX_CONTENT_LENGTH, and
+    Keys: CHATBOT_SCRIPT, SESSION_TTL_SECONDS, MAX_MESSAGE_CHARS, MAX_SESSIONS, MAX_CONTENT_LENGTH, and
     SESSION_STORE (a ready SessionStore-like object, e.g. one with a test clock or in Redis).
     """
     app = Flask(__name__)
@@ -47,13 +47,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(config or {})
     app.config["SESSION_TTL_SECONDS"] = positive_number(app.config, "SESSION_TTL_SECONDS")
     app.config["MAX_MESSAGE_CHARS"] = int(positive_number(app.config, "MAX_MESSAGE_CHARS"))
+    app.config["MAX_SESSIONS"] = int(positive_number(app.config, "MAX_SESSIONS"))
     _configure_logging(app)
 
     # Loading the script here means a broken script stops gunicorn at boot, not mid-call.
     script = load_script(app.config["CHATBOT_SCRIPT"])
     sessions = app.config.get("SESSION_STORE")
     if sessions is None:
-        sessions = SessionStore(app.config["SESSION_TTL_SECONDS"])
+        sessions = SessionStore(app.config["SESSION_TTL_SECONDS"], max_sessions=app.config["MAX_SESSIONS"])
     app.extensions[EXTENSION_KEY] = Dialogue(script, sessions)
 
     app.register_blueprint(bp)

@@ -18,13 +18,15 @@ class Config:
     CHATBOT_SCRIPT       path of the owner's dialogue script (default: the bundled demo)
     SESSION_TTL_SECONDS  forget a call's dialogue state after this much inactivity
     MAX_MESSAGE_CHARS    longest `message` accepted; longer ones get 400
+    MAX_SESSIONS         most dialogues remembered at once; the least recently active is dropped first
     """
 
     CHATBOT_SCRIPT = str(DEFAULT_SCRIPT)
     SESSION_TTL_SECONDS = 1800
     MAX_MESSAGE_CHARS = 2000
-    # Bodies above this get 413 before any JSON parsing; generous next to MAX_MESSAGE_CHARS.
-    MAX_CONTENT_LENGTH = 1024 * 1024
+    MAX_SESSIONS = 10_000
+    # Bodies above this get 413 before any JSON parsing; generous next to MAX_MESSAGE_CHARS (even all \uXXXX escapes).
+    MAX_CONTENT_LENGTH = 64 * 1024
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -34,9 +36,10 @@ class Config:
             "CHATBOT_SCRIPT": environ.get("CHATBOT_SCRIPT") or cls.CHATBOT_SCRIPT,
             "SESSION_TTL_SECONDS": cls.SESSION_TTL_SECONDS,
             "MAX_MESSAGE_CHARS": cls.MAX_MESSAGE_CHARS,
+            "MAX_SESSIONS": cls.MAX_SESSIONS,
             "MAX_CONTENT_LENGTH": cls.MAX_CONTENT_LENGTH,
         }
-        for key in ("SESSION_TTL_SECONDS", "MAX_MESSAGE_CHARS"):
+        for key in ("SESSION_TTL_SECONDS", "MAX_MESSAGE_CHARS", "MAX_SESSIONS"):
             if environ.get(key):
                 settings[key] = environ[key]
         return settings

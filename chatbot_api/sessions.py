@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from typing import Callable
 
 Clock = Callable[[], float]
@@ -14,17 +15,23 @@ class SessionStore:
     The interface is deliberately tiny (`get`, `put`, `forget`) and stores plain strings, so
     a Redis-backed store (GET / SET EX / DEL) can replace it without touching the dialogue.
     Expiry is lazy: an expired session reads as absent, and a sweep at most every
-    `sweep_interval` seconds drops abandoned sessions so memory stays bounded.
+    `sweep_interval` seconds drops abandoned sessions; beyond `max_sessions` the least recently
+    active one is dropped at once, so a flood of new session ids cannot fill memory within the TTL.
     """
 
-    def __init__(self, ttl_seconds: float, clock: Clock = time.monotonic, sweep_interval: float | None = None) -> None:
+    def __init__(self, ttl_seconds: float, clock: Clock = time.monotonic, sweep_interval: float | None = None,
+                 max_sessions: int = 10_000) -> None:
         if ttl_seconds <= 0:
             raise ValueError(f"ttl_seconds must be positive, got {ttl_seconds!r}")
+        if max_sessions < 1:
+            raise ValueError(f"max_sessions must be at least 1, got {max_sessions!r}")
+        self.max_sessions = max_sessions
         self.ttl_seconds = ttl_seconds
         self._clock = clock
         self._sweep_interval = ttl_seconds if sweep_interval is None else sweep_interval
         self._lock = threading.Lock()
-        self._states: dict[str, tuple[str, float]] = {}  # session id -> (state, last activity)
+        # session id -> (state, last activity), least recently active first
+        self._states: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self._last_sweep = clock()
 
     def get(self, session_id: str) -> str | None:
@@ -47,6 +54,9 @@ class SessionStore:
             now = self._clock()
             self._sweep_if_due(now)
             self._states[session_id] = (state, now)
+            self._states.move_to_end(session_id)
+            while len(self._states) > self.max_sessions:
+                self._states.popitem(last=False)
 
     def forget(self, session_id: str) -> None:
         """Drop the session (the call ended); unknown ids are fine."""

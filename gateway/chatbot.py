@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ log = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 2000  # longer replies are cut: Twilio rejects TwiML over 4000 characters in a call update
 MAX_HINTS = 500
+MAX_ANSWER_BYTES = 256 * 1024  # a reply's JSON is a few hundred bytes; more is a broken chatbot, not a longer answer
 
 
 # Characters XML 1.0 cannot carry: a chatbot sending them must not make the TwiML unreadable to Twilio.
@@ -83,6 +85,8 @@ def parse_reply(body: Any) -> Reply:
         log.warning("chatbot 'reprompt' is not a string, ignoring it: %.100r", reprompt)
         reprompt = ""
     reprompt = xml_safe(reprompt).strip()[:MAX_TEXT_CHARS]
+    if not text.strip() and action_type is None:  # nothing to say and nothing to do: the caller would hear silence
+        raise ChatbotError("answer has an empty 'text' and no action")
     barge_in = body.get("barge_in", True)
     if not isinstance(barge_in, bool):
         log.warning("chatbot 'barge_in' is not true or false, ignoring it: %.100r", barge_in)
@@ -111,19 +115,34 @@ class ChatbotClient:
     def ask(self, message: str, session_id: str, input_type: str = "speech", **extra: str) -> Reply:
         """Send one message and return the parsed reply, or raise ChatbotError."""
         payload = {"message": message, "session_id": session_id, "input": input_type, "channel": "phone", **extra}
+        deadline = time.monotonic() + self.timeout
         try:
-            response = self._session.post(self.url, json=payload, timeout=self.timeout)
+            # Streamed, so a chatbot that drips its answer byte by byte is still cut off at the timeout.
+            with self._session.post(self.url, json=payload, timeout=self.timeout, stream=True) as response:
+                if response.status_code != 200:
+                    raise ChatbotError(f"answered HTTP {response.status_code}")
+                content = self._read(response, deadline)
         except requests.Timeout as exc:
             raise ChatbotError(f"no answer within {self.timeout:g} s") from exc
         except requests.RequestException as exc:
             raise ChatbotError(f"cannot reach {self.url}: {exc.__class__.__name__}") from exc
-        if response.status_code != 200:
-            raise ChatbotError(f"answered HTTP {response.status_code}")
         try:
-            body = response.json()
-        except (json.JSONDecodeError, ValueError) as exc:
-            raise ChatbotError(f"answered invalid JSON: {response.text[:100]!r}") from exc
+            body = json.loads(content)
+        except (ValueError, RecursionError) as exc:  # bad JSON or UTF-8, huge integers, absurd nesting
+            raise ChatbotError(f"answered invalid JSON: {content[:100]!r}") from exc
         return parse_reply(body)
+
+    def _read(self, response: requests.Response, deadline: float) -> bytes:
+        """The answer's body, refused when it is over MAX_ANSWER_BYTES or still arriving at the deadline."""
+        content = bytearray()
+        # read1 returns whatever has arrived, so the deadline is checked while a slow chatbot drips bytes.
+        while chunk := response.raw.read1(16 * 1024, decode_content=True):
+            content += chunk
+            if len(content) > MAX_ANSWER_BYTES:
+                raise ChatbotError(f"answer is over {MAX_ANSWER_BYTES} bytes")
+            if time.monotonic() > deadline:
+                raise ChatbotError(f"no complete answer within {self.timeout:g} s")
+        return bytes(content)
 
     def close(self) -> None:
         """Release pooled connections."""

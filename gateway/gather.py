@@ -11,7 +11,7 @@ from flask import Blueprint, Response, current_app, request
 from . import speech_outage, twiml
 from .chatbot import Reply
 from .conversation import ask, call_config, log_turn, no_input, remember
-from .security import public_base, twilio_signed
+from .security import public_base, twilio_signed, webhook_call_sid
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,9 @@ def gather_result():
     """What Twilio heard (speech or keys, or nothing) → the chatbot → the next prompt."""
     services = current_app.extensions["chatline"]
     action_url = public_base(request) + "/gather"
-    call_sid = request.form.get("CallSid", "")
+    call_sid = webhook_call_sid(request)
+    if not call_sid:  # no session to send the chatbot: ask again rather than leave the caller in silence
+        return Response(twiml.gather(NOT_SURE_PROMPT, action_url, services.config.hints, **services.config.gather_options()), mimetype="text/xml")
     speech = request.form.get("SpeechResult", "").strip()
     digits = request.form.get("Digits", "").strip()
     state = services.store.get(call_sid) or services.store.open(call_sid, caller=request.form.get("From", ""))

@@ -68,7 +68,7 @@ def _as_int(value) -> int | None:
     """Twilio sends numbers as strings; anything unparsable becomes None rather than an error."""
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: JSON's 1e999 is float infinity
         return None
 
 
@@ -84,7 +84,7 @@ def parse_message(raw: str | bytes, max_payload_bytes: int = 64 * 1024) -> Event
     """Parse one websocket text message; return None for events we do not need, raise ProtocolError for garbage."""
     try:
         message = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # ValueError: bad JSON or UTF-8, and integers over 4300 digits
         raise ProtocolError(f"not JSON: {exc.__class__.__name__}") from exc
     if not isinstance(message, dict):
         raise ProtocolError("message is not a JSON object")

@@ -15,7 +15,7 @@ from .chatbot import Reply
 from .conversation import call_config, listening
 from .limits import streams_full
 from .redact import mask_number
-from .security import public_base, stream_token, twilio_signed, websocket_url
+from .security import public_base, stream_token, twilio_signed, webhook_call_sid, websocket_url
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def resume_call():
     services = current_app.extensions["chatline"]
     config = services.config
     base = public_base(request)
-    call_sid = request.form.get("CallSid", "")
+    call_sid = webhook_call_sid(request)
     try:
         handoff = unpack(request.args.get("state", ""))
     except ValueError as exc:

@@ -61,6 +61,15 @@ def twilio_signed(view):
     return checked
 
 
+def webhook_call_sid(req: Request) -> str:
+    """The CallSid a webhook names, or "" (logged once: Twilio always sends one, so the request is odd)."""
+    call_sid = req.form.get("CallSid", "")
+    if not call_sid.strip():
+        log.warning("%s %s without a CallSid; answered without touching any call", req.method, req.path)
+        return ""
+    return call_sid
+
+
 def stream_token(call_sid: str) -> str:
     """A per-call token for the stream's <Parameter>: only TwiML we issued for this call can open its stream."""
     key = current_app.extensions["chatline"].config.twilio_auth_token.encode()

@@ -6,6 +6,7 @@ import time
 
 from flask import Blueprint, abort, current_app, request
 from flask_sock import Sock
+from simple_websocket import ConnectionClosed
 
 from . import twiml
 from .conversation import Conversation, call_config
@@ -22,6 +23,7 @@ sock = Sock()
 
 RECEIVE_TIMEOUT_SECONDS = 60  # Twilio sends a frame every 20 ms; a minute of nothing means the peer is gone
 MAX_LOGGED_PROTOCOL_ERRORS = 5  # per stream, so a misbehaving peer cannot flood the log
+MAX_MESSAGES_BEFORE_START = 50  # Twilio sends `start` second, right after `connected`; 50 in, this is no call's stream
 
 
 @bp.before_request
@@ -65,6 +67,11 @@ def _open_conversation(start: StreamStart, base_url: str) -> Conversation | None
             config.apology, base_url + "/gather", state.hints or config.hints, **config.gather_options()))
         return None
     services.live.add(conversation)
+    if services.store.get(start.call_sid).ended:  # /status came while the recognizer started: it released nothing
+        services.live.release(start.call_sid, conversation)
+        log.warning("stream %s for call %s refused: the call ended while its stream started", start.stream_sid,
+                    start.call_sid)
+        return None
     log.info("stream %s started for call %s", start.stream_sid, start.call_sid)
     return conversation
 
@@ -85,12 +92,18 @@ def media_stream(ws):
     base_url = public_base(request)
     conversation: Conversation | None = None
     timeline = AudioTimeline()
-    errors = 0
+    errors = unstarted = 0
     warned_early_media = False
     rate = MessageRate(services.config.max_stream_messages_per_second)
     try:
         while True:
-            raw = ws.receive(timeout=RECEIVE_TIMEOUT_SECONDS)
+            try:
+                raw = ws.receive(timeout=RECEIVE_TIMEOUT_SECONDS)
+            except ConnectionClosed:
+                too_big = ws.max_message_size and ws.incoming_message_len > ws.max_message_size
+                log.warning("Media Stream for call %s closed %s", conversation.call_sid if conversation else "unknown",
+                            f"after a message over {ws.max_message_size} bytes" if too_big else "without a stop message")
+                break
             if raw is None:
                 log.warning("no Media Stream message for %d s; closing the stream", RECEIVE_TIMEOUT_SECONDS)
                 break
@@ -103,6 +116,10 @@ def media_stream(ws):
                 continue
             if conversation is not None and conversation.closed:
                 log.info("stream for call %s closed: the call is no longer heard here", conversation.call_sid)
+                break
+            unstarted = unstarted + 1 if conversation is None else 0
+            if unstarted > MAX_MESSAGES_BEFORE_START:
+                log.warning("no start message in the first %d on a Media Stream; closing it", MAX_MESSAGES_BEFORE_START)
                 break
             try:
                 event = parse_message(raw, services.config.max_frame_bytes)

@@ -6,7 +6,7 @@ from typing import Mapping, Sequence
 
 from twilio.twiml.voice_response import Start, VoiceResponse
 
-from .chatbot import Reply
+from .chatbot import Reply, xml_safe
 
 
 def _say(response, text: str, language: str, voice: str | None) -> None:
@@ -37,8 +37,8 @@ def _start_stream(response: VoiceResponse, stream_url: str, parameters: Mapping[
     """Append the one-way <Start><Stream> of the caller's audio, with the call's <Parameter>s."""
     start = Start()
     stream = start.stream(url=stream_url, track="inbound_track")
-    for name, value in parameters.items():
-        stream.parameter(name=name, value=value)
+    for name, value in parameters.items():  # they carry webhook fields (From): control characters would break the XML
+        stream.parameter(name=name, value=xml_safe(value))
     response.append(start)
 
 

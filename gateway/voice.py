@@ -15,7 +15,7 @@ from .conversation import (ask, call_config, greeting, listening, log_turn, no_i
 from .limits import streams_full
 from .redact import mask_number
 from .speech_outage import listening_reply
-from .security import public_base, stream_token, twilio_signed, websocket_url
+from .security import public_base, stream_token, twilio_signed, webhook_call_sid, websocket_url
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +38,8 @@ def incoming_call():
     """A call comes in: start the Media Stream, greet the caller, keep the call open."""
     services = _services()
     config = services.config
-    call_sid = request.form.get("CallSid", "")
-    if not call_sid:
-        log.warning("/voice without a CallSid; answering with a polite goodbye")
+    call_sid = webhook_call_sid(request)
+    if not call_sid:  # no call to hold a dialogue in: a polite goodbye rather than silence
         return _twiml_response(twiml.say_and_hang_up(config.apology, language=config.language, voice=config.voice))
     caller = request.form.get("From", "")
     base = public_base(request)
@@ -84,7 +83,7 @@ def keep_listening():
     """
     services = _services()
     base = public_base(request)
-    call_sid = request.form.get("CallSid", "")
+    call_sid = webhook_call_sid(request)
     config = call_config(services.config, services.store.get(call_sid))
     silence = no_input(services, call_sid, config.no_input_seconds) if config.no_input_seconds else None
     if silence is None:
@@ -106,7 +105,7 @@ def keys_pressed():
     services = _services()
     config = services.config
     base = public_base(request)
-    call_sid = request.form.get("CallSid", "")
+    call_sid = webhook_call_sid(request)
     digits = request.form.get("Digits", "").strip()
     if not call_sid or not digits:  # only "#" pressed: the caller is there, but there is nothing to send
         if call_sid:
@@ -132,7 +131,7 @@ def keys_pressed():
 def transfer_outcome():
     """After a transfer's <Dial>: end the call if it was answered, else bring the caller back to the bot."""
     services = _services()
-    call_sid = request.form.get("CallSid", "")
+    call_sid = webhook_call_sid(request)
     config = call_config(services.config, services.store.get(call_sid))
     status = request.form.get("DialCallStatus", "")
     base = public_base(request)
@@ -157,7 +156,7 @@ def transfer_outcome():
 def call_status():
     """The call-status callback: when a call ends, release everything held for it."""
     services = _services()
-    call_sid = request.form.get("CallSid", "")
+    call_sid = webhook_call_sid(request)
     status = request.form.get("CallStatus", "")
     if call_sid and status in ENDED_STATUSES:
         services.store.end(call_sid)

@@ -83,3 +83,14 @@ def start_gateway(tmp_path, twilio, chatbot, request):
 def gateway(start_gateway):
     """The gateway with the default test settings: Google recognition through the stand-in."""
     return start_gateway()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print how many cases each fuzz target tried, and the leak test's figures, even under -q."""
+    from tests.figures import summary
+
+    lines = summary()
+    if lines:
+        terminalreporter.write_sep("-", "reliability figures")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -149,7 +149,7 @@ def test_special_characters_reply_is_exact(client):
         (b"{not json", "not valid JSON"),
         (b"", "not valid JSON"),
         (b"\xff\xfe\x00garbage", "not valid JSON"),
-        (b"[" * 100_000, "not valid JSON"),
+        (b"[" * 60_000, "not valid JSON"),  # deep nesting, yet under the 64 KB body limit
         (b'["hello"]', "JSON object"),
         (b'"hello"', "JSON object"),
         (b"null", "JSON object"),
