@@ -29,7 +29,7 @@ HEADERS = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "chatline.test",
 BAD = "ignored a bad Media Stream message"
 # Every way the gateway's stream loop can end writes one of these lines.
 ENDED = re.compile(r"stream stopped for call|closed without a stop message|closed after a message over|"
-                   r"has ended; closing its Media Stream|stream token|for an unknown call|for an ended call|ended while its stream|no start message")
+                   r"has ended; closing its Media Stream|the call is no longer heard here|stream token|for an unknown call|for an ended call|ended while its stream|no start message")
 _sids = itertools.count(1)
 
 
