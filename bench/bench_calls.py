@@ -80,7 +80,8 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=3, help="load-generator processes")
     parser.add_argument("--threads", type=int, default=None, help="GATEWAY_THREADS (default calls + 32)")
     parser.add_argument("--turn-timeout", type=float, default=5.0, help="seconds after a final before a turn is lost")
-    parser.add_argument("--py-spy", metavar="SVG", help="record a py-spy flame graph of the gateway worker")
+    parser.add_argument("--py-spy", metavar="FILE", help="record a py-spy profile of the gateway worker "
+                        "(a flame graph, or collapsed stacks if FILE ends in .txt)")
     args = parser.parse_args()
     n = args.calls
     ramp = args.ramp if args.ramp is not None else max(5.0, n / 20)
@@ -147,7 +148,9 @@ def run(args, n: int, ramp: float, gateway: ProcfileProcess, services_conn, spee
         conn.send(t0)
     spy = None
     if args.py_spy:
+        spy_format = "raw" if args.py_spy.endswith(".txt") else "flamegraph"
         spy = subprocess.Popen(["py-spy", "record", "--pid", str(worker), "--output", args.py_spy, "--nonblocking",
+                                "--format", spy_format,
                                 "--duration", str(int(ramp + 3 * args.gap + 5))], stdout=subprocess.DEVNULL)
     results = [conn.recv() for _, conn in loaders]
     time.sleep(args.turn_timeout)  # late updates still count as arrivals (and as lost turns if past the limit)
