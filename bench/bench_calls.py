@@ -116,6 +116,7 @@ def main() -> None:
 
 def run(args, n: int, ramp: float, gateway: ProcfileProcess, services_conn, speech_conn, logs: Path) -> None:
     worker = worker_of(gateway.process.pid)
+    print(f"gateway worker pid {worker}", flush=True)
     port = gateway.port
     opts = {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "public_url": PUBLIC_URL,
             "local_url": f"http://127.0.0.1:{port}", "local_addr": ("127.0.0.1", port),
