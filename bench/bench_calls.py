@@ -136,12 +136,14 @@ def run(args, n: int, ramp: float, gateway: ProcfileProcess, services_conn, spee
     threads0, rss0 = proc_status(worker)
     cpu0, load_before = proc_cpu(worker), loadavg()
     peak = {"threads": threads0, "rss": rss0}
+    cpu_samples: list[tuple[float, float]] = []
     done = threading.Event()
 
     def sample() -> None:
         while not done.wait(0.5):
             threads, rss = proc_status(worker)
             peak["threads"], peak["rss"] = max(peak["threads"], threads), max(peak["rss"], rss)
+            cpu_samples.append((time.monotonic(), proc_cpu(worker)))
 
     threading.Thread(target=sample, daemon=True).start()
     t0 = time.monotonic() + 1.0
@@ -162,11 +164,16 @@ def run(args, n: int, ramp: float, gateway: ProcfileProcess, services_conn, spee
     services_conn.send("stop")
     speech_conn.send("stop")
     services_result, speech_result = services_conn.recv(), speech_conn.recv()
+    shortest = min(d for r in results for _, _, _, d in r["calls"])
+    window = [(t, c) for t, c in cpu_samples if t0 + ramp + 1.0 <= t <= t0 + shortest - 0.5]
+    steady = ((window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0]), window[-1][0] - window[0][0]) \
+        if len(window) >= 3 else None
     report(args, n, results, services_result, speech_result, cpu1 - cpu0, threads0, rss0, peak, schedule,
-           (load_before, load_after), gateway)
+           (load_before, load_after), gateway, steady)
 
 
-def report(args, n, results, services, speech, gateway_cpu, threads0, rss0, peak, schedule, loads, gateway) -> None:
+def report(args, n, results, services, speech, gateway_cpu, threads0, rss0, peak, schedule, loads, gateway,
+           steady) -> None:
     calls = {sid: (error, duration, index) for r in results for index, sid, error, duration in r["calls"]}
     finals = dict(speech["finals"])
     arrivals: dict[str, tuple[str, float]] = {}
@@ -196,7 +203,10 @@ def report(args, n, results, services, speech, gateway_cpu, threads0, rss0, peak
           f"p95 {percentile(ms, .95):.1f} ms, p99 {percentile(ms, .99):.1f} ms, max {max(ms, default=0):.1f} ms")
     print(f"gateway worker CPU: {gateway_cpu:.2f} s over {call_seconds / 60:.1f} call-minutes = "
           f"{60 * gateway_cpu / call_seconds:.3f} CPU s per call-minute = "
-          f"{100 * gateway_cpu / call_seconds:.2f} % of one core per active call")
+          f"{100 * gateway_cpu / call_seconds:.2f} % of one core per active call (call set-up and turns included)")
+    if steady:
+        print(f"  steady state, all {n} calls streaming ({steady[1]:.1f} s): {100 * steady[0]:.0f} % of a core = "
+              f"{100 * steady[0] / n:.2f} % per call")
     print(f"gateway worker at peak ({concurrency} concurrent calls): {peak['threads']} threads "
           f"({(peak['threads'] - threads0) / concurrency:.2f} per call), RSS {peak['rss']:.0f} MB "
           f"({1024 * (peak['rss'] - rss0) / concurrency:.0f} kB per call)")
