@@ -90,6 +90,8 @@ def report() -> None:
         texts, wall, cpu = recognize(hints, audio)
         print(f"  one call, {seconds:.1f} s of audio: RTF {cpu / seconds:.3f} (CPU), {wall / seconds:.3f} (wall); "
               f"{60 * cpu / seconds:.1f} CPU s per call-minute; heard {texts}")
+        # A call needs RTF cores to be decoded at real time, so one core keeps up with 1 / RTF calls.
+        print(f"  calls per core at real time: {seconds / cpu:.0f} (recognition only; decoding is CPU-bound)")
         inline_cost(hints)
         exact = errors = words = 0
         for name, said in SAID.items():

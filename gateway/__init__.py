@@ -57,12 +57,7 @@ def create_app(config: Config | None = None) -> Flask:
     services.deadlines = CallDeadlines(services)
     services.drain = Drain(services)
     app.extensions["chatline"] = services
-    # Twilio's media messages are a few hundred bytes: a peer sending far more is cut off before it fills memory.
-    app.config["SOCK_SERVER_OPTIONS"] = {"max_message_size": config.max_frame_bytes * 4 // 3 + 16 * 1024}
-
-    from . import gather, stream, voice
-
-    from . import resume
+    from . import gather, resume, stream, voice
 
     app.register_blueprint(voice.bp)
     app.register_blueprint(gather.bp)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+import requests.adapters
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +108,14 @@ def _tag(body: dict, key: str, pattern: re.Pattern) -> str | None:
 class ChatbotClient:
     """Posts caller messages to CHATBOT_URL over a pooled HTTP session, with a timeout."""
 
-    def __init__(self, url: str, timeout: float = 5.0):
+    def __init__(self, url: str, timeout: float = 5.0, pool_size: int = 32):
         self.url = url
         self.timeout = timeout
         self._session = requests.Session()
+        # One kept-alive connection per concurrent turn (requests keeps only 10: busy moments reconnected).
+        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
 
     def ask(self, message: str, session_id: str, input_type: str = "speech", **extra: str) -> Reply:
         """Send one message and return the parsed reply, or raise ChatbotError."""

@@ -5,6 +5,7 @@ import enum
 import logging
 import time
 
+from requests.adapters import HTTPAdapter
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
@@ -13,6 +14,8 @@ log = logging.getLogger(__name__)
 
 CALL_GONE_CODES = frozenset({21220, 20404})  # "call is not in-progress" and "not found": the caller hung up
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+# The SDK logs every request's headers at INFO (ten lines per call update); the gateway logs each turn itself.
+logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
 
 
 class UpdateResult(enum.Enum):
@@ -27,8 +30,12 @@ class CallUpdater:
     """Sends TwiML to live calls with `calls(sid).update(twiml=...)`, retrying briefly on 429 / 5xx."""
 
     def __init__(self, account_sid: str, auth_token: str, api_url: str = "https://api.twilio.com",
-                 timeout: float = 10.0, retries: int = 2, backoff: float = 0.25):
+                 timeout: float = 10.0, retries: int = 2, backoff: float = 0.25, pool_size: int = 32):
         http_client = TwilioHttpClient(pool_connections=True, timeout=timeout)
+        # One kept-alive connection per concurrent turn (requests keeps only 10: busy moments reconnected).
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
+        http_client.session.mount("http://", adapter)
+        http_client.session.mount("https://", adapter)
         self.client = Client(account_sid, auth_token, http_client=http_client)
         self.client.api.base_url = api_url  # TWILIO_API_URL: the real API, or a local stand-in
         self.retries = retries

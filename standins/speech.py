@@ -25,11 +25,15 @@ class SpeechStandIn:
 
     Works on audio time (seconds of audio received), not wall time, except for the idle timeout, so tests may
     send audio faster than real time. Faults can be injected and every stream is recorded in `streams`.
+    With `scripted` phrases it does not recognize: utterances are found by energy and answered with the script's
+    phrases in turn (cheap enough for load tests); `tag_finals` makes every final unique (`#<stream>.<n>`).
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, max_audio_seconds: float = 305.0,
-                 idle_timeout: float = 10.0, max_workers: int = 32) -> None:
+                 idle_timeout: float = 10.0, max_workers: int = 32, scripted: list[str] | None = None,
+                 tag_finals: bool = False) -> None:
         self.host, self.max_audio_seconds, self.idle_timeout = host, max_audio_seconds, idle_timeout
+        self.scripted, self.tag_finals = (tuple(scripted) if scripted is not None else None), tag_finals
         self._lock = threading.Lock()
         self._records: list[StreamRecord] = []
         self._faults: list[Fault] = []
@@ -125,7 +129,7 @@ class SpeechStandIn:
             self._records.append(record)
             unavailable, fault = self._unavailable, (self._faults.pop(0) if self._faults else None)
         call = StreamingCall(record, self._update(record), None if unavailable else fault,
-                             self.max_audio_seconds, self.idle_timeout)
+                             self.max_audio_seconds, self.idle_timeout, self.scripted, self.tag_finals)
         if unavailable:
             call.abort(context, grpc.StatusCode.UNAVAILABLE, "The service is currently unavailable.")
         context.add_callback(lambda: call.end("cancelled", "CANCELLED"))  # no-op if it already ended

@@ -13,6 +13,7 @@ import grpc
 from google.cloud.speech_v1 import types
 
 from gateway.recognizers.sphinx_engine import SphinxEngine, Utterance
+from standins.speech_scripted import ScriptedEngine
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ class Final:
     text: str
     confidence: float
     result_end_time: float  # seconds of this stream's audio
+    sent_at: float = 0.0  # wall-clock time.time() when the result was handed to gRPC
 
 
 @dataclass
@@ -116,13 +118,14 @@ class StreamingCall:
     """Runs one StreamingRecognize RPC; yields responses as the audio is recognized."""
 
     def __init__(self, record: StreamRecord, update, fault: Fault | None, max_audio_seconds: float,
-                 idle_timeout: float) -> None:
+                 idle_timeout: float, script: tuple[str, ...] | None = None, tag: bool = False) -> None:
         self.record, self._update, self._fault = record, update, fault
+        self._script, self._tag = script, tag
         self._max_audio, self._idle = max_audio_seconds, idle_timeout
         self._out: list[types.StreamingRecognizeResponse] = []
         self._events = self._single = False
         self._language = "en-US"
-        self._engine: SphinxEngine | None = None
+        self._engine: SphinxEngine | ScriptedEngine | None = None
         self.failure: tuple[grpc.StatusCode, str] | None = None  # set from outside: abort at the next request
 
     def run(self, requests: Iterator, context: grpc.ServicerContext) -> Iterator[types.StreamingRecognizeResponse]:
@@ -133,15 +136,19 @@ class StreamingCall:
         if first is _Requests.END or "streaming_config" not in first:
             self.abort(context, grpc.StatusCode.INVALID_ARGUMENT, MALORDERED)
         self._configure(first.streaming_config, context)
-        engine = self._engine = SphinxEngine(
-            self.record.phrases, on_final=self._final, on_speech=self._speech,
-            on_partial=self._partial if self.record.interim_results else None, fallback_to_lm=True)
+        partial = self._partial if self.record.interim_results else None
+        if self._script is not None:  # load tests: energy endpointing and scripted words, no real recognition
+            engine = self._engine = ScriptedEngine(self._script, on_final=self._final, on_speech=self._speech,
+                                                   on_partial=partial, tag=self._tag)
+        else:
+            engine = self._engine = SphinxEngine(self.record.phrases, on_final=self._final, on_speech=self._speech,
+                                                 on_partial=partial, fallback_to_lm=True)
         try:
             yield from self._stream(reader, engine, context)
         finally:
             engine.close()
 
-    def _stream(self, reader: _Requests, engine: SphinxEngine, context) -> Iterator:
+    def _stream(self, reader: _Requests, engine: SphinxEngine | ScriptedEngine, context) -> Iterator:
         while True:
             request = self._next(reader, context)
             if request is None:
@@ -206,7 +213,8 @@ class StreamingCall:
         if self._single and self.record.finals:
             return  # single_utterance: one final per stream
         self._out.append(types.StreamingRecognizeResponse(results=[final_result(utt, self._language)]))
-        self._update(lambda r: r.finals.append(Final(utt.text, utt.confidence, utt.end)))
+        sent_at = time.time()  # the response is yielded to gRPC right after this callback returns
+        self._update(lambda r: r.finals.append(Final(utt.text, utt.confidence, utt.end, sent_at)))
 
     def _partial(self, text: str) -> None:
         stable = bool(self.record.interims) and text.startswith(self.record.interims[-1])

@@ -244,3 +244,40 @@ def test_runs_as_a_module():
     finally:
         process.terminate()
         assert process.wait(10) == 0
+
+
+def test_scripted_mode_endpoints_by_energy_and_answers_the_script_in_order():
+    audio = silence(300) + recording("hello") + silence(1000) + recording("book_a_table") + silence(1000)
+    with SpeechStandIn(scripted=["hi there", "a table please"]) as server:
+        channel = grpc.insecure_channel(server.address)
+        try:
+            client = speech.SpeechClient(transport=SpeechGrpcTransport(channel=channel))
+            before = time.time()
+            responses = list(client.streaming_recognize(config=config(), requests=chunks(audio, 800)))
+        finally:
+            channel.close()
+        record = server.streams[0]
+    heard = finals(responses)
+    assert [text for text, _ in heard] == ["hi there", "a table please"]
+    hello_end = 0.3 + len(recording("hello")) / 8000
+    table_end = hello_end + 1.0 + len(recording("book_a_table")) / 8000
+    assert abs(heard[0][1] - hello_end) < 0.1 and abs(heard[1][1] - table_end) < 0.1  # end of speech, not of silence
+    interims = [r.alternatives[0].transcript for response in responses for r in response.results if not r.is_final]
+    assert interims == ["hi", "a"]  # an interim before each final
+    assert [f.text for f in record.finals] == ["hi there", "a table please"]
+    assert all(before <= f.sent_at <= time.time() for f in record.finals)
+
+
+def test_scripted_mode_tags_finals_uniquely_and_hears_nothing_in_silence():
+    with SpeechStandIn(scripted=["hello"], tag_finals=True) as server:
+        channel = grpc.insecure_channel(server.address)
+        try:
+            client = speech.SpeechClient(transport=SpeechGrpcTransport(channel=channel))
+            quiet = list(client.streaming_recognize(config=config(), requests=chunks(silence(3000))))
+            two = finals(client.streaming_recognize(config=config(), requests=chunks(
+                recording("good") + silence(700) + recording("bad") + silence(700))))
+        finally:
+            channel.close()
+    assert finals(quiet) == []
+    texts = [text for text, _ in two]
+    assert len(texts) == 2 and texts[0].startswith("hello #") and texts[0].endswith(".1") and texts[1].endswith(".2")

@@ -1,0 +1,229 @@
+"""N concurrent simulated calls against the real gunicorn gateway: turn latency, lost turns, CPU, memory, threads.
+
+    PYTHONPATH=. /work/venv/bin/python -m bench.bench_calls --calls 300
+
+Twilio is played by several load processes (bench/bench_load.py), Google by the Speech stand-in in scripted mode,
+the chatbot and Twilio's REST API by one small aiohttp process (bench/bench_services.py). The gateway is the
+Procfile's `web:` process; its CPU is read from /proc for the gunicorn worker, so other load on the machine
+does not inflate it.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import bench_load, bench_services  # noqa: E402
+from chatline.procfile import ProcfileProcess, free_port  # noqa: E402
+
+ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL = "AC" + "be9c4" * 6 + "00", "bench-auth-token-0123456789abcdef", "https://chatline.bench"
+UTTERANCES = ["hello", "book_a_table", "goodbye"]
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def worker_of(master: int, timeout: float = 10.0) -> int:
+    """The gunicorn worker: the master's only child."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        if children:
+            return int(children[0])
+        time.sleep(0.1)
+    raise RuntimeError("no gunicorn worker appeared")
+
+
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def proc_status(pid: int) -> tuple[int, float]:
+    """(threads, RSS in MB) of a process."""
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return int(status["Threads"]), int(status["VmRSS"].split()[0]) / 1024
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def start_process(target, *args):
+    """A spawned child (no fork after gRPC) and our end of a pipe to it."""
+    ctx = multiprocessing.get_context("spawn")
+    ours, theirs = ctx.Pipe()
+    process = ctx.Process(target=target, args=(*args, theirs), daemon=True)
+    process.start()
+    return process, ours
+
+
+def percentile(values: list[float], q: float) -> float:
+    return sorted(values)[min(len(values) - 1, int(len(values) * q))] if values else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=50)
+    parser.add_argument("--ramp", type=float, default=None, help="seconds over which calls start (default N/20, >= 5)")
+    parser.add_argument("--gap", type=float, default=6.0, help="seconds of caller silence after each utterance")
+    parser.add_argument("--processes", type=int, default=3, help="load-generator processes")
+    parser.add_argument("--threads", type=int, default=None, help="GATEWAY_THREADS (default calls + 32)")
+    parser.add_argument("--turn-timeout", type=float, default=5.0, help="seconds after a final before a turn is lost")
+    parser.add_argument("--py-spy", metavar="FILE", help="record a py-spy profile of the gateway worker "
+                        "(a flame graph, or collapsed stacks if FILE ends in .txt)")
+    args = parser.parse_args()
+    n = args.calls
+    ramp = args.ramp if args.ramp is not None else max(5.0, n / 20)
+    logs = Path(tempfile.mkdtemp(prefix="bench-calls-"))
+    print(f"{n} calls, starts over {ramp:g} s, {len(UTTERANCES)} turns each with {args.gap:g} s gaps; "
+          f"{os.cpu_count()} CPUs, load average {loadavg()}; logs in {logs}", flush=True)
+
+    services_port = free_port()
+    services_ready = multiprocessing.get_context("spawn").Event()
+    services, services_conn = start_process(bench_services.serve, services_port, services_ready)
+    speech_ready = multiprocessing.get_context("spawn").Event()
+    speech, speech_conn = start_process(bench_services.speech, speech_ready,
+                                        ["hello", "i would like to book a table", "goodbye"], 2 * n + 32)
+    speech_address = speech_conn.recv()
+    services_ready.wait(30)
+    services_url = f"http://127.0.0.1:{services_port}"
+    gateway = ProcfileProcess("web", log_path=logs / "gateway.log", bin_dir=str(Path(sys.executable).parent), env={
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "PUBLIC_URL": PUBLIC_URL,
+        "CHATBOT_URL": services_url + "/message", "TWILIO_API_URL": services_url, "STT_PROVIDER": "google",
+        "SPEECH_EMULATOR_HOST": speech_address, "GATEWAY_THREADS": str(args.threads or n + 32),
+        "HINTS": "hello, book a table, goodbye"})
+    gateway.start()
+    try:
+        run(args, n, ramp, gateway, services_conn, speech_conn, logs)
+    finally:
+        gateway.stop()
+        for process in (services, speech):
+            process.join(5)
+            if process.is_alive():
+                process.terminate()
+
+
+def run(args, n: int, ramp: float, gateway: ProcfileProcess, services_conn, speech_conn, logs: Path) -> None:
+    worker = worker_of(gateway.process.pid)
+    print(f"gateway worker pid {worker}", flush=True)
+    port = gateway.port
+    opts = {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "public_url": PUBLIC_URL,
+            "local_url": f"http://127.0.0.1:{port}", "local_addr": ("127.0.0.1", port),
+            "utterances": UTTERANCES, "gap": args.gap}
+    warm = bench_load.Call(-1, 0.0)  # one call first, so imports and connection set-up are not measured
+    warm.frames = bench_load.media_frames(bench_load.dialogue(["hello"], 1.5), warm.stream_sid)
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(bench_load.LoadProcess([warm], opts).run(loop.time()))
+    if warm.error:
+        raise SystemExit(f"warm-up call failed: {warm.error}; see {logs / 'gateway.log'}")
+    time.sleep(1.0)
+
+    schedule = [(i, ramp * i / n) for i in range(n)]
+    loaders = [start_process(bench_load.run, schedule[k::args.processes], opts) for k in range(args.processes)]
+    for _, conn in loaders:
+        conn.recv()  # frames built
+    threads0, rss0 = proc_status(worker)
+    cpu0, load_before = proc_cpu(worker), loadavg()
+    peak = {"threads": threads0, "rss": rss0}
+    cpu_samples: list[tuple[float, float]] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.5):
+            threads, rss = proc_status(worker)
+            peak["threads"], peak["rss"] = max(peak["threads"], threads), max(peak["rss"], rss)
+            cpu_samples.append((time.monotonic(), proc_cpu(worker)))
+
+    threading.Thread(target=sample, daemon=True).start()
+    t0 = time.monotonic() + 1.0
+    for _, conn in loaders:
+        conn.send(t0)
+    spy = None
+    if args.py_spy:
+        spy_format = "raw" if args.py_spy.endswith(".txt") else "flamegraph"
+        spy = subprocess.Popen(["py-spy", "record", "--pid", str(worker), "--output", args.py_spy, "--nonblocking",
+                                "--format", spy_format,
+                                "--duration", str(int(ramp + 3 * args.gap + 5))], stdout=subprocess.DEVNULL)
+    results = [conn.recv() for _, conn in loaders]
+    time.sleep(args.turn_timeout)  # late updates still count as arrivals (and as lost turns if past the limit)
+    cpu1, load_after = proc_cpu(worker), loadavg()
+    done.set()
+    if spy:
+        spy.wait()
+    services_conn.send("stop")
+    speech_conn.send("stop")
+    services_result, speech_result = services_conn.recv(), speech_conn.recv()
+    shortest = min(d for r in results for _, _, _, d in r["calls"])
+    window = [(t, c) for t, c in cpu_samples if t0 + ramp + 1.0 <= t <= t0 + shortest - 0.5]
+    steady = ((window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0]), window[-1][0] - window[0][0]) \
+        if len(window) >= 3 else None
+    report(args, n, results, services_result, speech_result, cpu1 - cpu0, threads0, rss0, peak, schedule,
+           (load_before, load_after), gateway, steady)
+
+
+def report(args, n, results, services, speech, gateway_cpu, threads0, rss0, peak, schedule, loads, gateway,
+           steady) -> None:
+    calls = {sid: (error, duration, index) for r in results for index, sid, error, duration in r["calls"]}
+    finals = dict(speech["finals"])
+    arrivals: dict[str, tuple[str, float]] = {}
+    for sid, tag, at in services["arrivals"]:
+        arrivals.setdefault(tag, (sid, at))
+    latencies, timely_by_call = [], {sid: 0 for sid in calls}
+    for text, sent_at in finals.items():
+        tag = text.rsplit(" ", 1)[-1]
+        if tag in arrivals:
+            sid, at = arrivals[tag]
+            latencies.append(at - sent_at)
+            if at - sent_at <= args.turn_timeout and sid in timely_by_call:
+                timely_by_call[sid] += 1
+    expected_turns = len(UTTERANCES) * n
+    ok = sum(1 for sid, (error, _, _) in calls.items() if not error and timely_by_call[sid] >= len(UTTERANCES))
+    lost = expected_turns - sum(min(v, len(UTTERANCES)) for v in timely_by_call.values())
+    call_seconds = sum(duration for _, duration, _ in calls.values())
+    durations = {index: duration for _, duration, index in calls.values()}
+    concurrency = max(sum(1 for i, s in schedule if s <= t < s + durations.get(i, 0)) for _, t in schedule)
+    errors = [e for e, _, _ in calls.values() if e]
+    ms = [1000 * x for x in latencies]
+    print(f"calls ok {ok} / failed {n - ok}; turns {expected_turns}: lost {lost} "
+          f"(finals sent by the stand-in {len(finals)}, updates received {len(services['arrivals'])})")
+    if errors:
+        print(f"  call errors ({len(errors)}), first: {errors[0]}")
+    print(f"turn latency, final transcript -> call update received: p50 {percentile(ms, .5):.1f} ms, "
+          f"p95 {percentile(ms, .95):.1f} ms, p99 {percentile(ms, .99):.1f} ms, max {max(ms, default=0):.1f} ms")
+    print(f"gateway worker CPU: {gateway_cpu:.2f} s over {call_seconds / 60:.1f} call-minutes = "
+          f"{60 * gateway_cpu / call_seconds:.3f} CPU s per call-minute = "
+          f"{100 * gateway_cpu / call_seconds:.2f} % of one core per active call (call set-up and turns included)")
+    if steady:
+        print(f"  steady state, all {n} calls streaming ({steady[1]:.1f} s): {100 * steady[0]:.0f} % of a core = "
+              f"{100 * steady[0] / n:.2f} % per call")
+    print(f"gateway worker at peak ({concurrency} concurrent calls): {peak['threads']} threads "
+          f"({(peak['threads'] - threads0) / concurrency:.2f} per call), RSS {peak['rss']:.0f} MB "
+          f"({1024 * (peak['rss'] - rss0) / concurrency:.0f} kB per call)")
+    load_cpu = sum(r["cpu"] for r in results)
+    busiest = max(r["cpu"] / max(r["wall"], 1e-9) for r in results)
+    late_p99 = max(r["late_p99"] for r in results)
+    print(f"load generator: {len(results)} processes, {load_cpu:.1f} CPU s in all (busiest at {100 * busiest:.0f} % "
+          f"of a core), 20 ms ticks late by p99 {1000 * late_p99:.1f} ms / max "
+          f"{1000 * max(r['late_max'] for r in results):.1f} ms; speech stand-in {speech['cpu']:.1f} CPU s, "
+          f"REST + chatbot {services['cpu']:.1f} CPU s")
+    if busiest > 0.8 or late_p99 > 0.02:
+        print("  WARNING: the load generator itself was a bottleneck (a process near a full core, or late ticks)")
+    print(f"machine load average before {loads[0]}, after {loads[1]}")
+    problems = [line for line in gateway.logs().splitlines() if " ERROR " in line or "Traceback" in line]
+    if problems:
+        print(f"gateway logged {len(problems)} errors, first: {problems[0]}")
+
+
+if __name__ == "__main__":
+    main()
