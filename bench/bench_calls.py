@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import multiprocessing
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
