@@ -1,10 +1,13 @@
 """Per-call state behind a small store interface, so it can later live in a shared store for many workers."""
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, replace
 from typing import Callable, Protocol
+
+log = logging.getLogger(__name__)
 
 ENDED_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 
@@ -53,11 +56,16 @@ class CallStore(Protocol):
 class InMemoryCallStore:
     """A thread-safe CallStore in this process; ended calls are remembered a while so late events see them ended."""
 
-    def __init__(self, forget_after_seconds: float = 600.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, forget_after_seconds: float = 600.0, clock: Callable[[], float] = time.monotonic,
+                 forget_open_after_seconds: float = 6 * 3600.0):
         self._calls: dict[str, CallState] = {}
         self._ended_at: dict[str, float] = {}
         self._lock = threading.Lock()
         self._forget_after = forget_after_seconds
+        # A call whose end never reached us (no status callback configured, a lost request) is not kept forever:
+        # far longer than MAX_CALL_SECONDS allows, it can only be a call that is over.
+        self._forget_open_after = forget_open_after_seconds
+        self._last_open_sweep = clock()
         self._clock = clock
 
     def open(self, call_sid: str, caller: str = "", called: str = "") -> CallState:
@@ -147,8 +155,15 @@ class InMemoryCallStore:
             return len(self._calls)
 
     def _sweep(self) -> None:
-        """Forget calls that ended long ago (called under the lock, on the rare `open`)."""
-        cutoff = self._clock() - self._forget_after
-        for sid in [sid for sid, at in self._ended_at.items() if at < cutoff]:
+        """Forget calls that ended long ago, and (once a minute) calls never heard to end (under the lock, on `open`)."""
+        now = self._clock()
+        for sid in [sid for sid, at in self._ended_at.items() if at < now - self._forget_after]:
             del self._ended_at[sid]
             self._calls.pop(sid, None)
+        if now - self._last_open_sweep >= 60.0:
+            self._last_open_sweep = now
+            cutoff = now - self._forget_open_after
+            for sid in [sid for sid, state in self._calls.items() if not state.ended and state.started_at < cutoff]:
+                del self._calls[sid]
+                log.warning("call %s never ended as far as we heard; forgotten after %.0f h", sid,
+                            self._forget_open_after / 3600)

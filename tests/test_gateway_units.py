@@ -154,3 +154,15 @@ def test_config_barge_in_and_greeting_settings():
     assert (config.barge_in, config.chatbot_greeting, config.say_chars_per_second) == (False, True, 15.5)
     with pytest.raises(ConfigError, match="SAY_CHARACTERS_PER_SECOND"):
         Config.from_env({"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": "t", "SAY_CHARACTERS_PER_SECOND": "0"})
+
+
+def test_call_store_forgets_calls_never_heard_to_end(caplog):
+    now = [0.0]
+    store = InMemoryCallStore(clock=lambda: now[0], forget_open_after_seconds=3600)
+    store.open("CA-lost")
+    now[0] = 1800.0
+    store.open("CA-live")
+    now[0] = 3700.0
+    store.open("CA-new")  # the once-a-minute sweep runs here
+    assert store.get("CA-lost") is None and store.get("CA-live") is not None and len(store) == 2
+    assert "CA-lost never ended" in caplog.text
