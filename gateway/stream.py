@@ -106,15 +106,18 @@ def _serve(ws: WebSocket) -> None:
     """Read Twilio's messages until the stream ends; each read's audio goes to the recognizer in one piece."""
     services = current_app.extensions["chatline"]
     stream = _StreamState(services, public_base(request))
+    broken = False  # the connection failed, not the call: its next keep-alive starts a new stream
     try:
         while True:
             try:
                 messages = ws.receive(timeout=RECEIVE_TIMEOUT_SECONDS)
             except ConnectionClosed:
+                broken = ws.close_code != TOO_BIG
                 log.warning("Media Stream for call %s closed %s", stream.call_sid, "after a message over "
-                            f"{ws.max_message_bytes} bytes" if ws.close_code == TOO_BIG else "without a stop message")
+                            f"{ws.max_message_bytes} bytes" if not broken else "without a stop message")
                 return
             if messages is None:
+                broken = True
                 log.warning("no Media Stream message for %d s; closing the stream", RECEIVE_TIMEOUT_SECONDS)
                 return
             if stream.conversation is not None and stream.conversation.closed:
@@ -125,7 +128,7 @@ def _serve(ws: WebSocket) -> None:
             time.sleep(READ_INTERVAL_SECONDS)
     finally:
         if stream.conversation is not None:
-            services.live.release(stream.call_sid, stream.conversation)
+            services.live.release(stream.call_sid, stream.conversation, broken=broken)
 
 
 class _StreamState:

@@ -86,15 +86,26 @@ def keep_listening():
     call_sid = webhook_call_sid(request)
     config = call_config(services.config, services.store.get(call_sid))
     silence = no_input(services, call_sid, config.no_input_seconds) if config.no_input_seconds else None
-    if silence is None:
-        return _twiml_response(twiml.listen(base + "/listen", **listening(config, base)))
-    text, hang_up = silence
+    text, hang_up = silence or ("", False)
     if hang_up:
         return _twiml_response(twiml.say_and_hang_up(text, language=config.language, voice=config.voice))
     conversation = services.live.get(call_sid)
     if conversation is not None:
         conversation.speaking(text)
-    return _twiml_response(stream_reply(config, Reply(text), base))
+    return _twiml_response(twiml.reply(Reply(text), base + "/listen", language=config.language, voice=config.voice,
+                                       stream=_restream(services, call_sid, base), **listening(config, base)))
+
+
+def _restream(services, call_sid: str, base: str) -> tuple[str, dict] | None:
+    """A call whose Media Stream broke here without a `stop` (network, peer): the <Stream> to start again in the
+    keep-alive's TwiML, so the call does not go on deaf. None when no stream broke, or the call is not one to stream
+    now (on <Gather> while Google is down, over the stream limit, ending, or this process shutting down)."""
+    state = services.store.get(call_sid)
+    if (state is None or state.ended or state.speech_fallback or streams_full(services)
+            or (services.drain is not None and services.drain.draining) or not services.live.take_broken(call_sid)):
+        return None
+    log.warning("call %s: its Media Stream is gone but the call is not; starting a new one", call_sid)
+    return websocket_url(base + "/stream"), {"callSid": call_sid, "caller": state.caller, "token": stream_token(call_sid)}
 
 
 @bp.post("/dtmf")

@@ -40,6 +40,7 @@ class MediaStream:
         self._webhooks, self._line, self._speed = webhooks, line, speed
         self._record, self._on_started = record, on_started
         self._stop = threading.Event()
+        self._dropped = threading.Event()  # the connection breaks: no `stop`, no close frame
         self._seq = 0
         self._media_back = False
         self._thread = threading.Thread(target=self._run, name=f"twilio-standin-stream-{self.stream_sid[:8]}",
@@ -54,6 +55,11 @@ class MediaStream:
         self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout)
+
+    def drop(self, timeout: float = 3.0) -> None:
+        """Break the connection as a network failure would: no `stop` message, no websocket close."""
+        self._dropped.set()
+        self.stop(timeout)
 
     @property
     def running(self) -> bool:
@@ -70,7 +76,7 @@ class MediaStream:
             finally:
                 self._line.unsubscribe(feed)
                 try:
-                    ws.close(timeout=1)
+                    ws.shutdown() if self._dropped.is_set() else ws.close(timeout=1)
                 except (OSError, WebSocketException) as exc:
                     log.debug("twilio stand-in: closing stream %s: %s", self.stream_sid, exc)
         except Exception as exc:  # the boundary of the stream thread: report, never kill the process
@@ -127,6 +133,9 @@ class MediaStream:
                 self.frames_sent += 1
                 if not self._drain(ws):
                     return
+            if self._dropped.is_set():
+                self._record("stream-dropped", self.url)
+                return
             self._send(ws, {"event": "stop", "sequenceNumber": self._next_seq(), "streamSid": self.stream_sid,
                             "stop": {"accountSid": self.account_sid, "callSid": self.call_sid}})
             self._record("stream-stop", self.url)

@@ -231,6 +231,13 @@ class SimulatedCall:
         for stream in streams:
             stream.stop()
 
+    def drop_streams(self) -> None:
+        """The call's Media Streams break (a network failure): the call itself goes on."""
+        with self._cond:
+            streams = list(self.streams)
+        for stream in streams:
+            stream.drop()
+
     def _stream_started(self, stream: MediaStream) -> None:
         with self._cond:
             if self.cues.stream_started_at is None:

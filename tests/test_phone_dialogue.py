@@ -120,3 +120,16 @@ def test_call_that_ends_while_its_reply_is_in_flight(twilio, chatbot, gateway):
     chatbot.delay = 0
     second = place(twilio, ["hello", "goodbye"])
     assert second.wait_ended(timeout=60) and second.said()[-1] == "Goodbye! Thanks for calling."
+
+
+def test_a_dropped_media_stream_is_started_again(twilio, speech, chatbot, start_gateway):
+    from standins.twilio import Caller
+
+    gateway = start_gateway(LISTEN_PAUSE_SECONDS="4")
+    call = place(twilio, Caller(["hello", ("silence", 10), "goodbye"]))
+    assert call.wait_for_say("Hi, how are you?", timeout=20), call.transcript()
+    call.drop_streams()  # the network breaks: no stop message; the call itself goes on
+    assert call.wait_ended(timeout=60), call.transcript()
+    assert call.said() == [GREETING, "Hi, how are you?", "Goodbye! Thanks for calling."], call.transcript()
+    assert len(call.streams) == 2 and [kind for _, kind, _ in call.events].count("stream-dropped") == 1
+    assert "closed without a stop message" in gateway.logs() and "starting a new one" in gateway.logs()
