@@ -49,17 +49,12 @@ def greeting(services: Services, call_sid: str, caller: str = "") -> Reply:
     request (`"message": ""`, `"input": "start"`); a chatbot that fails or answers no text leaves GREETING."""
     config = services.config
     if not config.chatbot_greeting:
-        return Reply(config.greeting, barge_in=config.barge_in)
-    try:
-        reply = services.chatbot.ask("", call_sid, "start", caller=caller)
+        return Reply(config.greeting)
+    try:  # an answer with no text and no action is a ChatbotError too (parse_reply): the caller hears GREETING
+        return services.chatbot.ask("", call_sid, "start", caller=caller)
     except ChatbotError as exc:
         log.warning("chatbot greeting failed for call %s: %s; greeting with GREETING", call_sid, exc)
         return Reply(config.greeting)
-    if not reply.text and reply.action_type is None:
-        log.warning("chatbot greeting for call %s had no text; greeting with GREETING", call_sid)
-        return Reply(config.greeting, hints=reply.hints, reprompt=reply.reprompt, language=reply.language,
-                     voice=reply.voice)
-    return reply
 
 
 def log_turn(call_sid: str, transcript: str, reply: Reply, elapsed_ms: float, outcome: str, error: str | None,
