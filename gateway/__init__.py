@@ -11,7 +11,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from .calls import InMemoryCallStore
 from .chatbot import ChatbotClient
 from .config import Config
-from .conversation import LiveCalls, Services
+from .conversation import Services
+from .live_calls import LiveCalls
 from .drain import Drain
 from .limits import CallDeadlines
 from .redact import redact_secrets

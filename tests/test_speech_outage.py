@@ -106,7 +106,8 @@ def test_only_one_source_answers_across_the_switch_back(speech):
     from gateway.calls import InMemoryCallStore
     from gateway.chatbot import ChatbotClient, Reply
     from gateway.config import Config
-    from gateway.conversation import Conversation, LiveCalls, Services
+    from gateway.conversation import Conversation, Services
+    from gateway.live_calls import LiveCalls
     from gateway.recognizers import Transcript
     from gateway.speech_outage import listening_reply
     from gateway.twilio_calls import CallUpdater
