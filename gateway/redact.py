@@ -16,7 +16,8 @@ def mask_number(number: str | None) -> str:
 
 
 class RedactingFormatter(logging.Formatter):
-    """Formats like its base, then blanks every secret, tracebacks included (a URL or repr may carry one)."""
+    """Formats like its base, then blanks every secret, tracebacks included (a URL or repr may carry one). A message
+    that would span lines (a caller-supplied field with a newline) stays on one: nobody can forge a log line."""
 
     def __init__(self, base: logging.Formatter | None, secrets: Iterable[str]):
         super().__init__()
@@ -24,6 +25,10 @@ class RedactingFormatter(logging.Formatter):
         self.secrets = tuple(s for s in secrets if s and len(s) >= 6)  # a tiny "secret" would blank ordinary words
 
     def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if "\n" in message or "\r" in message:
+            record = logging.makeLogRecord({**record.__dict__, "args": None,
+                                            "msg": message.replace("\r", "\\r").replace("\n", "\\n")})
         text = self.base.format(record)
         for secret in self.secrets:
             text = text.replace(secret, REDACTED)

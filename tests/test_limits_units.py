@@ -83,3 +83,16 @@ def test_a_call_coming_in_during_a_drain_is_greeted_by_the_next_process():
     assert '<Start><Stream track="inbound_track" url="wss://gw.example/stream">' in resumed
     assert "Hello! You are talking to Chatline. How can I help?</Say>" in resumed
     assert next_process.extensions["chatline"].store.get("CA1").hints == ("hello", "book a table")
+
+
+def test_a_newline_from_a_caller_cannot_forge_a_log_line():
+    formatter = RedactingFormatter(logging.Formatter("%(levelname)s %(message)s"), [])
+    record = logging.LogRecord("x", logging.WARNING, __file__, 1, "odd From %s", ("+1\nERROR forged line",), None)
+    assert formatter.format(record) == "WARNING odd From +1\\nERROR forged line"
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        import sys
+        failed = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed\r\nagain", (), sys.exc_info())
+    text = formatter.format(failed)
+    assert text.startswith("ERROR failed\\r\\nagain\nTraceback") and text.endswith("ValueError: boom")
