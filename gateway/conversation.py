@@ -5,6 +5,7 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
@@ -143,6 +144,9 @@ class Conversation:
         self.recognizer = recognizer
         self.base_url = base_url
         self.turn_lock = threading.Lock()  # one turn at a time per call (speech or keys), in the order heard
+        self._queue_lock = threading.Lock()
+        self._turns: deque[tuple[str, float]] = deque()  # speech turns waiting for the one task taking them
+        self._taking_turns = False
         self._closed = threading.Event()
         self._held = threading.Event()  # a hangup or transfer is under way: speech gets no answer
         # What the caller is hearing, for barge-in. `_prompt_lock` is held while a call update is sent, so a
@@ -177,7 +181,7 @@ class Conversation:
                 self._barge_in()
         elif transcript.text.strip() and self.outage.stream_may_answer(transcript):
             self.services.store.heard(self.call_sid)  # the silence clock starts again, reprompts are counted afresh
-            self.services.executor.submit(self._safe_turn, transcript.text.strip(), time.monotonic())
+            self._queue_turn(transcript.text.strip(), time.monotonic())
 
     def speaking(self, text: str, interruptible: bool = True) -> None:
         """The caller now hears `text`: until it is over, speech from the caller stops it (when interruptible)."""
@@ -220,12 +224,28 @@ class Conversation:
         except Exception:  # the executor's boundary
             log.exception("barge-in for call %s failed; the prompt plays on", self.call_sid)
 
-    def _safe_turn(self, text: str, heard_at: float) -> None:
-        """The executor's boundary: an unexpected error is logged with its traceback, never lost in a Future."""
-        try:
-            self._turn(text, heard_at)
-        except Exception:
-            log.exception("turn for call %s failed unexpectedly; the call keeps listening", self.call_sid)
+    def _queue_turn(self, text: str, heard_at: float) -> None:
+        """Queue a turn; one pool task per call works through the queue, so a slow chatbot holds one thread per call
+        (not one per utterance) and the call's turns keep their order."""
+        with self._queue_lock:
+            self._turns.append((text, heard_at))
+            if self._taking_turns:
+                return
+            self._taking_turns = True
+        self.services.executor.submit(self._take_turns)
+
+    def _take_turns(self) -> None:
+        """The executor's boundary: run queued turns in order; an unexpected error is logged, never lost in a Future."""
+        while True:
+            with self._queue_lock:
+                if not self._turns:
+                    self._taking_turns = False
+                    return
+                text, heard_at = self._turns.popleft()
+            try:
+                self._turn(text, heard_at)
+            except Exception:
+                log.exception("turn for call %s failed unexpectedly; the call keeps listening", self.call_sid)
 
     def _turn(self, text: str, heard_at: float) -> None:
         """Ask the chatbot and update the call; runs on the turn executor."""
