@@ -77,7 +77,8 @@ def main() -> None:
     parser.add_argument("--ramp", type=float, default=None, help="seconds over which calls start (default N/20, >= 5)")
     parser.add_argument("--gap", type=float, default=6.0, help="seconds of caller silence after each utterance")
     parser.add_argument("--processes", type=int, default=3, help="load-generator processes")
-    parser.add_argument("--threads", type=int, default=None, help="GATEWAY_THREADS (default calls + 32)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="GATEWAY_THREADS (default 4/3 of the calls + 32, so MAX_CONCURRENT_STREAMS fits them all)")
     parser.add_argument("--turn-timeout", type=float, default=5.0, help="seconds after a final before a turn is lost")
     parser.add_argument("--py-spy", metavar="FILE", help="record a py-spy profile of the gateway worker "
                         "(a flame graph, or collapsed stacks if FILE ends in .txt)")
@@ -100,7 +101,7 @@ def main() -> None:
     gateway = ProcfileProcess("web", log_path=logs / "gateway.log", bin_dir=str(Path(sys.executable).parent), env={
         "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "PUBLIC_URL": PUBLIC_URL,
         "CHATBOT_URL": services_url + "/message", "TWILIO_API_URL": services_url, "STT_PROVIDER": "google",
-        "SPEECH_EMULATOR_HOST": speech_address, "GATEWAY_THREADS": str(args.threads or n + 32),
+        "SPEECH_EMULATOR_HOST": speech_address, "GATEWAY_THREADS": str(args.threads or (n + 8) * 4 // 3 + 32),
         "HINTS": "hello, book a table, goodbye"})
     gateway.start()
     try:
