@@ -71,7 +71,8 @@ def test_caller_heard_after_a_reprompt_starts_the_count_again(provider, answer, 
 
 
 def test_chatbot_reprompt_replaces_the_default(twilio, chatbot, start_gateway):
-    start_gateway(NO_INPUT_SECONDS="3", NO_INPUT_MAX_REPROMPTS="1", NO_INPUT_GOODBYE="Bye for now.")
+    # 6 s of silence (1.5 s at the stand-in's speed) leaves "hello" time to be heard first on a busy machine.
+    start_gateway(NO_INPUT_SECONDS="6", NO_INPUT_MAX_REPROMPTS="1", NO_INPUT_GOODBYE="Bye for now.")
     chatbot.body = json.dumps({"text": "Hi there.", "action": None, "reprompt": "Say hello, or press 1."})
     call = place(twilio, ["hello"])
     assert call.wait_ended(timeout=30), call.transcript()
