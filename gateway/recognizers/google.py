@@ -88,7 +88,7 @@ class GoogleRecognizer:
         google_loop.call_soon(self._begin)
 
     def feed(self, mulaw: bytes) -> None:
-        """Queue caller audio for the loop (one wake-up per feed at most): cheap, for the websocket thread."""
+        """Queue caller audio for the loop (a wake-up shared with other calls): cheap, for the websocket thread."""
         with self._lock:
             if self._closed:
                 return
@@ -96,7 +96,7 @@ class GoogleRecognizer:
             if self._drain_scheduled:
                 return
             self._drain_scheduled = True
-        google_loop.call_soon(self._drain)
+        google_loop.run_soon(self._drain)
 
     def set_hints(self, hints: Sequence[str]) -> None:
         """Use new phrase hints: the stream restarts now, re-sending the audio not yet finalized."""

@@ -17,6 +17,18 @@ _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 _loop_pid: int | None = None
 _transports: dict[str | None, Any] = {}  # touched on the loop thread only
+_pid = os.getpid()
+_due: list[Callable[[], None]] = []  # callbacks for the loop's next wake-up (see run_soon)
+_due_lock = threading.Lock()
+_wake_pending = False
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def _log_exception(loop: asyncio.AbstractEventLoop, context: dict) -> None:
@@ -37,12 +49,15 @@ def _serve(loop: asyncio.AbstractEventLoop) -> None:
 def event_loop() -> asyncio.AbstractEventLoop:
     """The process's speech loop, its thread started on first use (again in a forked child, whose copy is dead)."""
     global _loop, _loop_pid
+    loop = _loop
+    if loop is not None and _loop_pid == _pid:
+        return loop  # the common case, on every feed: no lock
     with _lock:
-        if _loop is None or _loop_pid != os.getpid():
+        if _loop is None or _loop_pid != _pid:
             loop = asyncio.new_event_loop()
             loop.set_exception_handler(_log_exception)
             threading.Thread(target=_serve, args=(loop,), name=THREAD_NAME, daemon=True).start()
-            _loop, _loop_pid = loop, os.getpid()
+            _loop, _loop_pid = loop, _pid
             _transports.clear()
         return _loop
 
@@ -54,6 +69,35 @@ def call_soon(callback: Callable[..., None], *args: Any) -> None:
         callback(*args)
     else:
         loop.call_soon_threadsafe(callback, *args)
+
+
+def run_soon(callback: Callable[[], None]) -> None:
+    """Run `callback()` on the loop thread soon, from any thread: every call's audio shares one wake-up of the loop.
+
+    Waking the loop costs a self-pipe write and a loop pass; with hundreds of calls each feeding every 100 ms, the
+    callbacks due by the time the loop gets to them run in one pass (an idle loop still wakes at once).
+    """
+    global _wake_pending
+    with _due_lock:
+        _due.append(callback)
+        if _wake_pending:
+            return
+        _wake_pending = True
+    event_loop().call_soon_threadsafe(_run_due)
+
+
+def _run_due() -> None:
+    """Run the callbacks due; each one's failure is logged and costs only that callback."""
+    global _wake_pending
+    with _due_lock:
+        due = _due[:]
+        _due.clear()
+        _wake_pending = False
+    for callback in due:
+        try:
+            callback()
+        except Exception:
+            log.exception("speech loop callback failed")
 
 
 def run_on_loop(callback: Callable[[], None], timeout: float = 5.0) -> None:
