@@ -10,6 +10,7 @@ import pytest
 
 from gateway.audio import silence
 from gateway.recognizers.google import GoogleRecognizer
+from gateway.recognizers.google_loop import THREAD_NAME
 
 AUDIO = Path(__file__).resolve().parent.parent / "chatline" / "audio"
 HINTS = ("hello", "goodbye", "i would like to book a table", "for four people", "what can you do")
@@ -112,19 +113,31 @@ def test_gateway_restarts_streams_itself_before_the_limit(recognizer, speech):
     assert speech.streams[0].ended == "cancelled" and rec.streams_started >= 2
 
 
-def test_close_ends_the_stream_and_its_threads(recognizer, speech):
-    def call_threads():  # threads started for this call (the stand-in's own "speech…" threads don't count)
-        return [t for t in threading.enumerate() if t not in before and not t.name.startswith("speech")]
+def test_close_ends_the_stream_and_starts_no_thread_per_call(recognizer, speech):
+    def call_threads():  # threads started for this call (the stand-in's "speech…" and the shared loop don't count)
+        return [t for t in threading.enumerate() if t not in before and not t.name.startswith("speech")
+                and t.name != THREAD_NAME]
 
     before = set(threading.enumerate())
     rec, heard = recognizer(), Heard()
     rec.start(heard)
     feed(rec, silence(500))
-    time.sleep(0.2)
-    assert any(t.name == "google-stt" for t in call_threads())
-    rec.close()
-    deadline = time.monotonic() + 5
-    while call_threads() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    assert speech.wait_for_streams(1)
+    assert any(t.name == THREAD_NAME for t in threading.enumerate())  # one loop thread per process hosts every stream
     assert call_threads() == []
+    rec.close()
     assert speech.wait_for_streams(1, ended=True)[0].ended in ("cancelled", "half-close")
+    assert call_threads() == []
+
+
+def test_close_is_prompt_idempotent_and_silences_results(recognizer, speech):
+    rec, heard = recognizer(), Heard()
+    rec.start(heard)
+    feed(rec, silence(300) + speech_of("hello"))
+    started = time.monotonic()
+    rec.close()
+    rec.close()
+    assert time.monotonic() - started < 0.5
+    rec.feed(silence(800))
+    time.sleep(0.5)
+    assert heard.finals == []

@@ -1,6 +1,9 @@
-"""Google Cloud Speech-to-Text v1 streaming recognition, with streams the gateway bounds and restarts itself."""
+"""Google Cloud Speech-to-Text v1 streaming recognition, with streams the gateway bounds and restarts itself.
+
+Every call's stream is a task on one shared asyncio loop thread (google_loop): no threads per call."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -8,9 +11,8 @@ from typing import Sequence
 
 import grpc
 from google.cloud import speech_v1 as speech
-from google.cloud.speech_v1.services.speech.transports import SpeechGrpcTransport
 
-from . import HealthCallback, ResultCallback, Transcript
+from . import HealthCallback, ResultCallback, Transcript, google_loop
 from .health import StreamHealth
 
 log = logging.getLogger(__name__)
@@ -18,23 +20,6 @@ log = logging.getLogger(__name__)
 BYTES_PER_SECOND = 8000  # 8 kHz mu-law, one byte a sample
 EXPECTED_END_CODES = {grpc.StatusCode.CANCELLED, grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.DEADLINE_EXCEEDED}
 MAX_PHRASES, MAX_PHRASE_CHARS = 5000, 100  # Google's limits on speech context phrases
-
-_clients: dict[str | None, speech.SpeechClient] = {}
-_clients_lock = threading.Lock()
-
-
-def speech_client(emulator_host: str | None = None) -> speech.SpeechClient:
-    """One SpeechClient per process (its gRPC channel multiplexes every call's stream)."""
-    with _clients_lock:
-        client = _clients.get(emulator_host)
-        if client is None:
-            if emulator_host:
-                # Like the other *_EMULATOR_HOST variables: plaintext, no credentials.
-                client = speech.SpeechClient(transport=SpeechGrpcTransport(channel=grpc.insecure_channel(emulator_host)))
-            else:
-                client = speech.SpeechClient()
-            _clients[emulator_host] = client
-        return client
 
 
 def streaming_config(language: str, hints: Sequence[str], model: str = "phone_call") -> speech.StreamingRecognitionConfig:
@@ -53,7 +38,11 @@ def streaming_config(language: str, hints: Sequence[str], model: str = "phone_ca
 
 
 class GoogleRecognizer:
-    """One call's recognition: audio batched to ~100 ms, streams restarted before Google's limits, nothing lost."""
+    """One call's recognition: audio batched to ~100 ms, streams restarted before Google's limits, nothing lost.
+
+    The public methods may be called from any thread; they only hand work to the shared loop. Everything else (the
+    stream, its audio bookkeeping, results) lives on the loop thread, so only the inbox and `_closed` need a lock.
+    """
 
     def __init__(self, language: str = "en-US", hints: Sequence[str] = (), emulator_host: str | None = None,
                  model: str = "phone_call", batch_ms: int = 100, max_stream_seconds: float = 290.0,
@@ -61,24 +50,30 @@ class GoogleRecognizer:
                  working_after_seconds: float = 2.0):
         self.language, self.model = language, model
         self._hints = tuple(hints)
-        self._client = speech_client(emulator_host)
+        self._emulator_host = emulator_host
+        self._loop = google_loop.event_loop()
         self._batch_bytes = BYTES_PER_SECOND * batch_ms // 1000
+        self._max_stream_seconds = max_stream_seconds
         self._max_stream_bytes = int(BYTES_PER_SECOND * max_stream_seconds)
         self._soft_stream_bytes = int(BYTES_PER_SECOND * soft_stream_seconds)
         # What a restart re-sends must leave the new stream room to hear new audio, or restarts would chain.
         self._max_resend_bytes = int(BYTES_PER_SECOND * min(max_resend_seconds, max_stream_seconds / 2))
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()    # guards _inbox, _drain_scheduled and _closed (fed from the websocket thread)
+        self._inbox = bytearray()        # audio fed but not yet taken by the loop
+        self._drain_scheduled = False
+        self._closed = False
+        self._shut = False               # the loop's own copy of _closed, set in turn with what was asked before
+        # The rest is the loop thread's alone.
         self._pending = bytearray()      # audio not yet a full batch
         self._unfinalized = bytearray()  # audio sent since the last final result: re-sent after a restart
         self._finalized_at = 0           # call-timeline byte offset where _unfinalized begins
         self._stream_start = 0           # call-timeline byte offset where the current stream's audio begins
         self._stream_bytes = 0           # audio handed to the current stream
-        self._outbox: list[bytes | None] | None = None
-        self._wakeup = threading.Condition(self._lock)
-        self._call: grpc.Call | None = None
-        self._closed = False
+        self._outbox: asyncio.Queue | None = None
+        self._call = None
+        self._sent: asyncio.Event | None = None  # set once the current stream's config is written
+        self._task: asyncio.Task | None = None
         self._on_result: ResultCallback | None = None
-        self._thread: threading.Thread | None = None
         self.streams_started = 0
         # Health: down after `outage_seconds` of failing streams; up once a stream answers or stays open this long.
         self._health = StreamHealth(outage_seconds)
@@ -86,63 +81,107 @@ class GoogleRecognizer:
         self._on_health: HealthCallback | None = None
 
     def start(self, on_result: ResultCallback, on_health: HealthCallback | None = None) -> None:
-        """Open the first stream in a background thread; `on_health(False)`/`(True)` tell of an outage and its end."""
+        """Open the first stream on the shared loop; `on_health(False)`/`(True)` tell of an outage and its end."""
         self._on_result = on_result
         self._on_health = on_health
         self._health.on_change = self._report_health
-        self._thread = threading.Thread(target=self._run, name="google-stt", daemon=True)
-        self._thread.start()
+        google_loop.call_soon(self._begin)
 
     def feed(self, mulaw: bytes) -> None:
-        """Queue caller audio; full batches go to the current stream at once."""
+        """Queue caller audio for the loop (a wake-up shared with other calls): cheap, for the websocket thread."""
         with self._lock:
             if self._closed:
                 return
-            self._pending += mulaw
-            whole = len(self._pending) - len(self._pending) % self._batch_bytes
-            if not whole:
+            self._inbox += mulaw
+            if self._drain_scheduled:
                 return
-            # Several batches at once when the caller's audio is read in bulk: Google still gets ~100 ms requests.
-            batches = [bytes(self._pending[i:i + self._batch_bytes]) for i in range(0, whole, self._batch_bytes)]
-            del self._pending[:whole]
-            for batch in batches:
-                self._unfinalized += batch
-                self._send_locked(batch)
-            self._trim_unfinalized()
-            over_limit = self._stream_bytes >= self._max_stream_bytes
-        if over_limit:
-            log.info("stream reached %d s of audio; restarting it before Google's limit",
-                     self._max_stream_bytes // BYTES_PER_SECOND)
-            self._restart()
+            self._drain_scheduled = True
+        google_loop.run_soon(self._drain)
 
     def set_hints(self, hints: Sequence[str]) -> None:
         """Use new phrase hints: the stream restarts now, re-sending the audio not yet finalized."""
         hints = tuple(hints)
         if hints != self._hints:
             self._hints = hints
-            self._restart()
+            google_loop.call_soon(self._restart)
 
     def set_language(self, language: str) -> None:
         """Recognize another language from now on: the stream restarts, re-sending the audio not yet finalized."""
         if language != self.language:
             self.language = language
-            self._restart()
+            google_loop.call_soon(self._restart)
 
     def close(self) -> None:
-        """End the stream and the thread (idempotent)."""
+        """End the stream and its task (idempotent); once this returns, no result or health report is delivered."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            self._wakeup.notify_all()
-        self._restart()
+            self._inbox.clear()
+        # Waits for the loop: a result being delivered right now finishes first, and none follows.
+        google_loop.run_on_loop(self._shutdown)
 
-    def _send_locked(self, batch: bytes) -> None:
-        """Hand a batch to the current stream's request generator (caller holds the lock)."""
+    # Everything below runs on the loop thread.
+
+    def _begin(self) -> None:
+        """Open the first stream now (close() cannot overtake it) and start the task that keeps one open."""
+        if self._shut or self._task is not None:  # not _closed: a start() before close() still opens its stream
+            return
+        try:
+            first = self._open_stream()
+        except Exception:  # e.g. no credentials: the task tries again, counting failures and backing off
+            log.exception("opening the first speech stream failed")
+            first = None
+        self._task = self._loop.create_task(self._run(first), name="google-stt")
+
+    def _shutdown(self) -> None:
+        """End the stream and the task that would open the next one."""
+        self._shut = True
         if self._outbox is not None:
-            self._outbox.append(batch)
-            self._stream_bytes += len(batch)
-            self._wakeup.notify()
+            self._outbox.put_nowait(None)
+        if self._call is not None:
+            self._loop.create_task(self._cancel_when_sent(self._call, self._sent, self._task))
+        elif self._task is not None:
+            self._task.cancel()
+
+    async def _cancel_when_sent(self, call, sent: asyncio.Event, task: asyncio.Task | None) -> None:
+        """Cancel a stream once its config has gone out (briefly awaited): a call hung up at once still opened and
+        ended its stream at Google, rather than one that vanished unseen; the task's boundary."""
+        try:
+            await asyncio.wait_for(sent.wait(), 1.0)
+        except BaseException:  # failed, timed out or cancelled: cancel it all the same
+            pass
+        finally:
+            call.cancel()
+            if task is not None:
+                task.cancel()
+
+    def _drain(self) -> None:
+        """Take the fed audio: full batches go to the current stream, several ~100 ms requests from a bulk feed."""
+        try:
+            with self._lock:
+                self._drain_scheduled = False
+                if self._closed:
+                    return
+                self._pending += self._inbox
+                self._inbox.clear()
+            whole = len(self._pending) - len(self._pending) % self._batch_bytes
+            if not whole:
+                return
+            for i in range(0, whole, self._batch_bytes):
+                batch = bytes(self._pending[i:i + self._batch_bytes])
+                self._unfinalized += batch
+                if self._outbox is not None:
+                    self._outbox.put_nowait(batch)
+                    self._stream_bytes += len(batch)
+            del self._pending[:whole]
+            self._trim_unfinalized()
+            if self._stream_bytes >= self._max_stream_bytes:
+                log.info("stream reached %d s of audio; restarting it before Google's limit",
+                         self._max_stream_bytes // BYTES_PER_SECOND)
+                self._restart()
+        except Exception:  # a callback's boundary: log it; the call's next audio comes through as usual
+            log.exception("passing caller audio to the speech stream failed")
 
     def _trim_unfinalized(self) -> None:
         """Bound what a restart re-sends: long stretches with no final result are silence or noise."""
@@ -153,22 +192,18 @@ class GoogleRecognizer:
 
     def _restart(self) -> None:
         """End the current stream now (cancel, so Google finalizes nothing half-heard); `_run` opens the next."""
-        with self._lock:
-            call, outbox = self._call, self._outbox
-            if outbox is not None:
-                outbox.append(None)
-                self._wakeup.notify_all()
-        if call is not None:
-            call.cancel()
+        if self._outbox is not None:
+            self._outbox.put_nowait(None)
+        if self._call is not None:
+            self._call.cancel()
 
-    def _requests(self, outbox: list[bytes | None], config: speech.StreamingRecognitionConfig, opened: float):
+    async def _requests(self, outbox: asyncio.Queue, config: speech.StreamingRecognitionConfig, opened: float,
+                        sent: asyncio.Event):
         """The request stream: config, then audio batches until the stream is ended (None)."""
         yield speech.StreamingRecognizeRequest(streaming_config=config)
+        sent.set()  # gRPC asks for more once the config is written
         while True:
-            with self._lock:
-                while not outbox:
-                    self._wakeup.wait()
-                chunk = outbox.pop(0)
+            chunk = await outbox.get()
             if chunk is None:
                 return
             if time.monotonic() - opened >= self._working_after:
@@ -176,66 +211,75 @@ class GoogleRecognizer:
                 self._health.working()
             yield speech.StreamingRecognizeRequest(audio_content=chunk)
 
-    def _open_stream(self) -> tuple[grpc.Call, list] | None:
+    def _open_stream(self):
         """Start a stream whose first audio is everything not yet finalized (None once closed)."""
-        with self._lock:
-            if self._closed:  # close() may land between two streams: open nothing it could not cancel
-                return None
-            outbox: list[bytes | None] = [bytes(self._unfinalized[i:i + self._batch_bytes])
-                                          for i in range(0, len(self._unfinalized), self._batch_bytes)]
-            self._outbox = outbox
-            self._stream_start = self._finalized_at
-            self._stream_bytes = len(self._unfinalized)
-            config = streaming_config(self.language, self._hints, self.model)
-            # The raw gRPC call (no api_core retry wrapper): the gateway bounds and restarts streams itself.
-            call = self._client.transport.streaming_recognize(self._requests(outbox, config, time.monotonic()),
-                                                              timeout=self._max_stream_bytes / BYTES_PER_SECOND + 30)
-            self._call = call
-            self.streams_started += 1
-        return call, outbox
+        if self._shut:  # close() may land between two streams: open nothing it could not cancel
+            return None
+        outbox: asyncio.Queue = asyncio.Queue()
+        for i in range(0, len(self._unfinalized), self._batch_bytes):
+            outbox.put_nowait(bytes(self._unfinalized[i:i + self._batch_bytes]))
+        self._stream_start = self._finalized_at
+        self._stream_bytes = len(self._unfinalized)
+        config = streaming_config(self.language, self._hints, self.model)
+        # The raw gRPC call (no api_core retry wrapper): the gateway bounds and restarts streams itself.
+        stub = google_loop.transport(self._emulator_host).streaming_recognize
+        self._sent = asyncio.Event()
+        call = stub(self._requests(outbox, config, time.monotonic(), self._sent), timeout=self._max_stream_seconds + 30)
+        self._outbox, self._call = outbox, call
+        self.streams_started += 1
+        return call
 
-    def _run(self) -> None:
-        """Keep one stream open for as long as the call lasts, restarting it whenever it ends."""
+    async def _run(self, first) -> None:
+        """Keep one stream open for as long as the call lasts, restarting it whenever it ends (the task's boundary)."""
         failures = 0
-        while not self._closed:
-            opened_stream = self._open_stream()
-            if opened_stream is None:
-                return
-            call, outbox = opened_stream
-            opened = time.monotonic()
-            try:
-                for response in call:
-                    self._handle(response)
-                failures = 0
-            except grpc.RpcError as exc:
-                code = exc.code()
-                if code in EXPECTED_END_CODES or self._closed:
-                    log.info("speech stream ended (%s); restarting", code.name if code else "?")
-                    failures = 0
-                else:
-                    failures += 1
-                    log.warning("speech stream failed: %s %s; restarting (failure %d)",
-                                code.name if code else "?", exc.details() if hasattr(exc, "details") else "", failures)
-                    self._health.failed()
-            except Exception:  # the thread's boundary: a bug here must not leave the call deaf without a trace
-                failures += 1
-                log.exception("speech stream broke unexpectedly; restarting (failure %d)", failures)
-                self._health.failed()
-            finally:
-                with self._lock:
-                    outbox.append(None)  # release the request generator if gRPC is still waiting on it
-                    self._wakeup.notify_all()
-                    self._call = None
-            if failures and time.monotonic() - opened < 1.0:
-                backoff = min(0.25 * 2 ** (failures - 1), 5.0)
-                until_outage = self._health.seconds_until_outage()
-                if until_outage is not None:  # try again right at the threshold, so an outage is reported on time
-                    backoff = min(backoff, until_outage + 0.01)
-                deadline = time.monotonic() + backoff
-                with self._lock:  # Google down: don't spin; close() wakes this at once
-                    # A loop: every audio batch notifies the condition too, and must not cut the backoff short.
-                    while not self._closed and (remaining := deadline - time.monotonic()) > 0:
-                        self._wakeup.wait(remaining)
+        try:
+            while not self._shut:
+                opened = time.monotonic()
+                failures = await self._one_stream(failures, first)
+                first = None
+                if failures and time.monotonic() - opened < 1.0:
+                    backoff = min(0.25 * 2 ** (failures - 1), 5.0)
+                    until_outage = self._health.seconds_until_outage()
+                    if until_outage is not None:  # try again right at the threshold, so an outage is reported on time
+                        backoff = min(backoff, until_outage + 0.01)
+                    await asyncio.sleep(backoff)  # Google down: don't spin; close() cancels this at once
+        except asyncio.CancelledError:
+            pass  # close()
+        except Exception:  # never expected: say so, rather than leave the call deaf without a trace
+            log.exception("speech stream task stopped unexpectedly; the call hears nothing more")
+
+    async def _one_stream(self, failures: int, call=None) -> int:
+        """Run one stream (`call`, or a new one) until it ends; returns the count of failures in a row so far."""
+        try:
+            if call is None:
+                call = self._open_stream()
+            if call is None:
+                return 0
+            async for response in call:
+                self._handle(response)
+            return 0
+        except asyncio.CancelledError:
+            if self._closed:
+                raise
+            log.info("speech stream ended (CANCELLED); restarting")  # our own restart cancelled it
+            return 0
+        except grpc.RpcError as exc:
+            code = exc.code() if hasattr(exc, "code") else None
+            if code in EXPECTED_END_CODES or self._closed:
+                log.info("speech stream ended (%s); restarting", code.name if code else "?")
+                return 0
+            log.warning("speech stream failed: %s %s; restarting (failure %d)",
+                        code.name if code else "?", exc.details() if hasattr(exc, "details") else "", failures + 1)
+            self._health.failed()
+            return failures + 1
+        except Exception:  # the stream's boundary: a bug here must not leave the call deaf without a trace
+            log.exception("speech stream broke unexpectedly; restarting (failure %d)", failures + 1)
+            self._health.failed()
+            return failures + 1
+        finally:
+            if self._outbox is not None:
+                self._outbox.put_nowait(None)  # end the request generator if gRPC still waits on it
+            self._outbox, self._call = None, None
 
     def _handle(self, response: speech.StreamingRecognizeResponse) -> None:
         """Pass results on; a final result also marks its audio as done, so restarts don't repeat it."""
@@ -250,13 +294,12 @@ class GoogleRecognizer:
                 self._emit(Transcript(best.transcript, result.stability, is_final=False))
                 continue
             end = int(result.result_end_time.total_seconds() * BYTES_PER_SECOND)
-            with self._lock:
-                done = self._stream_start + end - self._finalized_at
-                if done > 0:
-                    del self._unfinalized[:done]
-                    self._finalized_at += done
-                soft_limit = self._stream_bytes >= self._soft_stream_bytes
-                end_seconds = (self._stream_start + end) / BYTES_PER_SECOND
+            done = self._stream_start + end - self._finalized_at
+            if done > 0:
+                del self._unfinalized[:done]
+                self._finalized_at += done
+            soft_limit = self._stream_bytes >= self._soft_stream_bytes
+            end_seconds = (self._stream_start + end) / BYTES_PER_SECOND
             self._emit(Transcript(best.transcript.strip(), best.confidence, is_final=True, end_seconds=end_seconds))
             if soft_limit:
                 self._restart()  # a quiet moment right after a final: the cheapest time to roll over
@@ -267,6 +310,10 @@ class GoogleRecognizer:
             self._on_health(ok)
 
     def _emit(self, transcript: Transcript) -> None:
-        """Deliver a result unless the recognizer was closed meanwhile."""
-        if not self._closed and self._on_result is not None:
+        """Deliver a result unless the recognizer was closed meanwhile; a failing callback costs only that result."""
+        if self._closed or self._on_result is None:
+            return
+        try:
             self._on_result(transcript)
+        except Exception:
+            log.exception("speech result callback failed")
