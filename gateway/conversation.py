@@ -14,6 +14,7 @@ from . import twiml
 from .calls import CallState, CallStore
 from .chatbot import ChatbotClient, ChatbotError, Reply
 from .config import Config
+from .prompt import PromptClock, say_seconds
 from .recognizers import Recognizer, Transcript
 from .speech_outage import OutageFallback, listening_reply
 from .twilio_calls import CallUpdater, UpdateResult
@@ -80,13 +81,6 @@ def listening(config: Config, base_url: str) -> dict:
     return {"pause_seconds": total - timeout, "dtmf_url": base_url + "/dtmf", "dtmf_timeout": timeout}
 
 
-def say_seconds(text: str, chars_per_second: float) -> float:
-    """How long the caller hears `text` from the moment its update is sent. The default pace (13 characters a second,
-    a little slower than Twilio's voices) leaves room for the update's way to Twilio: a guess too long only means a
-    barge-in that finds the bot already quiet (the keep-alive starts again), too short a caller who cannot cut in."""
-    return len(text) / chars_per_second
-
-
 def call_config(config: Config, state: CallState | None) -> Config:
     """The configuration as this call hears it: in the language and voice its chatbot switched it to."""
     return config.for_call(state.language, state.voice) if state is not None else config
@@ -149,13 +143,7 @@ class Conversation:
         self._taking_turns = False
         self._closed = threading.Event()
         self._held = threading.Event()  # a hangup or transfer is under way: speech gets no answer
-        # What the caller is hearing, for barge-in. `_prompt_lock` is held while a call update is sent, so a
-        # barge-in can never land after (and cut) the answer that followed it.
-        self._prompt_lock = threading.Lock()
-        self._prompt = 0  # counts prompts the call was sent
-        self._talking_until = 0.0  # monotonic time the current prompt's <Say> should be over by
-        self._may_barge_in = False  # the caller's speech may cut the current prompt short...
-        self._barged = False  # ...and already did
+        self.prompt = PromptClock()  # what the caller is hearing, for barge-in
         # How a turn's reply reaches the call when not by this stream's keep-alive loop: handed to the next process
         # during a graceful shutdown (drain.py), or inside a <Gather> once the stream is gone (limits.py).
         self.reply_twiml: Callable[[Reply], str] | None = None
@@ -188,37 +176,24 @@ class Conversation:
         self._speaking(say_seconds(text, self.services.config.say_chars_per_second) if text else 0.0, interruptible)
 
     def _speaking(self, seconds: float, interruptible: bool) -> None:
-        with self._prompt_lock:
-            self._prompt += 1
-            self._talking_until = time.monotonic() + seconds
-            self._may_barge_in = interruptible and self.services.config.barge_in
-            self._barged = False
+        self.prompt.speaking(seconds, interruptible and self.services.config.barge_in)
 
     def _barge_in(self) -> None:
         """The caller started speaking: if the bot is still talking, stop it (once per prompt)."""
-        with self._prompt_lock:
-            if not self._may_barge_in or self._barged or self._held.is_set() \
-                    or time.monotonic() >= self._talking_until:
-                return
-            self._barged = True
-            prompt = self._prompt
-        self.services.executor.submit(self._stop_talking, prompt, time.monotonic())
-
-    def _protected_for(self) -> float:
-        """Seconds left of a prompt speech may not cut (BARGE_IN off, or "barge_in": false): its answer waits."""
-        with self._prompt_lock:
-            return 0.0 if self._may_barge_in else max(0.0, self._talking_until - time.monotonic())
+        prompt = None if self._held.is_set() else self.prompt.barge_in()
+        if prompt is not None:
+            self.services.executor.submit(self._stop_talking, prompt, time.monotonic())
 
     def _stop_talking(self, prompt: int, heard_at: float) -> None:
         """Replace the prompt being said with the listening loop, unless another prompt replaced it already."""
         try:
-            with self._prompt_lock:
-                if prompt != self._prompt or self._held.is_set() or self._call_has_ended():
+            with self.prompt.lock:
+                if not self.prompt.is_current(prompt) or self._held.is_set() or self._call_has_ended():
                     return
                 config = self.services.config
                 outcome = self.services.updater.update(self.call_sid, twiml.listen(
                     self.base_url + "/listen", **listening(config, self.base_url)))
-                self._talking_until = 0.0
+                self.prompt.stopped()
             log.info("call %s: barge-in, the caller spoke over the bot; stopped it in %.0f ms (%s)",
                      self.call_sid, (time.monotonic() - heard_at) * 1000, outcome.value)
         except Exception:  # the executor's boundary
@@ -266,14 +241,14 @@ class Conversation:
                 document = self.reply_twiml(reply)
             else:
                 document = listening_reply(self.services, self.call_sid, reply, self.base_url)
-            wait = self._protected_for()
+            wait = self.prompt.protected_for()
             if wait > 0:
                 log.info("call %s: answer waits %.1f s for a prompt that may not be interrupted", self.call_sid, wait)
                 if self._closed.wait(wait):
                     return
-            with self._prompt_lock:
+            with self.prompt.lock:
                 outcome = self.services.updater.update(self.call_sid, document)
-                self._prompt += 1  # a barge-in still pending was for a prompt the caller no longer hears
+                self.prompt.next_prompt()
             log_turn(self.call_sid, text, reply, (time.monotonic() - heard_at) * 1000, outcome.value, error,
                      words=self.services.config.log_transcripts)
             if outcome is UpdateResult.CALL_ENDED:
@@ -296,9 +271,8 @@ class Conversation:
 
     @property
     def speaking_until(self) -> float:
-        """Monotonic time by which the prompt being said should be over (an estimate: see say_seconds)."""
-        with self._prompt_lock:
-            return self._talking_until
+        """Monotonic time after which an update no longer cuts the prompt being said (an estimate)."""
+        return self.prompt.speaking_until
 
     @property
     def held(self) -> bool:

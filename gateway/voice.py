@@ -10,9 +10,9 @@ from flask import Blueprint, Response, current_app, render_template, request
 from . import gather, twiml
 from .calls import ENDED_STATUSES
 from .chatbot import Reply
-from .conversation import (ask, call_config, greeting, listening, log_turn, no_input, remember, say_seconds,
-                           stream_reply)
+from .conversation import ask, call_config, greeting, listening, log_turn, no_input, remember, stream_reply
 from .limits import streams_full
+from .prompt import say_seconds
 from .redact import mask_number
 from .speech_outage import listening_reply
 from .security import public_base, stream_token, twilio_signed, webhook_call_sid, websocket_url
