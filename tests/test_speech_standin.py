@@ -211,7 +211,7 @@ def test_client_cancel_is_recorded(client, standin):
 
     def open_ended():
         yield from chunks(call_audio("hello"))
-        release.wait(5)
+        release.wait(30)  # held open until the test is done: only the cancel may end it
 
     responses = client.streaming_recognize(config=config(["hello"]), requests=open_ended())
     for response in responses:
