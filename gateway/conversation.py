@@ -1,6 +1,7 @@
 """A live call's dialogue: final transcripts in, chatbot turns out, delivered as call updates, one at a time."""
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class Services:
     """The long-lived collaborators a call needs, built once by the app factory."""
@@ -47,6 +47,19 @@ def ask(services: Services, call_sid: str, message: str, input_type: str, caller
     except ChatbotError as exc:
         log.warning("chatbot failed for call %s: %s; the caller hears an apology", call_sid, exc)
         return Reply(text=services.config.apology), str(exc)
+
+
+def webhook_turn(services: Services, call_sid: str, message: str, input_type: str,
+                 caller: str = "") -> tuple[Reply, str | None, CallState | None]:
+    """A turn whose answer is a webhook's own TwiML (keys on /dtmf, a <Gather> result): after any speech turn of the
+    call in flight, so the chatbot sees one message at a time, in order. The reply, the failure if any, and the
+    call's state once the reply is remembered."""
+    conversation = services.live.get(call_sid)
+    with conversation.turn_lock if conversation is not None else contextlib.nullcontext():
+        reply, error = ask(services, call_sid, message, input_type, caller)
+        if conversation is not None:
+            conversation.answered(reply)
+        return reply, error, remember(services, call_sid, reply)
 
 
 def greeting(services: Services, call_sid: str, caller: str = "") -> Reply:

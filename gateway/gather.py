@@ -1,16 +1,14 @@
 """Gather mode (STT_PROVIDER=twilio): Twilio recognizes the caller; each <Gather> result comes back here."""
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from dataclasses import replace
 
 from flask import Blueprint, Response, current_app, request
 
 from . import speech_outage, twiml
 from .chatbot import Reply
-from .conversation import ask, call_config, log_turn, no_input, remember
+from .conversation import call_config, log_turn, no_input, webhook_turn
 from .security import public_base, twilio_signed, webhook_call_sid
 
 log = logging.getLogger(__name__)
@@ -28,38 +26,23 @@ def _confidence(value: str | None) -> float:
         return 1.0
 
 
-def first_prompt(call_sid: str, hello: Reply) -> str:
-    """The TwiML a call starts with in Gather mode: the greeting, said inside the first <Gather>."""
-    services = current_app.extensions["chatline"]
-    state = services.store.get(call_sid)
-    hints = (state.hints if state else ()) or services.config.hints
-    return reply_document(replace(hello, hints=hints), call_config(services.config, state))
-
-
-def reply_document(reply: Reply, config) -> str:
-    """In Gather mode: say `reply` inside the next <Gather>, or say it and hang up / transfer."""
-    transfer = config.transfer_options(public_base(request) + "/transfer")
-    return twiml.gather_reply(reply, public_base(request) + "/gather", transfer, **config.gather_options())
-
-
 @bp.post("/gather")
 @twilio_signed
 def gather_result():
     """What Twilio heard (speech or keys, or nothing) → the chatbot → the next prompt."""
     services = current_app.extensions["chatline"]
-    action_url = public_base(request) + "/gather"
+    base = public_base(request)
     call_sid = webhook_call_sid(request)
     if not call_sid:  # no session to send the chatbot: ask again rather than leave the caller in silence
-        return Response(twiml.gather(NOT_SURE_PROMPT, action_url, services.config.hints, **services.config.gather_options()), mimetype="text/xml")
+        return Response(twiml.gather(NOT_SURE_PROMPT, base + "/gather", services.config.hints,
+                                     **services.config.gather_options()), mimetype="text/xml")
     speech = request.form.get("SpeechResult", "").strip()
     digits = request.form.get("Digits", "").strip()
     state = services.store.get(call_sid) or services.store.open(call_sid, caller=request.form.get("From", ""))
     config = call_config(services.config, state)
-    options = config.gather_options()
-    hints = state.hints or config.hints
     services.deadlines.watch(call_sid)  # a call that began in another process starts its clock here
     if not speech and not digits:  # the <Gather timeout> was the silence clock (NO_INPUT_SECONDS when set)
-        outage_answer = speech_outage.gather_silence(services, call_sid, public_base(request))
+        outage_answer = speech_outage.gather_silence(services, call_sid, base)
         if outage_answer is not None:  # a stream-mode call on <Gather> while recognition is (or was) down
             return Response(outage_answer, mimetype="text/xml")
         prompt, hang_up = no_input(services, call_sid) or (services.config.no_input_prompt, False)
@@ -67,27 +50,19 @@ def gather_result():
             return Response(twiml.say_and_hang_up(prompt, language=config.language, voice=config.voice),
                             mimetype="text/xml")
         log.info("call %s: no input; prompting again", call_sid)
-        return Response(twiml.gather(prompt, action_url, hints, **options), mimetype="text/xml")
+        return Response(speech_outage.gather_document(services, call_sid, base, Reply(prompt)), mimetype="text/xml")
     services.store.heard(call_sid)
     confidence = _confidence(request.form.get("Confidence"))
     if speech and confidence < config.gather_min_confidence:
         log.info("call %s: heard %d characters with confidence %.2f, below %.2f; asking again", call_sid, len(speech),
                  confidence, config.gather_min_confidence)
-        return Response(twiml.gather(NOT_SURE_PROMPT, action_url, hints, **options), mimetype="text/xml")
+        return Response(speech_outage.gather_document(services, call_sid, base, Reply(NOT_SURE_PROMPT)),
+                        mimetype="text/xml")
     heard_at = time.monotonic()
     message, input_type = (speech, "speech") if speech else (digits, "dtmf")
-    conversation = services.live.get(call_sid)  # a stream-mode call on <Gather>: its speech turn in flight goes first
-    with conversation.turn_lock if conversation is not None else contextlib.nullcontext():
-        reply, error = ask(services, call_sid, message, input_type, state.caller)
-        if conversation is not None:
-            conversation.answered(reply)
-    current = remember(services, call_sid, reply)
-    config = call_config(services.config, current)
-    if not reply.hints:  # an apology (or a bot without hints) keeps guiding the recognizer as before
-        reply = replace(reply, hints=hints)
+    reply, error, current = webhook_turn(services, call_sid, message, input_type, state.caller)
     log_turn(call_sid, message, reply, (time.monotonic() - heard_at) * 1000, "answered", error,
              words=config.log_transcripts)
     if current is not None and current.speech_fallback:  # a stream-mode call: back on the stream once it can hear
-        return Response(speech_outage.listening_reply(services, call_sid, reply, public_base(request)),
-                        mimetype="text/xml")
-    return Response(reply_document(reply, config), mimetype="text/xml")
+        return Response(speech_outage.listening_reply(services, call_sid, reply, base), mimetype="text/xml")
+    return Response(speech_outage.gather_document(services, call_sid, base, reply), mimetype="text/xml")

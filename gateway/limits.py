@@ -86,17 +86,15 @@ def switch_to_gather(services: Services, call_sid: str, base_url: str, text: str
 
     A conversation's turn in flight finishes first; it and any turn still queued are answered inside a <Gather> too.
     """
+    # Imported here: speech_outage and conversation import each other, and must not start from this module.
+    from .speech_outage import gather_document
+
     config = services.config
-    state = services.store.get(call_sid)
-    hints = (state.hints if state else ()) or config.hints
     answered_in_gather = threading.Event()
 
     def in_gather(reply: Reply) -> str:
         answered_in_gather.set()
-        transfer = config.transfer_options(base_url + "/transfer")
-        return twiml.gather_reply(reply if reply.hints else Reply(reply.text, reply.action_type, reply.transfer_to,
-                                                                  hints, reply.reprompt),
-                                  base_url + "/gather", transfer, **config.gather_options())
+        return gather_document(services, call_sid, base_url, reply)
 
     if conversation is not None:
         conversation.reply_twiml = in_gather
@@ -107,7 +105,7 @@ def switch_to_gather(services: Services, call_sid: str, base_url: str, text: str
             conversation.turn_lock.release()
     if answered_in_gather.is_set():
         return  # the turn's own answer already left the call listening in a <Gather>
-    services.updater.update(call_sid, twiml.gather(text, base_url + "/gather", hints, **config.gather_options()))
+    services.updater.update(call_sid, gather_document(services, call_sid, base_url, Reply(text)))
 
 
 class CallDeadlines:

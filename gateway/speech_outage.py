@@ -25,13 +25,14 @@ log = logging.getLogger(__name__)
 
 
 def gather_document(services: Services, call_sid: str, base_url: str, reply: Reply | None = None) -> str:
-    """The call listening through a speech-and-keys <Gather> posting to /gather: saying `reply` first, if any."""
+    """The call listening through a speech-and-keys <Gather> posting to /gather (Gather mode, or Twilio recognizing
+    for a stream-mode call): saying `reply` inside it first, if any, or saying it and hanging up / transferring.
+    In the call's language and voice; without hints of its own, the call's last ones guide Twilio's recognizer."""
     state = services.store.get(call_sid)
     config = dialogue.call_config(services.config, state)
-    hints = (state.hints if state else ()) or config.hints
-    if reply is None:
-        return twiml.gather("", base_url + "/gather", hints, **config.gather_options())
-    reply = reply if reply.hints else replace(reply, hints=hints)
+    reply = reply or Reply("")
+    if not reply.hints:
+        reply = replace(reply, hints=(state.hints if state else ()) or config.hints)
     return twiml.gather_reply(reply, base_url + "/gather", config.transfer_options(base_url + "/transfer"),
                               **config.gather_options())
 
@@ -93,12 +94,12 @@ class OutageFallback:
         call_sid = self.conversation.call_sid
         state = self.conversation.services.store.get(call_sid)
         if state is not None and state.speech_fallback:
-            log.info("call %s listens through <Gather> for now; the stream's %r is left to it",
-                     call_sid, transcript.text)
+            log.info("call %s listens through <Gather> for now; the stream's %d characters are left to it",
+                     call_sid, len(transcript.text))
             return False
         if transcript.end_seconds is not None and transcript.end_seconds < self._answer_from:
-            log.info("call %s: the stream's %r was heard by <Gather> already; not answered twice", call_sid,
-                     transcript.text)
+            log.info("call %s: the stream's %d characters were heard by <Gather> already; not answered twice",
+                     call_sid, len(transcript.text))
             return False
         return True
 

@@ -6,11 +6,12 @@ import time
 
 from flask import Blueprint, abort, current_app, request
 
-from . import twiml
+from .chatbot import Reply
 from .conversation import Conversation, call_config
 from .limits import MessageRate, Verdict, streams_full, switch_to_gather
 from .media_stream import Media, ProtocolError, StreamStart, StreamStop, parse_message
 from .recognizers import make_recognizer
+from .speech_outage import gather_document
 from .security import public_base, public_request_url, signature_is_valid, stream_token_is_valid
 from .timeline import AudioTimeline
 from .websocket import TOO_BIG, ConnectionClosed, HandshakeError, WebSocket
@@ -64,8 +65,8 @@ def _open_conversation(start: StreamStart, base_url: str) -> Conversation | None
         conversation.start(_seconds_until(start.custom_parameters.get("bargeInUntil")))
     except Exception:  # no recognizer (bad credentials, model missing): let Twilio listen instead of going deaf
         log.exception("cannot start speech recognition for call %s; switching the call to <Gather>", start.call_sid)
-        services.updater.update(start.call_sid, twiml.gather(
-            config.apology, base_url + "/gather", state.hints or config.hints, **config.gather_options()))
+        services.updater.update(start.call_sid, gather_document(services, start.call_sid, base_url,
+                                                                Reply(config.apology)))
         return None
     services.live.add(conversation)
     if services.store.get(start.call_sid).ended:  # /status came while the recognizer started: it released nothing

@@ -1,20 +1,19 @@
 """The call webhooks Twilio posts to: a call comes in, keep listening, and the call's status."""
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 
 from flask import Blueprint, Response, current_app, render_template, request
 
-from . import gather, twiml
+from . import twiml
 from .calls import ENDED_STATUSES
 from .chatbot import Reply
-from .conversation import ask, call_config, greeting, listening, log_turn, no_input, remember, stream_reply
+from .conversation import call_config, greeting, listening, log_turn, no_input, remember, stream_reply, webhook_turn
 from .limits import streams_full
 from .prompt import say_seconds
 from .redact import mask_number
-from .speech_outage import listening_reply
+from .speech_outage import gather_document, listening_reply
 from .security import public_base, stream_token, twilio_signed, webhook_call_sid, websocket_url
 
 log = logging.getLogger(__name__)
@@ -49,18 +48,16 @@ def incoming_call():
     services.deadlines.watch(call_sid)
     hello = greeting(services, call_sid, caller)
     config = call_config(config, remember(services, call_sid, hello))
+    if config.stt_provider == "twilio":  # the greeting inside the first <Gather> (or said before a hangup/transfer)
+        log.info("call %s from %s: answering in Gather mode", call_sid, mask_number(caller))
+        return _twiml_response(gather_document(services, call_sid, base, hello))
     if hello.action_type is not None:  # a chatbot may answer a call only to say it is closed, or to transfer it
         log.info("call %s from %s: the greeting %ss the call", call_sid, mask_number(caller), hello.action_type)
-        if config.stt_provider == "twilio":
-            return _twiml_response(gather.reply_document(hello, config))
         return _twiml_response(stream_reply(config, hello, base))
-    if config.stt_provider == "twilio":
-        log.info("call %s from %s: answering in Gather mode", call_sid, mask_number(caller))
-        return _twiml_response(gather.first_prompt(call_sid, hello))
     if streams_full(services):  # Twilio recognizes instead: the caller gets the whole dialogue, not a busy signal
         log.warning("call %s from %s: %d streams live (MAX_CONCURRENT_STREAMS); answering in Gather mode", call_sid,
                     mask_number(caller), len(services.live))
-        return _twiml_response(gather.first_prompt(call_sid, hello))
+        return _twiml_response(gather_document(services, call_sid, base, hello))
     log.info("call %s from %s: answering with a %s stream", call_sid, mask_number(caller), config.stt_provider)
     # The stream's handler learns until when (epoch seconds) the caller may barge in on the greeting: the stream
     # starts as the <Say> does, but its handshake reaches us a moment later.
@@ -105,7 +102,8 @@ def _restream(services, call_sid: str, base: str) -> tuple[str, dict] | None:
             or (services.drain is not None and services.drain.draining) or not services.live.take_broken(call_sid)):
         return None
     log.warning("call %s: its Media Stream is gone but the call is not; starting a new one", call_sid)
-    return websocket_url(base + "/stream"), {"callSid": call_sid, "caller": state.caller, "token": stream_token(call_sid)}
+    parameters = {"callSid": call_sid, "caller": state.caller, "token": stream_token(call_sid)}
+    return websocket_url(base + "/stream"), parameters
 
 
 @bp.post("/dtmf")
@@ -125,13 +123,7 @@ def keys_pressed():
     started = time.monotonic()
     state = services.store.get(call_sid) or services.store.open(call_sid, caller=request.form.get("From", ""))
     services.store.heard(call_sid)
-    conversation = services.live.get(call_sid)
-    # A speech turn of this call in flight goes first: the chatbot sees one message at a time, in order.
-    with conversation.turn_lock if conversation is not None else contextlib.nullcontext():
-        reply, error = ask(services, call_sid, digits, "dtmf", state.caller)
-        if conversation is not None:
-            conversation.answered(reply)
-        remember(services, call_sid, reply)
+    reply, error, _ = webhook_turn(services, call_sid, digits, "dtmf", state.caller)
     log_turn(call_sid, digits, reply, (time.monotonic() - started) * 1000, "answered", error,
              words=config.log_transcripts)
     return _twiml_response(listening_reply(services, call_sid, reply, base))
@@ -154,11 +146,8 @@ def transfer_outcome():
     if conversation is not None:
         conversation.resume()
         conversation.speaking(config.transfer_failed_message)
-    state = services.store.get(call_sid)
-    hints = (state.hints if state else ()) or config.hints
     if config.stt_provider == "twilio":
-        return _twiml_response(twiml.gather(config.transfer_failed_message, base + "/gather", hints,
-                                            **config.gather_options()))
+        return _twiml_response(gather_document(services, call_sid, base, Reply(config.transfer_failed_message)))
     return _twiml_response(listening_reply(services, call_sid, Reply(config.transfer_failed_message), base))
 
 
