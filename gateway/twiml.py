@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from typing import Mapping, Sequence
 
 from twilio.twiml.voice_response import Start, VoiceResponse
@@ -70,12 +71,13 @@ def reply(answer: Reply, listen_url: str, *, language: str = "en-US", voice: str
           stream: tuple[str, Mapping[str, str]] | None = None) -> str:
     """Speak the chatbot's answer, then act on it; the text is shortened if the document would be too long for Twilio.
     With `stream` (URL, parameters) the document first starts a Media Stream (a call moved here from another process)."""
-    dial = (transfer_url, caller_id, dial_timeout)
-    keys = {"dtmf_url": dtmf_url, "dtmf_timeout": dtmf_timeout, "stream": stream}
-    document = _reply(answer, listen_url, language, voice, pause_seconds, *dial, **keys)
+    build = partial(_reply, listen_url=listen_url, language=language, voice=voice, pause_seconds=pause_seconds,
+                    transfer_url=transfer_url, caller_id=caller_id, dial_timeout=dial_timeout, dtmf_url=dtmf_url,
+                    dtmf_timeout=dtmf_timeout, stream=stream)
+    document = build(answer)
     while len(document) > MAX_UPDATE_CHARS and answer.text:
         answer = replace(answer, text=answer.text[: len(answer.text) * 4 // 5].rstrip())
-        document = _reply(answer, listen_url, language, voice, pause_seconds, *dial, **keys)
+        document = build(answer)
     return document
 
 
