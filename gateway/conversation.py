@@ -113,9 +113,10 @@ def remember(services: Services, call_sid: str, reply: Reply) -> CallState | Non
     return store.record_turn(call_sid, reply.hints or state.hints, reply.reprompt)
 
 
-def stream_reply(config: Config, reply: Reply, base_url: str) -> str:
-    """The TwiML that speaks a reply in the stream modes and acts on it: keep listening, hang up, or transfer."""
-    return twiml.reply(reply, base_url + "/listen", language=config.language, voice=config.voice,
+def stream_reply(config: Config, reply: Reply, base_url: str, stream: tuple[str, dict] | None = None) -> str:
+    """The TwiML that speaks a reply in the stream modes and acts on it: keep listening, hang up, or transfer; with
+    `stream` (security.stream_target) it starts the call's Media Stream first."""
+    return twiml.reply(reply, base_url + "/listen", language=config.language, voice=config.voice, stream=stream,
                        **listening(config, base_url), **config.transfer_options(base_url + "/transfer"))
 
 

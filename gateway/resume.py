@@ -12,10 +12,11 @@ from flask import Blueprint, Response, current_app, request
 
 from . import twiml
 from .chatbot import Reply
-from .conversation import call_config, listening
+from .conversation import call_config, stream_reply
 from .limits import streams_full
 from .redact import mask_number
-from .security import public_base, stream_token, twilio_signed, webhook_call_sid, websocket_url
+from .security import public_base, stream_target, twilio_signed, webhook_call_sid
+from .speech_outage import gather_document
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +113,7 @@ def resume_call():
     answer = replace(handoff.reply(), hints=hints)
     if config.stt_provider == "twilio" or streams_full(services):
         log.info("call %s from %s: resumed here in Gather mode", call_sid, mask_number(caller))
-        return Response(twiml.gather_reply(answer, base + "/gather", config.transfer_options(base + "/transfer"),
-                                           **config.gather_options()), mimetype="text/xml")
+        return Response(gather_document(services, call_sid, base, answer), mimetype="text/xml")
     log.info("call %s from %s: resumed here with a %s stream", call_sid, mask_number(caller), config.stt_provider)
-    stream = (websocket_url(base + "/stream"), {"callSid": call_sid, "caller": caller, "token": stream_token(call_sid)})
-    return Response(twiml.reply(answer, base + "/listen", language=config.language, voice=config.voice, stream=stream,
-                                **listening(config, base), **config.transfer_options(base + "/transfer")),
+    return Response(stream_reply(config, answer, base, stream=stream_target(base, call_sid, caller)),
                     mimetype="text/xml")

@@ -76,6 +76,13 @@ def stream_token(call_sid: str) -> str:
     return hmac.new(key, b"stream:" + call_sid.encode(), hashlib.sha256).hexdigest()[:32]
 
 
+def stream_target(base_url: str, call_sid: str, caller: str, **parameters: str) -> tuple[str, dict[str, str]]:
+    """The <Stream> a call's TwiML starts: our wss:// URL, and the <Parameter>s its `start` message brings back (the
+    call, the caller, the call's stream token, and any `parameters`)."""
+    return websocket_url(base_url + "/stream"), {"callSid": call_sid, "caller": caller, "token": stream_token(call_sid),
+                                                 **parameters}
+
+
 def stream_token_is_valid(call_sid: str, token: str | None) -> bool:
     """Check a stream's token (always true when signature checks are off for local experiments)."""
     if not current_app.extensions["chatline"].config.validate_signatures:

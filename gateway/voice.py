@@ -14,7 +14,7 @@ from .limits import streams_full
 from .prompt import say_seconds
 from .redact import mask_number
 from .speech_outage import gather_document, listening_reply
-from .security import public_base, stream_token, twilio_signed, webhook_call_sid, websocket_url
+from .security import public_base, stream_target, twilio_signed, webhook_call_sid
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +62,9 @@ def incoming_call():
     # The stream's handler learns until when (epoch seconds) the caller may barge in on the greeting: the stream
     # starts as the <Say> does, but its handshake reaches us a moment later.
     barge_in = time.time() + say_seconds(hello.text, config.say_chars_per_second) if hello.barge_in else 0
+    stream_url, parameters = stream_target(base, call_sid, caller, bargeInUntil=f"{barge_in:.2f}")
     document = twiml.incoming_call(
-        stream_url=websocket_url(base + "/stream"), listen_url=base + "/listen", greeting=hello.text,
-        parameters={"callSid": call_sid, "caller": caller, "token": stream_token(call_sid),
-                    "bargeInUntil": f"{barge_in:.2f}"},
+        stream_url=stream_url, listen_url=base + "/listen", greeting=hello.text, parameters=parameters,
         language=config.language, voice=config.voice, **listening(config, base))
     return _twiml_response(document)
 
@@ -89,8 +88,7 @@ def keep_listening():
     conversation = services.live.get(call_sid)
     if conversation is not None:
         conversation.speaking(text)
-    return _twiml_response(twiml.reply(Reply(text), base + "/listen", language=config.language, voice=config.voice,
-                                       stream=_restream(services, call_sid, base), **listening(config, base)))
+    return _twiml_response(stream_reply(config, Reply(text), base, stream=_restream(services, call_sid, base)))
 
 
 def _restream(services, call_sid: str, base: str) -> tuple[str, dict] | None:
@@ -102,8 +100,7 @@ def _restream(services, call_sid: str, base: str) -> tuple[str, dict] | None:
             or (services.drain is not None and services.drain.draining) or not services.live.take_broken(call_sid)):
         return None
     log.warning("call %s: its Media Stream is gone but the call is not; starting a new one", call_sid)
-    parameters = {"callSid": call_sid, "caller": state.caller, "token": stream_token(call_sid)}
-    return websocket_url(base + "/stream"), parameters
+    return stream_target(base, call_sid, state.caller)
 
 
 @bp.post("/dtmf")
