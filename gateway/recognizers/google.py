@@ -149,8 +149,8 @@ class GoogleRecognizer:
         ended its stream at Google, rather than one that vanished unseen; the task's boundary."""
         try:
             await asyncio.wait_for(sent.wait(), 1.0)
-        except BaseException:  # failed, timed out or cancelled: cancel it all the same
-            pass
+        except (asyncio.TimeoutError, asyncio.CancelledError):  # the config never went out: cancel it all the same
+            log.debug("speech stream cancelled before its config was sent")
         finally:
             call.cancel()
             if task is not None:
