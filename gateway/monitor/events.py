@@ -1,6 +1,7 @@
 """The hooks the call flow calls when something happens on a call; each returns at once, whatever the stores do."""
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 import uuid
@@ -13,6 +14,10 @@ if TYPE_CHECKING:
     from .writer import HistoryWriter
 
 log = logging.getLogger(__name__)
+
+# Event ids: unique across processes, and in publishing order within one (events of the same millisecond sort by id).
+_PROCESS = uuid.uuid4().hex[:10]
+_COUNTER = itertools.count()
 
 
 class Bus(Protocol):
@@ -41,7 +46,7 @@ class CallEvents:
         """Send one event: `kind` is start, caller, bot, action or end; fields without a value are left out."""
         if not self.enabled or not call_sid:
             return
-        event = {"id": event_id or uuid.uuid4().hex, "call_sid": call_sid, "type": kind, "at": round(time.time(), 3),
+        event = {"id": event_id or f"{_PROCESS}-{next(_COUNTER):010d}", "call_sid": call_sid, "type": kind, "at": time.time(),
                  **{key: value for key, value in fields.items() if value is not None}}
         try:
             if self.writer is not None:

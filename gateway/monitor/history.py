@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from .outcome import OUTCOME_OF_ACTION, outcome_after_bot, outcome_at_end
+from .outcome import decided
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,9 @@ calls = Table(
     Column("called", String(64)),
     Column("started_at", Float, nullable=False),
     Column("ended_at", Float),
-    Column("outcome", String(32)),  # while live: how it would end now (bot-hangup after a goodbye...); then final
+    Column("outcome", String(32)),  # what decided how it ends (bot-hangup, transferred...); NULL: the caller's move
+    Column("outcome_at", Float),  # the time of the event that decided it: a late-written older event loses
+    Column("end_status", String(32)),  # Twilio's final CallStatus
     Column("transferred_to", String(256)),
     Column("recognizer", String(32)),
     Column("mode", String(16)),
@@ -125,17 +127,17 @@ class HistoryStore:
         values = {"id": item["id"], "call_sid": sid, "at": at, "type": kind, "text": text,
                   **{key: item.get(key) for key in EVENT_FIELDS}}
         yield _insert(self.engine, events).values(**values).on_conflict_do_nothing(index_elements=["id"])
-        live = (calls.c.call_sid == sid) & calls.c.ended_at.is_(None)
-        if kind == "bot":
-            yield update(calls).where(live).values(outcome=outcome_after_bot(item))
-        elif kind == "action" and item.get("action") in OUTCOME_OF_ACTION:
-            changes = {"outcome": OUTCOME_OF_ACTION[item["action"]]}
+        if kind == "end":
+            yield (update(calls).where(calls.c.call_sid == sid, calls.c.ended_at.is_(None))
+                   .values(ended_at=at, end_status=item.get("status")))
+            return
+        deciding, outcome = decided(item)
+        if deciding:  # the same rule as outcome.follow, so the order the events are written in does not matter
+            changes = {"outcome": outcome, "outcome_at": at}
             if item.get("target"):
                 changes["transferred_to"] = item["target"]
-            yield update(calls).where(live).values(**changes)
-        elif kind == "end":
-            yield update(calls).where(live).values(ended_at=at, outcome=func.coalesce(
-                calls.c.outcome, outcome_at_end(item.get("status"))))
+            yield (update(calls).where(calls.c.call_sid == sid, or_(calls.c.ended_at.is_(None), calls.c.ended_at >= at),
+                                       or_(calls.c.outcome_at.is_(None), calls.c.outcome_at <= at)).values(**changes))
 
     def prune(self, days: int, now: float | None = None) -> int:
         """Delete calls (and their events) that started more than `days` days ago; returns how many calls."""

@@ -18,34 +18,45 @@ def outcome_at_end(status: str | None) -> str:
     return "error" if status in FAILED_STATUSES else "caller-hangup"
 
 
-def follow(record: dict, event: dict) -> None:
-    """Update a call's summary (`status`, `outcome`, `transferred_to`, `turns`, `ended_at`) for one event."""
+def decided(event: dict) -> tuple[bool, str | None]:
+    """Whether this event decides how the call would end now, and how (None: nothing decided, the caller's move)."""
     kind = event["type"]
-    if record.get("ended_at") is not None and kind != "start":
-        return
+    if kind == "bot":
+        return True, outcome_after_bot(event)
+    if kind == "action" and event.get("action") in OUTCOME_OF_ACTION:
+        return True, OUTCOME_OF_ACTION[event["action"]]
+    return False, None
+
+
+def follow(record: dict, event: dict) -> None:
+    """Update a call's summary for one event. Events of one call may arrive out of order (several processes, Redis,
+    batched writers): the latest event that decides something wins, and nothing after the end counts."""
+    kind, at = event["type"], event["at"]
     if kind == "start":
         for key in ("caller", "called", "recognizer", "mode"):
             if event.get(key):
                 record[key] = event[key]
-        record["started_at"] = event["at"]
-    elif kind == "caller":
+        record["started_at"] = min(at, record.get("started_at", at))
+        return
+    if kind == "caller":
         record["turns"] = record.get("turns", 0) + 1
-    elif kind == "bot":
-        record["outcome"] = outcome_after_bot(event)
-    elif kind == "action" and event.get("action") in OUTCOME_OF_ACTION:
-        record["outcome"] = OUTCOME_OF_ACTION[event["action"]]
+    if kind == "end":
+        if record.get("ended_at") is None:
+            record["ended_at"], record["end_status"] = at, event.get("status")
+        return
+    deciding, outcome = decided(event)
+    ended = record.get("ended_at")
+    if deciding and (ended is None or at <= ended) and at >= record.get("outcome_at", 0.0):
+        record["outcome"], record["outcome_at"] = outcome, at
         if event.get("target"):
             record["transferred_to"] = event["target"]
-    elif kind == "end":
-        record["ended_at"] = event["at"]
-        record["outcome"] = record.get("outcome") or outcome_at_end(event.get("status"))
 
 
 def summary(record: dict) -> dict:
     """A call as the API lists it (contract: call_sid, caller, started_at, ended_at, status, turns, and more)."""
     ended = record.get("ended_at")
+    status = (record.get("outcome") or outcome_at_end(record.get("end_status"))) if ended is not None else "live"
     return {"call_sid": record["call_sid"], "caller": record.get("caller") or "", "called": record.get("called") or "",
-            "started_at": record.get("started_at"), "ended_at": ended,
-            "status": (record.get("outcome") or "caller-hangup") if ended is not None else "live",
+            "started_at": record.get("started_at"), "ended_at": ended, "status": status,
             "turns": record.get("turns", 0), "transferred_to": record.get("transferred_to"),
             "recognizer": record.get("recognizer"), "mode": record.get("mode")}
