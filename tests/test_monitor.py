@@ -6,7 +6,6 @@ import json
 import threading
 import time
 
-import pytest
 import requests
 
 from tests.real_servers import postgres_server, redis_server

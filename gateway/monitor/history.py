@@ -131,13 +131,13 @@ class HistoryStore:
             yield (update(calls).where(calls.c.call_sid == sid, calls.c.ended_at.is_(None))
                    .values(ended_at=at, end_status=item.get("status")))
             return
+        if kind == "action" and item.get("action") == "transfer" and item.get("target"):
+            yield update(calls).where(calls.c.call_sid == sid).values(transferred_to=item["target"])
         deciding, outcome = decided(item)
         if deciding:  # the same rule as outcome.follow, so the order the events are written in does not matter
-            changes = {"outcome": outcome, "outcome_at": at}
-            if item.get("target"):
-                changes["transferred_to"] = item["target"]
             yield (update(calls).where(calls.c.call_sid == sid, or_(calls.c.ended_at.is_(None), calls.c.ended_at >= at),
-                                       or_(calls.c.outcome_at.is_(None), calls.c.outcome_at <= at)).values(**changes))
+                                       or_(calls.c.outcome_at.is_(None), calls.c.outcome_at <= at))
+                   .values(outcome=outcome, outcome_at=at))
 
     def prune(self, days: int, now: float | None = None) -> int:
         """Delete calls (and their events) that started more than `days` days ago; returns how many calls."""

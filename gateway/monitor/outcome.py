@@ -44,12 +44,12 @@ def follow(record: dict, event: dict) -> None:
         if record.get("ended_at") is None:
             record["ended_at"], record["end_status"] = at, event.get("status")
         return
+    if kind == "action" and event.get("action") == "transfer" and event.get("target"):
+        record["transferred_to"] = event["target"]  # whom the bot transferred to (the outcome says if it worked)
     deciding, outcome = decided(event)
     ended = record.get("ended_at")
     if deciding and (ended is None or at <= ended) and at >= record.get("outcome_at", 0.0):
         record["outcome"], record["outcome_at"] = outcome, at
-        if event.get("target"):
-            record["transferred_to"] = event["target"]
 
 
 def summary(record: dict) -> dict:

@@ -34,7 +34,7 @@
     fillTable("recent", recent.map((c) => {
       const tr = el("tr"), name = el("td"); name.append(link(c));
       tr.append(name, el("td", "when", clock(c.started_at)), el("td", "outcome " + c.status,
-        c.status + (c.transferred_to ? " → " + c.transferred_to : "")), el("td", null, c.turns)); return tr;
+        c.status + (c.status === "transferred" ? " → " + c.transferred_to : "")), el("td", null, c.turns)); return tr;
     }), 4, "no calls yet");
     tick();
   }
@@ -52,20 +52,25 @@
     } catch (e) { /* the next round tries again */ }
   }
 
+  function niceCeil(v) { const step = Math.pow(10, Math.floor(Math.log10(v))); return Math.ceil(v / step) * step; }
+
   function drawLatency(turns) {
-    const canvas = document.getElementById("latency"), ctx = canvas.getContext("2d");
-    const w = canvas.width = canvas.clientWidth * devicePixelRatio, h = canvas.height = 140 * devicePixelRatio;
+    const canvas = document.getElementById("latency"), ctx = canvas.getContext("2d"), r = devicePixelRatio || 1;
+    const w = canvas.width = canvas.clientWidth * r, h = canvas.height = 140 * r;
+    const left = 52 * r, bottom = h - 16 * r, topY = 8 * r, now = Date.now() / 1000;
+    const top = niceCeil(Math.max(50, ...turns.map((t) => t.ms)) * 1.2);
+    const x = (at) => left + (w - left - 6 * r) * (1 - (now - at) / 3600), y = (ms) => bottom - (bottom - topY) * ms / top;
     ctx.clearRect(0, 0, w, h);
-    const now = Date.now() / 1000, top = Math.max(1000, ...turns.map((t) => t.ms)) * 1.1, pad = 4 * devicePixelRatio;
-    ctx.strokeStyle = "#e5e9ed"; ctx.fillStyle = "#7a8691"; ctx.font = (11 * devicePixelRatio) + "px system-ui";
-    [0.5, 1].forEach((f) => { const y = h - f * (h - pad); ctx.beginPath(); ctx.moveTo(0, y); ctx.lineTo(w, y); ctx.stroke();
-      ctx.fillText(Math.round(f * top) + " ms", pad, y + 12 * devicePixelRatio); });
+    ctx.font = (11 * r) + "px system-ui"; ctx.strokeStyle = "#e5e9ed"; ctx.fillStyle = "#7a8691";
+    [0, 0.5, 1].forEach((f) => { const yy = y(f * top); ctx.beginPath(); ctx.moveTo(left, yy); ctx.lineTo(w, yy); ctx.stroke();
+      ctx.fillText(Math.round(f * top) + " ms", 4 * r, yy + 4 * r); });
+    ctx.fillText("an hour ago", left, h - 3 * r); ctx.fillText("now", w - 26 * r, h - 3 * r);
     ctx.fillStyle = "#1f6feb";
-    turns.forEach((t) => { const x = w * (1 - (now - t.at) / 3600), y = h - (t.ms / top) * (h - pad);
-      ctx.beginPath(); ctx.arc(x, y, 2.5 * devicePixelRatio, 0, 6.3); ctx.fill(); });
+    turns.forEach((t) => { ctx.beginPath(); ctx.arc(x(t.at), y(t.ms), 3.5 * r, 0, 2 * Math.PI); ctx.fill(); });
     const sorted = turns.map((t) => t.ms).sort((a, b) => a - b), q = (p) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
     document.getElementById("latency-legend").textContent = sorted.length
-      ? sorted.length + " turns · median " + Math.round(q(0.5)) + " ms · p95 " + Math.round(q(0.95)) + " ms (caller's words → answer sent)"
+      ? sorted.length + (sorted.length === 1 ? " turn" : " turns") + " · median " + Math.round(q(0.5)) + " ms · p95 " + Math.round(q(0.95)) +
+        " ms (the caller's last words → the answer on its way)"
       : "no turns in the last hour";
   }
 
@@ -103,6 +108,7 @@
     document.getElementById("bubbles").append(li);
     li.scrollIntoView({ block: "nearest" });
     if (e.type === "end") refreshCall();
+    if (e.type === "bot" && e.chatbot_ms != null) refreshLatency();
   }
 
   async function refreshCall() {
@@ -112,7 +118,7 @@
       const call = await r.json();
       call.events.forEach(addEvent);
       const status = document.getElementById("call-status");
-      status.textContent = call.status + (call.transferred_to ? " → " + call.transferred_to : "");
+      status.textContent = call.status + (call.status === "transferred" ? " → " + call.transferred_to : "");
       status.className = "outcome " + call.status;
       return call;
     } catch (e) { /* next round */ }
