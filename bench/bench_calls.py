@@ -81,7 +81,7 @@ def main() -> None:
                         help="GATEWAY_THREADS (default 4/3 of the calls + 32, so MAX_CONCURRENT_STREAMS fits them all)")
     parser.add_argument("--turn-timeout", type=float, default=5.0, help="seconds after a final before a turn is lost")
     parser.add_argument("--history", choices=("full", "metadata", "off"), default="full",
-                        help="CALL_HISTORY for the gateway (default full, the product's default), with the monitor on")
+                        help="CALL_HISTORY for the gateway (default full, the product's default), with the monitor on; off: both off")
     parser.add_argument("--database", metavar="URL", help="DATABASE_URL (default: a SQLite file in the logs folder)")
     parser.add_argument("--py-spy", metavar="FILE", help="record a py-spy profile of the gateway worker "
                         "(a flame graph, or collapsed stacks if FILE ends in .txt)")
@@ -106,7 +106,8 @@ def main() -> None:
         "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "PUBLIC_URL": PUBLIC_URL,
         "CHATBOT_URL": services_url + "/message", "TWILIO_API_URL": services_url, "STT_PROVIDER": "google",
         "SPEECH_EMULATOR_HOST": speech_address, "GATEWAY_THREADS": str(args.threads or (n + 8) * 4 // 3 + 32),
-        "HINTS": "hello, book a table, goodbye", "CALL_HISTORY": args.history, "MONITOR_PASSWORD": "bench",
+        "HINTS": "hello, book a table, goodbye", "CALL_HISTORY": args.history,
+        "MONITOR_PASSWORD": "bench" if args.history != "off" else "",
         "DATABASE_URL": args.database or f"sqlite:///{logs}/history.db"})
     gateway.start()
     try:

@@ -174,3 +174,19 @@ def test_a_database_that_goes_away_costs_history_only(postgres, caplog):
     assert writer.flush(30) and writer.healthy
     _, stored = store.call("CA0005")
     assert [e["text"] for e in stored] == ["back again"]
+
+
+def test_events_heard_out_of_order_still_tell_how_the_call_ended():
+    from gateway.monitor.live import LiveView
+
+    # Through Redis, the end (from /status on one process) may arrive before the goodbye's hangup (from another).
+    view, t = LiveView(), time.time()
+    start = {"id": "a", "call_sid": "CA9", "type": "start", "at": t, "caller": "+1555"}
+    goodbye = {"id": "b", "call_sid": "CA9", "type": "bot", "at": t + 1, "text": "Bye", "chatbot_ms": 5.0}
+    hangup = {"id": "c", "call_sid": "CA9", "type": "action", "at": t + 1.001, "action": "hangup"}
+    end = {"id": "CA9:end", "call_sid": "CA9", "type": "end", "at": t + 2, "status": "completed"}
+    for event in (start, end, hangup, goodbye, end, {**hangup, "at": t + 3, "id": "late"}):
+        view.add(event)
+    call, seen = view.call("CA9")
+    assert call["status"] == "bot-hangup" and call["ended_at"] == t + 2
+    assert [e["id"] for e in seen] == ["CA9:end", "c", "b", "late"]  # the page sorts; the view keeps each once

@@ -30,6 +30,8 @@ class HistoryWriter:
         self.healthy = True
         self._queue: queue.Queue = queue.Queue(QUEUE_SIZE)
         self._lock = threading.Lock()
+        self._settled = threading.Condition(self._lock)
+        self._pending = 0  # queued and not yet written or given up
         self._logged_at = 0.0
         self._unlogged = 0
         self._thread: threading.Thread | None = None
@@ -48,17 +50,20 @@ class HistoryWriter:
         """Queue an event for the database; a full queue drops it (counted) rather than hold a turn."""
         if self._thread is None:
             self.start()
+        with self._lock:
+            self._pending += 1
         try:
             self._queue.put_nowait(event)
         except queue.Full:
+            with self._settled:
+                self._pending -= 1
+                self._settled.notify_all()
             self._lose(1, "the database is not keeping up (queue full)")
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything queued so far has been written or given up (tests, shutdown)."""
-        deadline = time.monotonic() + timeout
-        while self._queue.unfinished_tasks and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return not self._queue.unfinished_tasks
+        with self._settled:
+            return self._settled.wait_for(lambda: self._pending <= 0, timeout)
 
     def _run(self) -> None:
         """Batch what is queued, write it, prune now and then; nothing here may end the thread."""
@@ -77,8 +82,9 @@ class HistoryWriter:
             except Exception:  # the thread's boundary: anything unexpected is logged and the next batch goes on
                 log.exception("call history: writing %d events failed unexpectedly", len(batch))
             finally:
-                for _ in batch:
-                    self._queue.task_done()
+                with self._settled:
+                    self._pending -= len(batch)
+                    self._settled.notify_all()
 
     def _schema(self) -> None:
         """Create or migrate the schema before the first write; a database down now is retried at each batch."""
