@@ -162,17 +162,19 @@ def build_parser() -> Parser:
     shown = calls.add_subparsers(dest="calls_command", metavar="show", parser_class=Parser)
     show = shown.add_parser("show", help="print one call's conversation", **common)
     show.add_argument("call_sid", metavar="CALLSID")
-    add_export_options(show)
+    add_export_options(show, inner=True)
     return parser
 
 
-def add_export_options(parser: argparse.ArgumentParser) -> None:
-    """--json / --csv and the database, for `chatline calls` and `chatline calls show`."""
+def add_export_options(parser: argparse.ArgumentParser, inner: bool = False) -> None:
+    """--json / --csv and the database, for `chatline calls` and (`inner`) `chatline calls show`, where they are
+    left unset unless given, so `chatline calls --json show CALLSID` keeps the --json given before `show`."""
+    unset = {"default": argparse.SUPPRESS} if inner else {}
     form = parser.add_mutually_exclusive_group()
-    form.add_argument("--json", dest="form", action="store_const", const="json", help="print JSON")
-    form.add_argument("--csv", dest="form", action="store_const", const="csv", help="print CSV")
+    form.add_argument("--json", dest="form", action="store_const", const="json", help="print JSON", **unset)
+    form.add_argument("--csv", dest="form", action="store_const", const="csv", help="print CSV", **unset)
     parser.add_argument("--database", metavar="URL", help="the history's database URL (default: $DATABASE_URL, "
-                        "else sqlite:///chatline-history.db)")
+                        "else sqlite:///chatline-history.db)", **unset)
 
 
 def add_run_options(parser: argparse.ArgumentParser, timeout: float) -> None:

@@ -190,3 +190,48 @@ def test_events_heard_out_of_order_still_tell_how_the_call_ended():
     call, seen = view.call("CA9")
     assert call["status"] == "bot-hangup" and call["ended_at"] == t + 2
     assert [e["id"] for e in seen] == ["CA9:end", "c", "b", "late"]  # the page sorts; the view keeps each once
+
+
+def test_history_settings_are_checked_at_start_up():
+    from gateway.config import Config, ConfigError
+
+    base = {"TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": "t"}
+    config = Config.from_env(base)
+    assert (config.call_history, config.call_history_days, config.monitor_password) == ("full", 30, None)
+    assert config.database_url == "sqlite:///chatline-history.db"
+    config = Config.from_env({**base, "CALL_HISTORY": "Metadata", "CALL_HISTORY_DAYS": "0", "MONITOR_PASSWORD": "pw",
+                              "DATABASE_URL": "postgres://u:secret@db/x"})
+    assert (config.call_history, config.call_history_days, config.monitor_password) == ("metadata", 0, "pw")
+    assert "secret" not in repr(config) and "pw" not in repr(config)
+    with pytest.raises(ConfigError) as error:
+        Config.from_env({**base, "CALL_HISTORY": "everything", "CALL_HISTORY_DAYS": "-1"})
+    assert "CALL_HISTORY must be one of full, metadata, off" in str(error.value)
+    assert "CALL_HISTORY_DAYS must be a whole number" in str(error.value)
+
+
+def test_metadata_words_are_shown_live_then_forgotten():
+    from gateway.monitor.live import LiveView
+
+    view, t = LiveView(words=False), time.time()
+    view.add({"id": "1", "call_sid": "CA8", "type": "caller", "at": t, "text": "my card number"})
+    assert view.call("CA8")[1][0]["text"] == "my card number"  # the live page shows it
+    view.add({"id": "CA8:end", "call_sid": "CA8", "type": "end", "at": t + 1})
+    assert [e.get("text") for e in view.call("CA8")[1]] == [None, None]
+
+
+def test_an_older_history_is_migrated_at_start_up_keeping_its_calls(db_url):
+    from sqlalchemy import text
+
+    store = HistoryStore(db_url)
+    with store.engine.begin() as connection:  # the tables as a first version had them: fewer columns
+        connection.execute(text("CREATE TABLE chatline_calls (call_sid VARCHAR(64) PRIMARY KEY, caller VARCHAR(64), "
+                                "called VARCHAR(64), started_at FLOAT NOT NULL, ended_at FLOAT)"))
+        connection.execute(text("INSERT INTO chatline_calls (call_sid, caller, started_at, ended_at) "
+                                "VALUES ('CAolder', '+15551230007', :at, :at + 60)"), {"at": time.time() - 3600})
+    published, writer = writer_events(db_url)  # start-up: the writer creates and migrates the schema
+    published.call_started("CAnewer", "+15551230008", "+1555", "google", "stream")
+    published.call_ended("CAnewer", "completed")
+    assert writer.flush(10) and writer.lost == 0
+    older, _ = store.call("CAolder")
+    assert older["caller"] == "+15551230007" and summary(older)["status"] == "caller-hangup"
+    assert summary(store.call("CAnewer")[0])["status"] == "caller-hangup"

@@ -5,8 +5,8 @@ import logging
 import time
 from typing import Iterable
 
-from sqlalchemy import (Column, Float, Index, MetaData, String, Table, Text, create_engine, delete, event, func,
-                        or_, select, update)
+from sqlalchemy import (DDL, Column, Float, Index, MetaData, String, Table, Text, create_engine, delete, event,
+                        func, inspect, or_, select, update)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -94,12 +94,25 @@ class HistoryStore:
         self.words = words  # False (CALL_HISTORY=metadata): the caller's and the bot's words are never written
 
     def create_schema(self) -> None:
-        """Create the tables if missing; this is the schema's first version, so there is nothing to migrate yet."""
+        """Create the tables if missing, and add the columns a newer version has (every change so far is additive:
+        a nullable column), so an older history keeps its calls; no Alembic needed for that."""
         try:
-            metadata.create_all(self.engine)
-        except SQLAlchemyError:  # another worker created them at the same moment: the second try sees them
+            self._migrate()
+        except SQLAlchemyError:  # another worker did the same at the same moment: the second try sees its work
             time.sleep(0.2)
-            metadata.create_all(self.engine)
+            self._migrate()
+
+    def _migrate(self) -> None:
+        metadata.create_all(self.engine)
+        found = inspect(self.engine)
+        for table in metadata.sorted_tables:
+            have = {column["name"] for column in found.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in have:
+                    kind = column.type.compile(dialect=self.engine.dialect)
+                    with self.engine.begin() as connection:
+                        connection.execute(DDL(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
+                    log.info("call history: added column %s.%s", table.name, column.name)
 
     def write(self, batch: Iterable[dict]) -> None:
         """Write events in one transaction, in order; writing the same events again changes nothing."""
