@@ -96,7 +96,7 @@
     return e.text == null ? "(words not stored)" : e.text;
   }
 
-  function addEvent(e) {
+  function addEvent(e, live) {
     if (seen.has(e.id) || e.type === "start") return;
     seen.add(e.id);
     const li = el("li", e.type + (e.error ? " failed" : ""), describe(e));
@@ -106,7 +106,7 @@
     if (e.error) when += " · chatbot failed: " + e.error;
     li.append(el("span", "when", when));
     document.getElementById("bubbles").append(li);
-    li.scrollIntoView({ block: "nearest" });
+    if (live) li.scrollIntoView({ block: "nearest" });  // follow new words, but leave the page where it opened
     if (e.type === "end") refreshCall();
     if (e.type === "bot" && e.chatbot_ms != null) refreshLatency();
   }
@@ -116,7 +116,7 @@
       const r = await fetch(api("/calls/" + encodeURIComponent(sid)), { credentials: "same-origin" });
       if (!r.ok) return;
       const call = await r.json();
-      call.events.forEach(addEvent);
+      call.events.forEach((e) => addEvent(e, true));
       const status = document.getElementById("call-status");
       status.textContent = call.status + (call.status === "transferred" ? " → " + call.transferred_to : "");
       status.className = "outcome " + call.status;
@@ -126,10 +126,10 @@
 
   function follow() {
     const initial = JSON.parse(document.getElementById("call-data").textContent);
-    initial.events.forEach(addEvent);
+    initial.events.forEach((e) => addEvent(e, false));
     if (initial.status !== "live") return;
     const source = new EventSource(api("/calls/" + encodeURIComponent(sid) + "/events"));
-    source.onmessage = (m) => { const e = JSON.parse(m.data); addEvent(e); if (e.type === "end") source.close(); };
+    source.onmessage = (m) => { const e = JSON.parse(m.data); addEvent(e, true); if (e.type === "end") source.close(); };
     source.onerror = () => {
       if (source.readyState === EventSource.CLOSED) {  // refused (too many watchers): poll instead
         const poll = setInterval(async () => { const call = await refreshCall(); if (call && call.status !== "live") clearInterval(poll); }, 2000);
