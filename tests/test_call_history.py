@@ -235,3 +235,17 @@ def test_an_older_history_is_migrated_at_start_up_keeping_its_calls(db_url):
     older, _ = store.call("CAolder")
     assert older["caller"] == "+15551230007" and summary(older)["status"] == "caller-hangup"
     assert summary(store.call("CAnewer")[0])["status"] == "caller-hangup"
+
+
+def test_a_call_moved_to_another_process_keeps_when_it_started(tmp_path):
+    url = f"sqlite:///{tmp_path}/history.db"
+    first, first_writer = writer_events(url)
+    second, second_writer = writer_events(url)
+    first.call_started("CA0006", "+15551230006", "+1555", "google", "stream")
+    assert first_writer.flush(10)
+    began = HistoryStore(url).call("CA0006")[0]["started_at"]
+    second.caller_said("CA0006", "hello")  # the next process hears the caller first...
+    second.call_started("CA0006", "+15551230006", "+1555", "google", "stream", started_at=began)  # ...then /resume
+    assert second_writer.flush(10)
+    row, _ = HistoryStore(url).call("CA0006")
+    assert row["started_at"] == began and row["caller"] == "+15551230006"

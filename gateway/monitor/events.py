@@ -42,11 +42,14 @@ class CallEvents:
         """Events that did not reach the history or the other processes (a database or Redis down, or too slow)."""
         return (self.writer.lost if self.writer is not None else 0) + getattr(self.bus, "lost", 0)
 
-    def publish(self, call_sid: str, kind: str, event_id: str | None = None, **fields) -> None:
-        """Send one event: `kind` is start, caller, bot, action or end; fields without a value are left out."""
+    def publish(self, call_sid: str, kind: str, event_id: str | None = None, at: float | None = None,
+                **fields) -> None:
+        """Send one event: `kind` is start, caller, bot, action or end; `at` is now unless given (epoch seconds);
+        fields without a value are left out."""
         if not self.enabled or not call_sid:
             return
-        event = {"id": event_id or f"{_PROCESS}-{next(_COUNTER):010d}", "call_sid": call_sid, "type": kind, "at": time.time(),
+        event = {"id": event_id or f"{_PROCESS}-{next(_COUNTER):010d}", "call_sid": call_sid, "type": kind,
+                 "at": at if at is not None else time.time(),
                  **{key: value for key, value in fields.items() if value is not None}}
         try:
             if self.writer is not None:
@@ -56,9 +59,11 @@ class CallEvents:
         except Exception:  # the boundary between a call and its monitoring: a call never fails for it
             log.exception("monitor: publishing a %s event of call %s failed; the call goes on", kind, call_sid)
 
-    def call_started(self, call_sid: str, caller: str, called: str, recognizer: str, mode: str) -> None:
-        """A call came in (recognizer: STT_PROVIDER; mode: stream or gather)."""
-        self.publish(call_sid, "start", caller=caller, called=called, recognizer=recognizer, mode=mode)
+    def call_started(self, call_sid: str, caller: str, called: str, recognizer: str, mode: str,
+                     started_at: float | None = None) -> None:
+        """A call came in, or moved here from another process (then `started_at` is when it began); recognizer:
+        STT_PROVIDER, mode: stream or gather."""
+        self.publish(call_sid, "start", at=started_at, caller=caller, called=called, recognizer=recognizer, mode=mode)
 
     def caller_said(self, call_sid: str, text: str, input_type: str = "speech") -> None:
         """The caller's final words, or keys (`input_type` dtmf)."""

@@ -5,7 +5,7 @@ import logging
 import time
 from typing import Iterable
 
-from sqlalchemy import (DDL, Column, Float, Index, MetaData, String, Table, Text, create_engine, delete, event,
+from sqlalchemy import (DDL, Column, Float, Index, MetaData, String, Table, Text, case, create_engine, delete, event,
                         func, inspect, or_, select, update)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
@@ -129,7 +129,10 @@ class HistoryStore:
             row.update({key: item.get(key) for key in ("caller", "called", "recognizer", "mode")})
             insert = _insert(self.engine, calls).values(**row)
             yield insert.on_conflict_do_update(index_elements=["call_sid"], set_={
-                "started_at": insert.excluded.started_at,  # an event of the call may have been written first
+                # An event of the call may have been written first, or the call moved here from another process:
+                # the earliest time is when it started.
+                "started_at": case((calls.c.started_at < insert.excluded.started_at, calls.c.started_at),
+                                   else_=insert.excluded.started_at),
                 **{key: func.coalesce(insert.excluded[key], calls.c[key])
                    for key in ("caller", "called", "recognizer", "mode")}})
             return

@@ -46,7 +46,8 @@ class CallReads:
                 live[row["call_sid"]] = summary(row)  # live on a process whose events we have not heard
         recent = {c["call_sid"]: c for c in self.view.recent(limit, search)}
         for row in self._history(lambda s: s.recent(limit, search), []):
-            if row["call_sid"] not in live and row.get("ended_at") is not None:
+            if row.get("ended_at") is not None:
+                live.pop(row["call_sid"], None)  # its end was heard by a process whose events we do not get
                 recent.setdefault(row["call_sid"], summary(row))
         ordered = sorted(recent.values(), key=lambda c: -(c["started_at"] or 0))[:limit]
         return sorted(live.values(), key=lambda c: -(c["started_at"] or 0)) + ordered
