@@ -115,45 +115,56 @@ class HistoryStore:
                     log.info("call history: added column %s.%s", table.name, column.name)
 
     def write(self, batch: Iterable[dict]) -> None:
-        """Write events in one transaction, in order; writing the same events again changes nothing."""
+        """Write a batch of events in one transaction; writing the same events again changes nothing. Rows are
+        inserted many at a time, and each call's row is updated once per batch, by its latest deciding event."""
+        batch = list(batch)
+        first_seen: dict[str, float] = {}
+        deciding: dict[str, tuple[dict, str | None]] = {}
+        for item in batch:
+            sid = item["call_sid"]
+            first_seen[sid] = min(item["at"], first_seen.get(sid, item["at"]))
+            decides, outcome = decided(item)
+            if decides and (sid not in deciding or item["at"] >= deciding[sid][0]["at"]):
+                deciding[sid] = (item, outcome)
+        stored = [self._event_row(item) for item in batch if item["type"] != "start"]
         with self.engine.begin() as connection:
+            connection.execute(_insert(self.engine, calls).on_conflict_do_nothing(index_elements=["call_sid"]),
+                               [{"call_sid": sid, "started_at": at} for sid, at in first_seen.items()])
             for item in batch:
-                for statement in self._statements(item):
-                    connection.execute(statement)
+                if item["type"] == "start":
+                    connection.execute(self._start(item))
+            if stored:
+                connection.execute(_insert(self.engine, events).on_conflict_do_nothing(index_elements=["id"]), stored)
+            for item in batch:
+                if item["type"] == "action" and item.get("action") == "transfer" and item.get("target"):
+                    connection.execute(update(calls).where(calls.c.call_sid == item["call_sid"])
+                                       .values(transferred_to=item["target"]))
+            for sid, (item, outcome) in deciding.items():  # the rule of outcome.follow: order of writing is moot
+                at = item["at"]
+                connection.execute(update(calls).where(
+                    calls.c.call_sid == sid, or_(calls.c.ended_at.is_(None), calls.c.ended_at >= at),
+                    or_(calls.c.outcome_at.is_(None), calls.c.outcome_at <= at)).values(outcome=outcome, outcome_at=at))
+            for item in batch:
+                if item["type"] == "end":
+                    connection.execute(update(calls).where(calls.c.call_sid == item["call_sid"],
+                                                           calls.c.ended_at.is_(None))
+                                       .values(ended_at=item["at"], end_status=item.get("status")))
 
-    def _statements(self, item: dict):
-        """The upserts one event makes: the call's row exists, the event is stored once, the row follows it."""
-        sid, kind, at = item["call_sid"], item["type"], item["at"]
-        row = {"call_sid": sid, "started_at": at}
-        if kind == "start":
-            row.update({key: item.get(key) for key in ("caller", "called", "recognizer", "mode")})
-            insert = _insert(self.engine, calls).values(**row)
-            yield insert.on_conflict_do_update(index_elements=["call_sid"], set_={
-                # An event of the call may have been written first, or the call moved here from another process:
-                # the earliest time is when it started.
-                "started_at": case((calls.c.started_at < insert.excluded.started_at, calls.c.started_at),
-                                   else_=insert.excluded.started_at),
-                **{key: func.coalesce(insert.excluded[key], calls.c[key])
-                   for key in ("caller", "called", "recognizer", "mode")}})
-            return
-        yield _insert(self.engine, calls).values(**row).on_conflict_do_nothing(index_elements=["call_sid"])
-        text = item.get("text")
-        if kind in WORDS and not self.words:
-            text = None
-        values = {"id": item["id"], "call_sid": sid, "at": at, "type": kind, "text": text,
-                  **{key: item.get(key) for key in EVENT_FIELDS}}
-        yield _insert(self.engine, events).values(**values).on_conflict_do_nothing(index_elements=["id"])
-        if kind == "end":
-            yield (update(calls).where(calls.c.call_sid == sid, calls.c.ended_at.is_(None))
-                   .values(ended_at=at, end_status=item.get("status")))
-            return
-        if kind == "action" and item.get("action") == "transfer" and item.get("target"):
-            yield update(calls).where(calls.c.call_sid == sid).values(transferred_to=item["target"])
-        deciding, outcome = decided(item)
-        if deciding:  # the same rule as outcome.follow, so the order the events are written in does not matter
-            yield (update(calls).where(calls.c.call_sid == sid, or_(calls.c.ended_at.is_(None), calls.c.ended_at >= at),
-                                       or_(calls.c.outcome_at.is_(None), calls.c.outcome_at <= at))
-                   .values(outcome=outcome, outcome_at=at))
+    def _start(self, item: dict):
+        """The upsert of a call's start: who called whom, how it is heard, and the earliest start seen."""
+        details = {key: item.get(key) for key in ("caller", "called", "recognizer", "mode")}
+        insert = _insert(self.engine, calls).values(call_sid=item["call_sid"], started_at=item["at"], **details)
+        return insert.on_conflict_do_update(index_elements=["call_sid"], set_={
+            # An event of the call may have been written first, or the call moved here from another process.
+            "started_at": case((calls.c.started_at < insert.excluded.started_at, calls.c.started_at),
+                               else_=insert.excluded.started_at),
+            **{key: func.coalesce(insert.excluded[key], calls.c[key]) for key in details}})
+
+    def _event_row(self, item: dict) -> dict:
+        """An event as its row; without the words under CALL_HISTORY=metadata."""
+        text = item.get("text") if self.words or item["type"] not in WORDS else None
+        return {"id": item["id"], "call_sid": item["call_sid"], "at": item["at"], "type": item["type"], "text": text,
+                **{key: item.get(key) for key in EVENT_FIELDS}}
 
     def prune(self, days: int, now: float | None = None) -> int:
         """Delete calls (and their events) that started more than `days` days ago; returns how many calls."""
