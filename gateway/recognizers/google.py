@@ -238,11 +238,7 @@ class GoogleRecognizer:
                 failures = await self._one_stream(failures, first)
                 first = None
                 if failures and time.monotonic() - opened < 1.0:
-                    backoff = min(0.25 * 2 ** (failures - 1), 5.0)
-                    until_outage = self._health.seconds_until_outage()
-                    if until_outage is not None:  # try again right at the threshold, so an outage is reported on time
-                        backoff = min(backoff, until_outage + 0.01)
-                    await asyncio.sleep(backoff)  # Google down: don't spin; close() cancels this at once
+                    await asyncio.sleep(self._health.retry_delay(failures))  # Google down: don't spin
         except asyncio.CancelledError:
             pass  # close()
         except Exception:  # never expected: say so, rather than leave the call deaf without a trace
