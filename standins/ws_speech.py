@@ -205,6 +205,7 @@ class WebSocketSpeechStandIn:
         return response
 
     def _serve(self, conn: ServerConnection) -> None:
+        threading.current_thread().name = f"{self.name}-standin-stream"  # tests tell the gateway's threads apart
         session = self.session(self, conn, conn.stream_record)
         with self._lock:
             self._open.add(session)

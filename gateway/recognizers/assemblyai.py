@@ -40,13 +40,17 @@ class AssemblyAIDialect:
     keepalive = json.dumps({"type": "KeepAlive"})
     close_message = json.dumps({"type": "Terminate"})
 
-    def __init__(self, api_key: str, url: str = DEFAULT_URL, format_turns: bool = True):
+    def __init__(self, api_key: str, url: str = DEFAULT_URL, format_turns: bool = True,
+                 inactivity_timeout: int | None = None):
         self._api_key, self._url, self._format_turns = api_key, url, format_turns
+        self._inactivity_timeout = inactivity_timeout  # unset: AssemblyAI keeps a quiet session open
 
     def url(self, language: str, hints: Sequence[str]) -> str:
         query = streaming_query(language, hints)
         if not self._format_turns:
             query["format_turns"] = "false"
+        if self._inactivity_timeout:
+            query["inactivity_timeout"] = str(self._inactivity_timeout)
         return f"{self._url}?{urlencode(query)}"
 
     def headers(self) -> dict[str, str]:
