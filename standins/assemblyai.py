@@ -8,18 +8,15 @@ and a 1000 close. With `inactivity_timeout`, a session that long without audio o
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import signal
-import threading
 import time
 import uuid
 
 from websockets.exceptions import ConnectionClosed
 
 from gateway.recognizers.sphinx_engine import Utterance
-from standins.ws_speech import BYTES_PER_SECOND, Session, WebSocketSpeechStandIn
+from standins.ws_speech import BYTES_PER_SECOND, Session, WebSocketSpeechStandIn, run_standin
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +151,7 @@ class AssemblyAISession(Session):
             formatted = utt.text[:1].upper() + utt.text[1:] + "."
             self.out.append(self._turn(formatted, utt.start, utt.end, utt.confidence, True, True))
         self.turn_order += 1
-        self.update(lambda r: r.finals.append(utt.text))
+        self.heard(utt.text)
 
     def _partial(self, text: str) -> None:
         began = getattr(self, "speech_began", 0.0)
@@ -185,24 +182,7 @@ class AssemblyAIStandIn(WebSocketSpeechStandIn):
 
 def main(argv: list[str] | None = None) -> None:
     """Run the stand-in until interrupted: `python -m standins.assemblyai --port N [--scripted hello,goodbye]`."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--api-key", default="test-speech-key-0123456789")
-    parser.add_argument("--scripted", help="comma-separated phrases: energy endpointing, no recognition (load runs)")
-    parser.add_argument("--tag-finals", action="store_true")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    scripted = args.scripted.split(",") if args.scripted else None
-    with AssemblyAIStandIn(args.api_key, args.host, args.port, scripted=scripted,
-                           tag_finals=args.tag_finals) as standin:
-        print(f"ASSEMBLYAI_URL={standin.url}", flush=True)
-        try:
-            stopped.wait()
-        except KeyboardInterrupt:
-            pass
+    run_standin(AssemblyAIStandIn, "ASSEMBLYAI_URL", __doc__, argv)
 
 
 if __name__ == "__main__":

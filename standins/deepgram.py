@@ -8,18 +8,15 @@ Nothing received for `idle_timeout` seconds (10 at Deepgram) closes the stream w
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import signal
-import threading
 import uuid
 from datetime import datetime, timezone
 
 from websockets.exceptions import ConnectionClosed
 
 from gateway.recognizers.sphinx_engine import Utterance
-from standins.ws_speech import BYTES_PER_SECOND, Session, WebSocketSpeechStandIn
+from standins.ws_speech import BYTES_PER_SECOND, Session, WebSocketSpeechStandIn, run_standin
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +92,7 @@ class DeepgramSession(Session):
         self.out.append(self._results(utt.text, utt.start, utt.end, utt.confidence, True))
         if self.utterance_end and not self.standin.speech_final:
             self.out.append(json.dumps({"type": "UtteranceEnd", "channel": [0, 1], "last_word_end": utt.end}))
-        self.update(lambda r: r.finals.append(utt.text))
+        self.heard(utt.text)
 
     def _partial(self, text: str) -> None:
         self.speech_began = getattr(self, "speech_began", 0.0)
@@ -156,23 +153,7 @@ class DeepgramStandIn(WebSocketSpeechStandIn):
 
 def main(argv: list[str] | None = None) -> None:
     """Run the stand-in until interrupted: `python -m standins.deepgram --port N [--scripted hello,goodbye]`."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--api-key", default="test-speech-key-0123456789")
-    parser.add_argument("--scripted", help="comma-separated phrases: energy endpointing, no recognition (load runs)")
-    parser.add_argument("--tag-finals", action="store_true")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    scripted = args.scripted.split(",") if args.scripted else None
-    with DeepgramStandIn(args.api_key, args.host, args.port, scripted=scripted, tag_finals=args.tag_finals) as standin:
-        print(f"DEEPGRAM_URL={standin.url}", flush=True)
-        try:
-            stopped.wait()
-        except KeyboardInterrupt:
-            pass
+    run_standin(DeepgramStandIn, "DEEPGRAM_URL", __doc__, argv)
 
 
 if __name__ == "__main__":

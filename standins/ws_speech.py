@@ -6,8 +6,10 @@ SphinxEngine), or, for load runs, endpointed by energy and answered from a scrip
 """
 from __future__ import annotations
 
+import argparse
 import copy
 import logging
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -38,6 +40,7 @@ class WsStreamRecord:
     text_messages: list[str] = field(default_factory=list)  # the client's JSON messages, as sent
     interims: list[str] = field(default_factory=list)
     finals: list[str] = field(default_factory=list)
+    final_times: list[float] = field(default_factory=list)  # time.time() as each final was handed to the socket
     ended: str = ""  # "" while open, then how: "goodbye", "client-closed", "idle", "fault", "refused", "error"
     close_code: int | None = None
     close_reason: str = ""
@@ -82,6 +85,11 @@ class Session:
         out, self.out = self.out, []
         for message in out:
             self.conn.send(message)
+
+    def heard(self, text: str) -> None:
+        """Record a final result, sent with the next flush."""
+        sent_at = time.time()
+        self.update(lambda r: (r.finals.append(text), r.final_times.append(sent_at)))
 
     def close(self, how: str, code: int, reason: str) -> None:
         """Close the websocket with this code and reason, recording why."""
@@ -217,3 +225,25 @@ class WebSocketSpeechStandIn:
         finally:
             with self._lock:
                 self._open.discard(session)
+
+
+def run_standin(kind: type[WebSocketSpeechStandIn], variable: str, description: str | None,
+                argv: list[str] | None = None) -> None:
+    """A stand-in's command line: serve until interrupted, printing the URL the gateway gets as `variable`."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--api-key", default="test-speech-key-0123456789")
+    parser.add_argument("--scripted", help="comma-separated phrases: energy endpointing, no recognition (load runs)")
+    parser.add_argument("--tag-finals", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    scripted = args.scripted.split(",") if args.scripted else None
+    with kind(args.api_key, args.host, args.port, scripted=scripted, tag_finals=args.tag_finals) as standin:
+        print(f"{variable}={standin.url}", flush=True)
+        try:
+            stopped.wait()
+        except KeyboardInterrupt:
+            pass  # Ctrl-C is the normal way to stop it

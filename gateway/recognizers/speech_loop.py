@@ -128,3 +128,47 @@ def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
 def forget_on_new_loop(callback: Callable[[], None]) -> None:
     """Have `callback()` drop what belonged to the old loop (channels, clients) whenever a new loop starts."""
     _on_new_loop.append(callback)
+
+
+class AudioInbox:
+    """Caller audio on its way from the websocket thread to a recognizer on the loop: `put` is cheap (one drain is
+    scheduled at a time, sharing the loop's wake-up with other calls), and nothing passes once it is closed."""
+
+    def __init__(self, drain: Callable[[bytes], None]):
+        self._drain = drain  # called on the loop thread with the audio put since the last drain
+        self._lock = threading.Lock()
+        self._audio = bytearray()
+        self._scheduled = self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def put(self, mulaw: bytes) -> None:
+        """Queue audio for the loop (any thread)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._audio += mulaw
+            if self._scheduled:
+                return
+            self._scheduled = True
+        run_soon(self._take)
+
+    def close(self) -> bool:
+        """Let nothing more through; False if it was closed already."""
+        with self._lock:
+            if self._closed:
+                return False
+            self._closed = True
+            self._audio.clear()
+            return True
+
+    def _take(self) -> None:
+        with self._lock:
+            self._scheduled = False
+            if self._closed or not self._audio:
+                return
+            audio = bytes(self._audio)
+            self._audio.clear()
+        self._drain(audio)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
 import time
 from dataclasses import dataclass, replace
 from typing import Protocol, Sequence
@@ -67,8 +66,7 @@ class Dialect(Protocol):
 class WebSocketRecognizer:
     """One call's recognition over a provider's websocket; the public methods hand work to the shared loop.
 
-    Like GoogleRecognizer: only the inbox and `_closed` are touched from other threads (under `_lock`); everything
-    else is the loop thread's.
+    Like GoogleRecognizer: only the inbox is touched from other threads; everything else is the loop thread's.
     """
 
     def __init__(self, dialect: Dialect, language: str = "en-US", hints: Sequence[str] = (), batch_ms: int = 100,
@@ -79,10 +77,8 @@ class WebSocketRecognizer:
         self._batch_bytes = BYTES_PER_SECOND * batch_ms // 1000
         self._max_resend_bytes = int(BYTES_PER_SECOND * max_resend_seconds)
         self._keepalive_seconds, self._connect_timeout = keepalive_seconds, connect_timeout
-        self._lock = threading.Lock()  # guards _inbox, _drain_scheduled and _closed
-        self._inbox = bytearray()
-        self._drain_scheduled = self._closed = False
-        self._shut = False  # the loop's own copy of _closed
+        self._inbox = speech_loop.AudioInbox(self._drain)  # audio fed from the websocket thread
+        self._shut = False  # the loop's own copy of the inbox's closed
         # The loop thread's alone:
         self._pending = bytearray()  # audio not yet a full batch
         self._unfinalized = bytearray()  # audio sent since the last final result: re-sent after a restart
@@ -105,14 +101,7 @@ class WebSocketRecognizer:
 
     def feed(self, mulaw: bytes) -> None:
         """Queue caller audio for the loop (a wake-up shared with other calls): cheap, for the websocket thread."""
-        with self._lock:
-            if self._closed:
-                return
-            self._inbox += mulaw
-            if self._drain_scheduled:
-                return
-            self._drain_scheduled = True
-        speech_loop.run_soon(self._drain)
+        self._inbox.put(mulaw)
 
     def set_hints(self, hints: Sequence[str]) -> None:
         """Use new hints: sent on the open stream if the provider can take them there, else a new stream."""
@@ -129,11 +118,8 @@ class WebSocketRecognizer:
 
     def close(self) -> None:
         """End the stream cleanly and its task (idempotent); once this returns, no result or report is delivered."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            self._inbox.clear()
+        if not self._inbox.close():
+            return
         speech_loop.run_on_loop(self._shutdown)
 
     # Everything below runs on the loop thread.
@@ -161,15 +147,10 @@ class WebSocketRecognizer:
         elif self._outbox is not None:
             self._outbox.put_nowait(message)
 
-    def _drain(self) -> None:
+    def _drain(self, audio: bytes) -> None:
         """Take the fed audio: full batches go to the current stream."""
         try:
-            with self._lock:
-                self._drain_scheduled = False
-                if self._closed:
-                    return
-                self._pending += self._inbox
-                self._inbox.clear()
+            self._pending += audio
             whole = len(self._pending) - len(self._pending) % self._batch_bytes
             for i in range(0, whole, self._batch_bytes):
                 batch = bytes(self._pending[i:i + self._batch_bytes])
@@ -324,12 +305,12 @@ class WebSocketRecognizer:
         return replace(transcript, end_seconds=self._stream_start / BYTES_PER_SECOND + transcript.end_seconds)
 
     def _report_health(self, ok: bool) -> None:
-        if not self._closed and self._on_health is not None:
+        if not self._inbox.closed and self._on_health is not None:
             self._on_health(ok)
 
     def _emit(self, transcript: Transcript) -> None:
         """Deliver a result unless closed meanwhile; a failing callback costs only that result."""
-        if self._closed or self._on_result is None:
+        if self._inbox.closed or self._on_result is None:
             return
         try:
             self._on_result(transcript)
