@@ -145,3 +145,37 @@ def _standins(thread: threading.Thread) -> bool:
     """The stand-in's threads (its sync websockets server's), which are not the gateway's."""
     target = getattr(thread, "_target", None)
     return thread.name.endswith("-standin-stream") or getattr(target, "__module__", "").startswith("websockets.sync")
+
+
+def test_bad_settings_are_refused_at_once_and_said_clearly(deepgram, caplog):
+    reports = []
+    rec = WebSocketRecognizer(DeepgramDialect(deepgram.api_key, deepgram.url, model="nova-9-nonexistent"),
+                              hints=HINTS, outage_seconds=5.0)
+    rec.start(Heard(), on_health=reports.append)
+    try:
+        deadline = time.monotonic() + 5
+        while not reports and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert reports == [False]  # at once, not after SPEECH_OUTAGE_SECONDS: retrying cannot fix a setting
+        assert deepgram.streams[0].ended == "refused" and deepgram.streams[0].close_code == 400
+        refused = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+        assert len(refused) == 1 and "No such model" in refused[0] and "DEEPGRAM_MODEL" in refused[0], refused
+    finally:
+        rec.close()
+
+
+def test_the_chosen_provider_needs_its_key_and_the_others_are_named_when_found():
+    from gateway.config import Config, ConfigError
+
+    account = {"TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": "t"}
+    with pytest.raises(ConfigError, match="DEEPGRAM_API_KEY is required with STT_PROVIDER=deepgram"):
+        Config.from_env({**account, "STT_PROVIDER": "deepgram"})
+    with pytest.raises(ConfigError, match="ASSEMBLYAI_URL must start with wss://"):
+        Config.from_env({**account, "STT_PROVIDER": "assemblyai", "ASSEMBLYAI_API_KEY": "k" * 12,
+                         "ASSEMBLYAI_URL": "https://streaming.assemblyai.com/v3/ws"})
+    found = Config.from_env({**account, "DEEPGRAM_API_KEY": "d" * 12, "ASSEMBLYAI_API_KEY": "a" * 12})
+    assert found.stt_provider == "sphinx"  # unset STT_PROVIDER keeps today's default: a key alone changes nothing
+    assert found.other_recognizers() == ["deepgram (DEEPGRAM_API_KEY found)", "assemblyai (ASSEMBLYAI_API_KEY found)"]
+    assert "d" * 12 not in repr(found) and "a" * 12 not in repr(found)
+    chosen = Config.from_env({**account, "STT_PROVIDER": "deepgram", "DEEPGRAM_API_KEY": "d" * 12})
+    assert (chosen.deepgram_url, chosen.deepgram_model) == ("wss://api.deepgram.com/v1/listen", "nova-2-phonecall")
