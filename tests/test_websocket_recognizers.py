@@ -179,3 +179,26 @@ def test_the_chosen_provider_needs_its_key_and_the_others_are_named_when_found()
     assert "d" * 12 not in repr(found) and "a" * 12 not in repr(found)
     chosen = Config.from_env({**account, "STT_PROVIDER": "deepgram", "DEEPGRAM_API_KEY": "d" * 12})
     assert (chosen.deepgram_url, chosen.deepgram_model) == ("wss://api.deepgram.com/v1/listen", "nova-2-phonecall")
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_new_hints_mid_utterance_lose_nothing(provider, deepgram, assemblyai):
+    standin = deepgram if provider == "deepgram" else assemblyai
+    rec = WebSocketRecognizer(dialect(provider, standin), hints=HINTS)
+    heard = Heard()
+    rec.start(heard)
+    try:
+        audio = speech_of("book_a_table")
+        feed(rec, audio[:len(audio) // 2])
+        standin.wait_for_streams(1)
+        time.sleep(0.3)
+        rec.set_hints(HINTS + ("a table for two",))  # Deepgram: a new stream; AssemblyAI: UpdateConfiguration
+        feed(rec, audio[len(audio) // 2:] + silence(1000))
+        assert [normalized(t) for t in heard.wait(1)] == ["i would like to book a table"]
+        time.sleep(0.3)
+        streams = standin.streams
+        # The utterance was heard once, by the stream that has the new hints (Deepgram's re-sent its first half).
+        assert "a table for two" in streams[-1].phrases and len(streams) == (2 if provider == "deepgram" else 1)
+        assert [normalized(t) for s in streams for t in s.finals] == ["i would like to book a table"]
+    finally:
+        rec.close()

@@ -242,7 +242,10 @@ class WebSocketRecognizer:
         finally:
             if not reader.done():
                 reader.cancel()
-        await reader if not reader.cancelled() else None
+            # Gathered, not awaited: the reader's own cancellation must not pass for this task's (close()).
+            (ended,) = await asyncio.gather(reader, return_exceptions=True)
+        if isinstance(ended, Exception):
+            raise ended  # how the provider ended the stream (a close code), for _one_stream to judge
 
     async def _send(self, ws, outbox: asyncio.Queue, opened: float, reader: asyncio.Future) -> None:
         while not reader.done():
