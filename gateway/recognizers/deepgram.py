@@ -11,7 +11,8 @@ from typing import Sequence
 from urllib.parse import urlencode
 
 from . import Transcript
-from .websocket_stream import NORMAL_CLOSE, Finalized, WebSocketRecognizer
+from .dialect import NORMAL_CLOSE, Finalized
+from .websocket_stream import WebSocketRecognizer
 
 log = logging.getLogger(__name__)
 

@@ -14,53 +14,20 @@ import asyncio
 import json
 import logging
 import time
-from dataclasses import dataclass, replace
-from typing import Protocol, Sequence
+from dataclasses import replace
+from typing import Sequence
 
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from . import HealthCallback, ResultCallback, Transcript, speech_loop
+from .dialect import Dialect, Finalized
 from .health import StreamHealth
 
 log = logging.getLogger(__name__)
 
 BYTES_PER_SECOND = 8000  # 8 kHz mu-law, one byte a sample
-NORMAL_CLOSE = 1000
 _END, _RESTART = object(), object()  # outbox sentinels: the call is over / open a new stream
-
-
-@dataclass(frozen=True)
-class Finalized:
-    """The provider will not revise audio up to `seconds` (of the current stream): a restart need not re-send it."""
-
-    seconds: float
-
-
-class Refused(Exception):
-    """The provider refused the stream itself (wrong key, bad settings): retrying cannot help until that is fixed."""
-
-
-class Dialect(Protocol):
-    """One provider's wire protocol: where to connect, and what its messages mean. State lives per recognizer."""
-
-    name: str
-    keepalive: str | None  # a text message that keeps a quiet stream open, or None
-    close_message: str  # the text message that ends a stream cleanly
-
-    def url(self, language: str, hints: Sequence[str]) -> str: ...
-
-    def headers(self) -> dict[str, str]: ...
-
-    def hints_message(self, hints: Sequence[str]) -> str | None: ...  # None: new hints need a new stream
-
-    def handle(self, message: dict) -> list[Transcript | Finalized]: ...
-
-    def stream_ended(self) -> list[Transcript]: ...  # what a half-heard utterance already gave, when a stream ends
-
-    def refusal(self, exc: Exception) -> str | None: ...  # why an error means the provider refused us, or None
-
-    def expected_close(self, code: int | None) -> bool: ...  # a close the provider makes by design (limits)
 
 
 class WebSocketRecognizer:
@@ -188,8 +155,6 @@ class WebSocketRecognizer:
                                           open_timeout=self._connect_timeout, max_size=2 ** 20) as ws:
                 await self._stream(ws)
             return 0
-        except Refused as exc:
-            return self._refused(str(exc), failures)
         except InvalidStatus as exc:
             reason = self.dialect.refusal(exc)
             if reason:
