@@ -152,7 +152,8 @@ class WebSocketRecognizer:
         try:
             async with websockets.connect(self.dialect.url(self.language, self._hints),
                                           additional_headers=self.dialect.headers(),
-                                          open_timeout=self._connect_timeout, max_size=2 ** 20) as ws:
+                                          open_timeout=self._connect_timeout, close_timeout=1.0,
+                                          max_size=2 ** 20) as ws:
                 await self._stream(ws)
             return 0
         except InvalidStatus as exc:
@@ -257,7 +258,12 @@ class WebSocketRecognizer:
                             len(raw))
                 continue
             self._health.working()
-            for event in self.dialect.handle(message) if isinstance(message, dict) else ():
+            try:
+                events = self.dialect.handle(message) if isinstance(message, dict) else []
+            except (TypeError, ValueError, AttributeError, KeyError) as exc:  # a message of an unexpected shape
+                log.warning("%s sent a message the gateway cannot read (%r); ignored", self.dialect.name, exc)
+                continue
+            for event in events:
                 if isinstance(event, Finalized):
                     done = self._stream_start + int(event.seconds * BYTES_PER_SECOND) - self._finalized_at
                     if done > 0:
