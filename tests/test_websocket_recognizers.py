@@ -202,3 +202,49 @@ def test_new_hints_mid_utterance_lose_nothing(provider, deepgram, assemblyai):
         assert [normalized(t) for s in streams for t in s.finals] == ["i would like to book a table"]
     finally:
         rec.close()
+
+
+def _results(text: str, start: float, duration: float, is_final: bool, speech_final: bool = False) -> dict:
+    return {"type": "Results", "channel_index": [0, 1], "start": start, "duration": duration, "is_final": is_final,
+            "speech_final": speech_final, "channel": {"alternatives": [{"transcript": text, "confidence": 0.9}]}}
+
+
+def test_deepgram_pieces_of_an_utterance_are_one_final():
+    from gateway.recognizers.dialect import Finalized
+    from gateway.recognizers import Transcript
+
+    d = DeepgramDialect("key")
+    assert d.handle({"type": "SpeechStarted", "channel": [0], "timestamp": 0.4}) == [
+        Transcript("", 0.0, is_final=False, speech_started=True)]
+    assert d.handle(_results("i would", 0.0, 1.0, False)) == [Transcript("i would", 0.9, is_final=False)]
+    assert d.handle(_results("i would like", 0.0, 1.2, True)) == [Finalized(1.2)]  # final piece, utterance goes on
+    assert d.handle(_results("to book", 1.2, 0.5, False)) == [Transcript("i would like to book", 0.9, is_final=False)]
+    assert d.handle(_results("to book a table", 1.2, 1.0, True, speech_final=True)) == [
+        Finalized(2.2), Transcript("i would like to book a table", 0.9, is_final=True, end_seconds=2.2)]
+    assert d.handle(_results("", 2.2, 1.0, True, speech_final=True)) == [Finalized(3.2)]  # silence: nothing said
+    d.handle(_results("goodbye", 3.2, 0.6, True))
+    assert d.handle({"type": "UtteranceEnd", "channel": [0, 1], "last_word_end": 3.7}) == [
+        Transcript("goodbye", 0.9, is_final=True, end_seconds=3.7)]
+    assert d.handle({"type": "Metadata", "request_id": "x"}) == [] and d.stream_ended() == []
+    assert "keywords=book+a+table" in d.url("en-US", ["book a table"])
+    assert "keyterm=book+a+table" in DeepgramDialect("key", model="nova-3").url("en-US", ["book a table"])
+
+
+def test_assemblyai_answers_the_formatted_end_of_turn():
+    from gateway.recognizers.dialect import Finalized
+    from gateway.recognizers import Transcript
+
+    d = AssemblyAIDialect("key")
+    words = [{"start": 1920, "end": 2000, "text": "hi", "confidence": 0.87, "word_is_final": True}]
+    partial = {"type": "Turn", "turn_order": 0, "turn_is_formatted": False, "end_of_turn": False, "transcript": "",
+               "end_of_turn_confidence": 0.01, "words": [dict(words[0], word_is_final=False)]}
+    assert d.handle(partial) == [Transcript("hi", 0.0, is_final=False)]
+    unformatted = dict(partial, end_of_turn=True, transcript="hi", words=words)
+    assert d.handle(unformatted) == []  # the formatted one follows
+    assert d.handle(dict(unformatted, turn_is_formatted=True, transcript="Hi.")) == [
+        Finalized(2.0), Transcript("Hi.", 0.87, is_final=True, end_seconds=2.0)]
+    assert d.handle({"type": "Begin", "id": "x", "expires_at": 1}) == []
+    query = d.url("en-US", ["book a table"])
+    assert "encoding=pcm_mulaw" in query and "keyterms_prompt=%5B%22book+a+table%22%5D" in query
+    assert json.loads(d.hints_message(["good", "bad"])) == {"type": "UpdateConfiguration",
+                                                            "keyterms_prompt": ["good", "bad"]}
