@@ -270,6 +270,7 @@ class Conversation:
             first = EarlySentence(self, heard_at)
             reply, error = ask(self.services, self.call_sid, text, "speech", self.caller, first.say)
             if self._call_has_ended():
+                first.drop()
                 log.info("call %s has already ended while its reply was in flight; reply dropped", self.call_sid)
                 return
             remember(self.services, self.call_sid, reply)

@@ -111,6 +111,11 @@ class EarlySentence:
                  call_sid, len(sentence), (time.monotonic() - self.heard_at) * 1000)
         return True
 
+    def drop(self) -> None:
+        """The call ended while the answer was written: nobody will ask for the rest."""
+        if self.continuation is not None:
+            self.conversation.services.continuations.discard(self.conversation.call_sid, self.continuation)
+
     def rest(self, reply: Reply) -> bool:
         """Hand /continue the rest of the finished `reply` (an apology if it failed midway); False when no first
         sentence was said, and the reply goes out whole."""

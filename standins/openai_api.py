@@ -124,6 +124,9 @@ class OpenAIStandIn:
             time.sleep(fault.stall)
         if fault.status != 200:
             return _error(fault.status, fault.retry_after)
+        if fault.malformed and isinstance(body, dict) and body.get("stream"):
+            return Response('data: {"id": "chatcmpl-x", "object": "chat.completion.chunk", "choices"\n\n',
+                            mimetype="text/event-stream")
         if fault.malformed:
             return Response('{"id": "chatcmpl-x", "object": "chat.completion", "choices": "none"',
                             mimetype="application/json")

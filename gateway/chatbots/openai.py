@@ -15,7 +15,7 @@ from typing import Any, Iterable
 import requests
 
 from ..calls import CallStore
-from ..chatbot import ChatbotError, Reply, parse_reply, xml_safe
+from ..chatbot import MAX_TEXT_CHARS, ChatbotError, Reply, parse_reply, xml_safe
 from .base import FirstSentence, HttpJson
 
 log = logging.getLogger(__name__)
@@ -36,11 +36,12 @@ MAX_RETRY_AFTER = 60.0
 
 
 def first_sentence(text: str) -> str | None:
-    """The first complete sentence of `text` (followed by more text), or None while there is none yet."""
+    """The first complete sentence of `text` (followed by more text), or None while there is none yet (or when it is
+    too long for a call update: the answer then goes out whole, shortened like any other)."""
     for end in _SENTENCE_END.finditer(text):
         sentence = text[:end.end()].strip()
         if len(sentence) >= MIN_SENTENCE_CHARS:
-            return sentence
+            return sentence if len(sentence) <= MAX_TEXT_CHARS else None
     return None
 
 
