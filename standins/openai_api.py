@@ -135,6 +135,8 @@ class OpenAIStandIn:
                                       "invalid_request_error", "param": None, "code": None}}), 400
         completion = _Completion(self.model(body["messages"]), body["model"])
         if not body.get("stream"):
+            if self.tokens_per_second:  # a model answering whole has written every token first
+                time.sleep(len(tokens(completion.answer.text or "")) / self.tokens_per_second)
             return jsonify(completion.whole())
         return Response(self._stream(completion), mimetype="text/event-stream")
 
