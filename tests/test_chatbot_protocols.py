@@ -94,7 +94,11 @@ def test_openai_sends_prompt_history_and_tools_and_keeps_calls_apart(api):
 
 
 def test_openai_tools_become_actions_and_their_text_is_said(api):
-    bot = _bot(api, _store("CA1"))
+    store = _store("CA1")
+    bot = _bot(api, store)
+    assert bot.ask("", "CA1", "start").text == "You said nothing. I have 1 messages so far."  # the greeting
+    assert api.requests[0]["messages"] == [{"role": "system", "content": "Be brief."}]
+    assert store.history("CA1") == [{"role": "assistant", "content": "You said nothing. I have 1 messages so far."}]
     bye = bot.ask("bye", "CA1")
     assert (bye.text, bye.action_type) == ("Goodbye!", "hangup")
     agent = bot.ask("agent", "CA1")
@@ -158,3 +162,43 @@ def test_first_sentence_needs_a_whole_sentence_worth_saying():
     assert first_sentence("The price is 3.50 dollars") is None
     assert first_sentence('He said "it is ready!" Come in') == 'He said "it is ready!"'
     assert first_sentence("Hello there, caller. ") == "Hello there, caller."
+
+
+def test_the_call_store_keeps_a_bounded_history_per_call_and_forgets_it_with_the_call():
+    now = [0.0]
+    store = InMemoryCallStore(forget_after_seconds=10, clock=lambda: now[0])
+    store.open("CA1")
+    store.add_history("CA0", [{"role": "user", "content": "lost"}], keep=4)  # an unknown call keeps nothing
+    for n in range(3):
+        store.add_history("CA1", [{"role": "user", "content": f"q{n}"}, {"role": "assistant", "content": f"a{n}"}], 4)
+    assert [m["content"] for m in store.history("CA1")] == ["q1", "a1", "q2", "a2"] and store.history("CA0") == []
+    store.history("CA1")[0]["content"] = "changed"  # a copy
+    assert store.history("CA1")[0]["content"] == "q1"
+    assert store.cut_reply("CA1", "a2", "a") and store.history("CA1")[-1]["content"] == "a"
+    assert not store.cut_reply("CA1", "Are you still there?", "Are")
+    store.end("CA1")
+    now[0] = 20.0
+    store.open("CA2")  # the sweep runs on open
+    assert store.history("CA1") == []
+
+
+def test_chatbot_protocol_settings_are_read_and_checked():
+    from gateway.config import Config, ConfigError
+
+    base = {"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t"}
+    config = Config.from_env({**base, "CHATBOT_PROTOCOL": "OpenAI", "CHATBOT_URL": "http://localhost:11434/v1",
+                              "CHATBOT_MODEL": "llama3.2", "CHATBOT_API_KEY": "sk-secret-key",
+                              "CHATBOT_TEMPERATURE": "0.7", "CHATBOT_HISTORY_TURNS": "5", "CHATBOT_STREAM": "false"})
+    assert (config.chatbot_protocol, config.chatbot_model, config.chatbot_temperature, config.chatbot_history_turns,
+            config.chatbot_stream) == ("openai", "llama3.2", 0.7, 5, False)
+    assert "sk-secret-key" not in repr(config)
+    assert Config.from_env(base).chatbot_protocol == "chatline"
+    assert Config.from_env({**base, "CHATBOT_PROTOCOL": "rasa"}).chatbot_greeting_message == "/greet"
+    with pytest.raises(ConfigError) as raised:
+        Config.from_env({**base, "CHATBOT_PROTOCOL": "openai", "CHATBOT_TEMPERATURE": "hot",
+                         "CHATBOT_HISTORY_TURNS": "0"})
+    for problem in ("CHATBOT_URL is required", "CHATBOT_MODEL is required", "CHATBOT_TEMPERATURE must be",
+                    "CHATBOT_HISTORY_TURNS must be"):
+        assert problem in str(raised.value)
+    with pytest.raises(ConfigError, match="CHATBOT_PROTOCOL must be one of chatline, rasa, openai"):
+        Config.from_env({**base, "CHATBOT_PROTOCOL": "dialogflow"})

@@ -196,7 +196,8 @@ class OpenAIChatbot:
 
     def interrupted(self, session_id: str, said: str, heard: str) -> None:
         """The model is told what the caller really heard: its last answer is cut where the caller spoke over it."""
-        if self.store.cut_reply(session_id, said, heard):
+        # Cut before its first word, the answer keeps an ellipsis: some servers refuse an empty assistant message.
+        if self.store.cut_reply(session_id, said, heard or "\u2026"):
             log.info("call %s: the caller heard %d of %d characters; the history keeps only those", session_id,
                      len(heard), len(said))
 
