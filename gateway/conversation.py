@@ -191,13 +191,14 @@ class Conversation:
             self.services.store.heard(self.call_sid)  # the silence clock starts again, reprompts are counted afresh
             self._queue_turn(transcript.text.strip(), time.monotonic())
 
-    def speaking(self, text: str, interruptible: bool = True) -> None:
-        """The caller now hears `text`: until it is over, speech from the caller stops it (when interruptible)."""
-        self._speaking(say_seconds(text, self.services.config.say_chars_per_second) if text else 0.0, interruptible,
-                       text)
+    def speaking(self, text: str, interruptible: bool = True) -> int:
+        """The caller now hears `text`: until it is over, speech from the caller stops it (when interruptible).
+        Returns the prompt's number (PromptClock)."""
+        return self._speaking(say_seconds(text, self.services.config.say_chars_per_second) if text else 0.0,
+                              interruptible, text)
 
-    def _speaking(self, seconds: float, interruptible: bool, text: str = "") -> None:
-        self.prompt.speaking(seconds, interruptible and self.services.config.barge_in, text)
+    def _speaking(self, seconds: float, interruptible: bool, text: str = "") -> int:
+        return self.prompt.speaking(seconds, interruptible and self.services.config.barge_in, text)
 
     def _barge_in(self) -> None:
         """The caller started speaking: if the bot is still talking, stop it (once per prompt), and tell the chatbot
@@ -225,6 +226,7 @@ class Conversation:
                 outcome = self.services.updater.update(self.call_sid, twiml.listen(
                     self.base_url + "/listen", **listening(config, self.base_url)))
                 self.prompt.stopped()
+            self.services.continuations.cut_short(self.call_sid)  # a first sentence's rest is not said now
             log.info("call %s: barge-in, the caller spoke over the bot; stopped it in %.0f ms (%s)",
                      self.call_sid, (time.monotonic() - heard_at) * 1000, outcome.value)
         except Exception:  # the executor's boundary
@@ -278,10 +280,7 @@ class Conversation:
                 log_turn(self.call_sid, text, reply, (time.monotonic() - heard_at) * 1000, "first-sentence", error,
                          words=self.services.config.log_transcripts)
                 return
-            if self.reply_twiml is not None:
-                document = self.reply_twiml(reply)
-            else:
-                document = listening_reply(self.services, self.call_sid, reply, self.base_url)
+            document = self.reply_document(reply)
             if not self.wait_for_protected_prompt():
                 return
             with self.prompt.lock:
@@ -296,6 +295,12 @@ class Conversation:
                 self.answered(reply)
             elif reply.hints:
                 self.recognizer.set_hints(reply.hints)
+
+    def reply_document(self, reply: Reply) -> str:
+        """The TwiML that gives the caller `reply` by a call update: by reply_twiml when set, else on this stream."""
+        if self.reply_twiml is not None:
+            return self.reply_twiml(reply)
+        return listening_reply(self.services, self.call_sid, reply, self.base_url)
 
     def wait_for_protected_prompt(self) -> bool:
         """Wait until a prompt that may not be interrupted is over; False when the call stopped being heard first."""

@@ -3,7 +3,9 @@
 The turn updates the call with the answer's first complete sentence and a <Redirect> to /continue; the rest is
 written meanwhile, and Twilio fetches it once the sentence has been said. A barge-in replaces the document, so the
 <Redirect> is never reached and the rest is never said (the history is cut to what was heard, as for any prompt).
-The rest waits in this process: a /continue that reaches another one (no sticky routing) keeps the call listening.
+The rest waits in this process. A /continue that reaches another one (several processes, no sticky routing) keeps
+the call listening there; if nobody here claimed the rest soon after the sentence should have ended, this process
+updates the call with it.
 """
 from __future__ import annotations
 
@@ -23,6 +25,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# After the first sentence's estimated end, how long /continue may take to reach this process before the rest is sent
+# as a call update instead (Twilio fetches a <Redirect> within a few hundred milliseconds).
+UNCLAIMED_SECONDS = 1.0
+
 
 class Continuation:
     """The rest of one answer whose first sentence the caller is hearing; set once the model has finished."""
@@ -31,6 +37,7 @@ class Continuation:
         self.token = secrets.token_hex(6)  # names this answer in the /continue URL, so a stale one is told apart
         self._rest: Reply | None = None
         self._done = threading.Event()
+        self.settled = threading.Event()  # /continue took it here, or a barge-in means nobody will
 
     def finish(self, rest: Reply) -> None:
         """The rest of the answer is written (its text after the first sentence, its action and hints)."""
@@ -61,7 +68,15 @@ class Continuations:
             continuation = self._by_call.get(call_sid)
             if continuation is None or continuation.token != token:
                 return None
+            continuation.settled.set()
             return self._by_call.pop(call_sid)
+
+    def cut_short(self, call_sid: str) -> None:
+        """The caller spoke over the first sentence: its <Redirect> is gone, and the rest will not be said."""
+        with self._lock:
+            continuation = self._by_call.pop(call_sid, None)
+        if continuation is not None:
+            continuation.settled.set()
 
     def discard(self, call_sid: str, continuation: Continuation) -> None:
         """Forget the call's answer if it is still this one."""
@@ -82,6 +97,7 @@ class EarlySentence:
         self.heard_at = heard_at
         self.sentence: str | None = None
         self.continuation: Continuation | None = None
+        self.prompt = 0  # the PromptClock number of the first sentence: still current unless something replaced it
 
     def say(self, sentence: str) -> bool:
         """Update the call with `sentence` and a <Redirect> to /continue; True when the caller is hearing it. Not
@@ -105,7 +121,7 @@ class EarlySentence:
         if outcome is not UpdateResult.SENT:
             services.continuations.discard(call_sid, continuation)
             return False  # the whole answer goes the usual way (a call that ended drops it there)
-        conversation.speaking(sentence)
+        self.prompt = conversation.speaking(sentence)
         self.sentence, self.continuation = sentence, continuation
         log.info("call %s: first sentence (%d characters) sent %.0f ms after the caller's words; the rest follows",
                  call_sid, len(sentence), (time.monotonic() - self.heard_at) * 1000)
@@ -122,7 +138,31 @@ class EarlySentence:
         if self.sentence is None or self.continuation is None:
             return False
         text = reply.text[len(self.sentence):].strip() if reply.text.startswith(self.sentence) else reply.text
-        self.continuation.finish(replace(reply, text=text))
+        rest = replace(reply, text=text)
+        self.continuation.finish(rest)
         if self.conversation.closed:
             self.conversation.services.continuations.discard(self.conversation.call_sid, self.continuation)
+        else:
+            self._unclaimed(rest)
         return True
+
+    def _unclaimed(self, rest: Reply) -> None:
+        """Wait for /continue to take the rest (or a barge-in to drop it); untaken soon after the sentence's end (it
+        reached another process), send the rest as a call update, unless something else replaced the sentence."""
+        conversation, services = self.conversation, self.conversation.services
+        call_sid, continuation = conversation.call_sid, self.continuation
+        wait = max(0.0, conversation.speaking_until - time.monotonic()) + UNCLAIMED_SECONDS
+        if continuation.settled.wait(wait) or services.continuations.take(call_sid, continuation.token) is None:
+            return
+        with conversation.prompt.lock:
+            if not conversation.prompt.plays_on(self.prompt) or conversation.held or conversation.closed:
+                return
+            outcome = services.updater.update(call_sid, conversation.reply_document(rest))
+            conversation.prompt.next_prompt()
+        log.warning("call %s: /continue did not reach this process within %.1f s of the first sentence's end; the "
+                    "rest went as a call update (%s)", call_sid, UNCLAIMED_SECONDS, outcome.value)
+        if outcome is UpdateResult.SENT:
+            conversation.answered(rest)
+        elif outcome is UpdateResult.CALL_ENDED:
+            services.store.end(call_sid)
+            conversation.close()

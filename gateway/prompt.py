@@ -29,14 +29,15 @@ class PromptClock:
         self._text = ""  # what the current prompt says, and when it began, to tell how much of it was heard
         self._started = 0.0
 
-    def speaking(self, seconds: float, may_barge_in: bool, text: str = "") -> None:
-        """A new prompt the caller hears for about `seconds` (saying `text`, when known)."""
+    def speaking(self, seconds: float, may_barge_in: bool, text: str = "") -> int:
+        """A new prompt the caller hears for about `seconds` (saying `text`, when known); returns its number."""
         with self.lock:
             self.next_prompt()
             self._started = time.monotonic()
             self._talking_until = self._started + seconds
             self._may_barge_in = may_barge_in
             self._text = text
+            return self._prompt
 
     def next_prompt(self) -> None:
         """An update replaced what the caller hears (call with `lock` held): pending barge-ins are for the old one."""
@@ -66,6 +67,10 @@ class PromptClock:
     def is_current(self, prompt: int) -> bool:
         """Whether `prompt` is still what the caller hears (call with `lock` held)."""
         return prompt == self._prompt
+
+    def plays_on(self, prompt: int) -> bool:
+        """Whether `prompt` is still what the caller hears, and no barge-in cut it short (call with `lock` held)."""
+        return prompt == self._prompt and not self._barged
 
     def stopped(self) -> None:
         """The prompt was cut short (call with `lock` held)."""

@@ -9,7 +9,8 @@ import requests
 from standins.openai_api import Answer, Fault, OpenAIStandIn
 from standins.rasa import RasaStandIn
 from standins.twilio import Caller
-from tests.test_phone_dialogue import APOLOGY, GREETING, place, updates, wait_until
+from tests.conftest import PUBLIC_URL
+from tests.test_phone_dialogue import APOLOGY, GREETING, place, updates
 
 PROMPT = "You are the phone assistant of a small restaurant."
 HELP = "I can tell you about our opening hours, our menu and our prices. I can also book you a table for tonight."
@@ -98,6 +99,19 @@ def test_openai_model_holds_a_call_first_sentence_first_with_history_and_ends_it
     assert f"first sentence ({len(first) + 1} characters) sent" in gateway.logs()
     # /continue is a webhook like the others: unsigned, it is refused.
     assert requests.post(gateway.url + "/continue?answer=x", data={"CallSid": call.sid}, timeout=5).status_code == 403
+
+
+def test_the_rest_is_said_even_when_continue_reaches_another_process(twilio, chatbot, openai_api, start_gateway):
+    gateway = start_openai(start_gateway, openai_api)
+    other = start_openai(start_gateway, openai_api)  # a second process that never heard of the call
+    twilio.tunnel[PUBLIC_URL] = gateway.url
+    twilio.tunnel[PUBLIC_URL + "/continue"] = other.url + "/continue"
+    call = place(twilio, Caller(["hello", "goodbye"], think_time=8.0))
+    assert call.wait_ended(timeout=60), call.transcript()
+    first, rest = HELLO.split(". ", 1)
+    assert call.said() == [GREETING, first + ".", rest, BYE], call.transcript()
+    assert "the rest of the answer is not here" in other.logs()
+    assert "/continue did not reach this process" in gateway.logs()
 
 
 def test_two_concurrent_calls_keep_their_histories_apart(twilio, chatbot, openai_api, start_gateway):
