@@ -10,7 +10,7 @@ import json
 import logging
 import re
 import time
-from typing import Any, Iterable
+from typing import Any
 
 import requests
 
@@ -60,10 +60,10 @@ def tool_action(name: str, arguments: str) -> Any:
     return None
 
 
-def reply_body(content: Any, tool_calls: Iterable[Any]) -> dict:
+def reply_body(content: Any, tool_calls: Any) -> dict:
     """The contract's body for an assistant message: its text, and the action its first known tool call asks for."""
     action = None
-    for call in tool_calls:
+    for call in tool_calls if isinstance(tool_calls, (list, tuple)) else ():
         function = call.get("function") if isinstance(call, dict) else None
         if isinstance(function, dict) and action is None:
             action = tool_action(str(function.get("name") or ""), str(function.get("arguments") or ""))
@@ -74,7 +74,7 @@ def completion_body(answer: Any) -> dict:
     """A `chat.completion` object → the contract's body; ChatbotError when it has no first choice's message."""
     try:
         message = answer["choices"][0]["message"]
-        return reply_body(message.get("content"), message.get("tool_calls") or ())
+        return reply_body(message.get("content"), message.get("tool_calls") or [])
     except (KeyError, IndexError, TypeError, AttributeError) as exc:
         raise ChatbotError(f"answer is not a chat completion: {str(answer)[:100]!r}") from exc
 
@@ -108,7 +108,8 @@ class StreamedAnswer:
             if isinstance(delta.get("content"), str) and delta["content"]:
                 self.content += delta["content"]
                 added = True
-            for fragment in delta.get("tool_calls") or ():
+            fragments = delta.get("tool_calls")
+            for fragment in fragments if isinstance(fragments, list) else ():
                 self._tool_fragment(fragment)
         return added
 
@@ -118,12 +119,13 @@ class StreamedAnswer:
             return
         call = self.calls.setdefault(fragment.get("index", 0), {"function": {"name": "", "arguments": ""}})
         function = fragment.get("function") if isinstance(fragment.get("function"), dict) else {}
-        call["function"]["name"] += function.get("name") or ""
-        call["function"]["arguments"] += function.get("arguments") or ""
+        for part in ("name", "arguments"):
+            if isinstance(function.get(part), str):
+                call["function"][part] += function[part]
 
     def body(self) -> dict:
         """The contract's body for the whole answer."""
-        return reply_body(self.content, (self.calls[i] for i in sorted(self.calls)))
+        return reply_body(self.content, [self.calls[i] for i in sorted(self.calls)])
 
 
 class OpenAIChatbot:
