@@ -155,6 +155,7 @@ rasa_messages = st.lists(st.fixed_dictionaries({}, optional={
 
 @MANY
 @given(rasa_messages | json_values)
+@example([{"buttons": 1}, {"buttons": [{"title": 5}], "text": "Hi."}])
 def test_rasa_answers_give_a_speakable_reply_or_a_chatbot_error(answer):
     from gateway.chatbots.rasa import rasa_body
 

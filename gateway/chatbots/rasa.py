@@ -27,7 +27,8 @@ def rasa_body(messages: Any) -> dict:
             continue
         if isinstance(message.get("text"), str) and message["text"].strip():
             texts.append(message["text"].strip())
-        for button in message.get("buttons") or ():
+        buttons = message.get("buttons")
+        for button in buttons if isinstance(buttons, list) else ():
             if isinstance(button, dict) and isinstance(button.get("title"), str):
                 hints.append(button["title"])
         custom = message.get("custom")
