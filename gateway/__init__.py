@@ -43,7 +43,8 @@ def create_app(config: Config | None = None) -> Flask:
 
         load_dotenv()
         config = Config.from_env()
-    redact_secrets([config.twilio_auth_token, config.chatbot_api_key])
+    redact_secrets([s for s in (config.twilio_auth_token, config.chatbot_api_key, config.deepgram_api_key,
+                                config.assemblyai_api_key) if s])
     app = Flask(__name__, template_folder=TEMPLATES)
     # Heroku's router (and ngrok) terminate TLS: trust one hop of X-Forwarded-* to see the public URL.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)
@@ -67,8 +68,9 @@ def create_app(config: Config | None = None) -> Flask:
     if config.stt_provider != "twilio":  # Gather mode needs no websocket at all
         app.register_blueprint(stream.bp)
         app.register_blueprint(rest_of_answer.bp)
-    log.info("speech recognition: %s (%s); chatbot protocol: %s", config.stt_provider, config.stt_provider_reason,
-             config.chatbot_protocol)
+    available = config.other_recognizers()
+    log.info("speech recognition: %s (%s)%s; chatbot protocol: %s", config.stt_provider, config.stt_provider_reason,
+             f"; also available: {', '.join(available)}" if available else "", config.chatbot_protocol)
     if services.drain.install():
         log.info("graceful shutdown: on SIGTERM live calls finish their turn and move to the next process")
     log.info("limits: %d concurrent streams, %d stream messages/s, calls up to %s; transcripts %s in the logs",

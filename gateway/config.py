@@ -5,7 +5,12 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Mapping
 
-STT_PROVIDERS = ("google", "sphinx", "twilio")
+STT_PROVIDERS = ("google", "sphinx", "twilio", "deepgram", "assemblyai")
+# The websocket recognizers: their key variable, endpoint variable and default endpoint (contract section 6).
+KEYED_PROVIDERS = {
+    "deepgram": ("DEEPGRAM_API_KEY", "DEEPGRAM_URL", "wss://api.deepgram.com/v1/listen"),
+    "assemblyai": ("ASSEMBLYAI_API_KEY", "ASSEMBLYAI_URL", "wss://streaming.assemblyai.com/v3/ws"),
+}
 CHATBOT_PROTOCOLS = ("chatline", "rasa", "openai")
 
 
@@ -22,6 +27,20 @@ def _google_credentials_found(env: Mapping[str, str]) -> bool:
         return True
     gcloud_default = os.path.expanduser("~/.config/gcloud/application_default_credentials.json")
     return os.path.exists(gcloud_default)
+
+
+def _keyed_recognizers(env: Mapping[str, str], provider: str, problems: list[str]) -> dict:
+    """Deepgram's and AssemblyAI's keys and endpoints; the chosen one must have its key and a ws(s):// URL."""
+    settings = {"deepgram_model": (env.get("DEEPGRAM_MODEL") or "").strip() or Config.deepgram_model}
+    for name, (key_variable, url_variable, default_url) in KEYED_PROVIDERS.items():
+        key = (env.get(key_variable) or "").strip()
+        url = (env.get(url_variable) or "").strip().rstrip("/") or default_url
+        if provider == name and not key:
+            problems.append(f"{key_variable} is required with STT_PROVIDER={name}")
+        if not url.startswith(("wss://", "ws://")):
+            problems.append(f"{url_variable} must start with wss:// (or ws:// for a local stand-in) (got {url!r})")
+        settings[f"{name}_api_key"], settings[f"{name}_url"] = key or None, url
+    return settings
 
 
 def _fraction(value: str | None, problems: list[str]) -> float:
@@ -129,6 +148,12 @@ class Config:
     stt_provider: str = "sphinx"
     stt_provider_reason: str = "set explicitly"
     speech_emulator_host: str | None = None
+    # STT_PROVIDER=deepgram / assemblyai (gateway/recognizers/deepgram.py, assemblyai.py).
+    deepgram_api_key: str | None = field(default=None, repr=False)
+    deepgram_url: str = "wss://api.deepgram.com/v1/listen"
+    deepgram_model: str = "nova-2-phonecall"
+    assemblyai_api_key: str | None = field(default=None, repr=False)
+    assemblyai_url: str = "wss://streaming.assemblyai.com/v3/ws"
     twilio_api_url: str = "https://api.twilio.com"
     language: str = "en-US"
     validate_signatures: bool = True
@@ -241,6 +266,7 @@ class Config:
             except ValueError:
                 problems.append(f"{name} must be a whole number of at least {least} (got {raw!r})")
         limits = _limits(env, cls, problems)
+        recognizers = _keyed_recognizers(env, provider, problems)
         chatbot = _chatbot(env, cls, problems)
         if problems:
             raise ConfigError("Configuration problems: " + "; ".join(problems))
@@ -275,5 +301,11 @@ class Config:
             speech_outage_seconds=numbers["SPEECH_OUTAGE_SECONDS"],
             **keys_and_silence,
             **limits,
+            **recognizers,
             **chatbot,
         )
+
+    def other_recognizers(self) -> list[str]:
+        """The websocket recognizers whose keys are set besides the one in use, for the start-up line."""
+        return [f"{name} ({key_variable} found)" for name, (key_variable, _, _) in KEYED_PROVIDERS.items()
+                if name != self.stt_provider and getattr(self, f"{name}_api_key")]
