@@ -9,7 +9,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .calls import InMemoryCallStore
-from .chatbot import ChatbotClient
+from .chatbots import make_chatbot
 from .config import Config
 from .conversation import Services
 from .live_calls import LiveCalls
@@ -44,14 +44,16 @@ def create_app(config: Config | None = None) -> Flask:
 
         load_dotenv()
         config = Config.from_env()
-    redact_secrets([config.twilio_auth_token])
+    redact_secrets([s for s in (config.twilio_auth_token, config.chatbot_api_key, config.deepgram_api_key,
+                                config.assemblyai_api_key) if s])
     app = Flask(__name__, template_folder=TEMPLATES)
     # Heroku's router (and ngrok) terminate TLS: trust one hop of X-Forwarded-* to see the public URL.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)
+    store = InMemoryCallStore()
     services = Services(
         config=config,
-        store=InMemoryCallStore(),
-        chatbot=ChatbotClient(config.chatbot_url, timeout=config.chatbot_timeout),
+        store=store,
+        chatbot=make_chatbot(config, store),
         updater=CallUpdater(config.twilio_account_sid, config.twilio_auth_token, config.twilio_api_url),
         executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="turn"),
         live=LiveCalls(),
@@ -60,7 +62,7 @@ def create_app(config: Config | None = None) -> Flask:
     services.deadlines = CallDeadlines(services)
     services.drain = Drain(services)
     app.extensions["chatline"] = services
-    from . import gather, resume, stream, voice
+    from . import gather, rest_of_answer, resume, stream, voice
 
     app.register_blueprint(voice.bp)
     app.register_blueprint(gather.bp)
@@ -68,7 +70,10 @@ def create_app(config: Config | None = None) -> Flask:
     install_monitor(app, services.events)
     if config.stt_provider != "twilio":  # Gather mode needs no websocket at all
         app.register_blueprint(stream.bp)
-    log.info("speech recognition: %s (%s)", config.stt_provider, config.stt_provider_reason)
+        app.register_blueprint(rest_of_answer.bp)
+    available = config.other_recognizers()
+    log.info("speech recognition: %s (%s)%s; chatbot protocol: %s", config.stt_provider, config.stt_provider_reason,
+             f"; also available: {', '.join(available)}" if available else "", config.chatbot_protocol)
     if services.drain.install():
         log.info("graceful shutdown: on SIGTERM live calls finish their turn and move to the next process")
     log.info("limits: %d concurrent streams, %d stream messages/s, calls up to %s; transcripts %s in the logs",

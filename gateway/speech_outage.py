@@ -9,6 +9,7 @@ is on <Gather>, and for audio the <Gather> already heard, stream transcripts are
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from .conversation import Conversation, Services
 
 log = logging.getLogger(__name__)
+
+MAX_PROMPT_WAIT_SECONDS = 30.0  # a prompt's estimated length is bounded; the switch to <Gather> waits no longer
 
 
 def gather_document(services: Services, call_sid: str, base_url: str, reply: Reply | None = None) -> str:
@@ -138,6 +141,8 @@ class OutageFallback:
             if conversation.held:  # updating now would cut it short; its outcome is answered with <Gather>
                 log.info("call %s is being transferred or hung up; the call is not updated now", call_sid)
                 return
+            # The prompt being said (the greeting, when a wrong key fails the very first stream) plays to its end.
+            time.sleep(min(MAX_PROMPT_WAIT_SECONDS, max(0.0, conversation.speaking_until - time.monotonic())))
             outcome = services.updater.update(call_sid, gather_document(services, call_sid, conversation.base_url))
             if outcome is UpdateResult.CALL_ENDED:
                 services.store.end(call_sid)
