@@ -1,21 +1,25 @@
 """The server side of a websocket (RFC 6455), read by the request's own thread, many messages per read.
 
 Why not simple-websocket: it starts a reader thread per connection and hands every 20 ms frame across threads
-(two wake-ups per frame), and parses frames with wsproto in pure Python. A Media Stream only ever needs "give me
-the messages that have arrived", so one thread reads the socket now and then and parses whole batches.
+(two wake-ups per frame). A Media Stream only ever needs "give me the messages that have arrived", so one thread
+reads the socket now and then and hands the whole batch to wsproto, which does the framing and its validation.
+The handshake stays here because it is gunicorn's and werkzeug's raw socket that is upgraded, after Flask routed
+and checked the request (wsproto's own handshake wants to parse the HTTP request itself).
 """
 from __future__ import annotations
 
 import base64
 import hashlib
 import socket
-import struct
 
 from flask import Response
+from wsproto.connection import Connection, ConnectionState, ConnectionType
+from wsproto.events import CloseConnection, Message, Ping
+from wsproto.frame_protocol import CloseReason
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-TEXT, BINARY, CONTINUATION, CLOSE, PING, PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0xA
-NORMAL, PROTOCOL_ERROR, INVALID_DATA, TOO_BIG = 1000, 1002, 1007, 1009
+NORMAL, PROTOCOL_ERROR, INVALID_DATA, TOO_BIG = (CloseReason.NORMAL_CLOSURE, CloseReason.PROTOCOL_ERROR,
+                                                 CloseReason.INVALID_FRAME_PAYLOAD_DATA, CloseReason.MESSAGE_TOO_BIG)
 MAX_MESSAGE_BYTES = 1 << 20  # default cap; a Media Stream message is a few hundred bytes
 READ_BYTES = 1 << 18
 
@@ -26,11 +30,6 @@ class HandshakeError(Exception):
 
 class ConnectionClosed(Exception):
     """The peer closed the websocket (or the connection broke)."""
-
-
-def frame(opcode: int, payload: bytes = b"") -> bytes:
-    """An unmasked server frame (control frames and closes only: the gateway sends nothing else)."""
-    return struct.pack("!BB", 0x80 | opcode, len(payload)) + payload
 
 
 class WebSocket:
@@ -52,9 +51,10 @@ class WebSocket:
         self.connected = True
         self.max_message_bytes = max_message_bytes
         self.close_code: int | None = None  # the code this side closed with, if it did
-        self._buffer = bytearray()
-        self._fragments: list[bytes] = []
-        self._fragment_opcode = 0
+        self.close_reason = ""  # why, when wsproto found the peer breaking the protocol
+        self._protocol = Connection(ConnectionType.SERVER)  # no extensions offered, so RSV bits are errors
+        self._pieces: list[str | bytes] = []  # the message arriving in parts (frames, or a frame over reads)
+        self._pieces_size = 0
 
     def receive(self, timeout: float | None) -> list[str | bytes] | None:
         """Every whole message that has arrived, waiting up to `timeout` for one read; None if nothing came.
@@ -74,81 +74,36 @@ class WebSocket:
         if not data:
             self.connected = False
             raise ConnectionClosed()
-        self._buffer += data
-        return self._parse()
+        self._protocol.receive_data(data)
+        return self._messages()
 
-    def _parse(self) -> list[str | bytes]:
-        """Take every complete frame off the buffer; whole messages out, control frames answered."""
+    def _messages(self) -> list[str | bytes]:
+        """The whole messages wsproto parsed out of what arrived; pings answered, a close or a violation acted on."""
         messages: list[str | bytes] = []
-        buf, pos, size = self._buffer, 0, len(self._buffer)
-        while self.connected and size - pos >= 2:
-            first, second = buf[pos], buf[pos + 1]
-            length, head = second & 0x7F, pos + 2
-            if length == 126:
-                if size - head < 2:
+        for event in self._protocol.events():
+            if isinstance(event, Message):
+                if event.message_finished and not self._pieces:  # the usual case: a message in one frame, one read
+                    messages.append(event.data)
+                    continue
+                self._pieces.append(event.data)
+                self._pieces_size += len(event.data)
+                if self._pieces_size > self.max_message_bytes:
+                    self.close(TOO_BIG)
                     break
-                length, head = int.from_bytes(buf[head:head + 2], "big"), head + 2
-            elif length == 127:
-                if size - head < 8:
-                    break
-                length, head = int.from_bytes(buf[head:head + 8], "big"), head + 8
-            if first & 0x70 or not second & 0x80:  # no extensions were agreed; clients must mask (RFC 6455 5.1)
-                self._fail(PROTOCOL_ERROR)
+                if event.message_finished:
+                    messages.append(self._pieces[0][:0].join(self._pieces))
+                    self._pieces, self._pieces_size = [], 0
+            elif isinstance(event, Ping):
+                self._send(self._protocol.send(event.response()))
+            elif isinstance(event, CloseConnection):
+                if self._protocol.state is ConnectionState.REMOTE_CLOSING:  # the peer's close: echo its code
+                    self._send(self._protocol.send(event.response()))
+                    self.connected = False
+                else:  # wsproto found a violation (it names the code): close with it
+                    self.close_reason = event.reason or ""
+                    self.close(event.code)
                 break
-            if length > self.max_message_bytes:
-                self._fail(TOO_BIG)
-                break
-            if size - head < 4 + length:
-                break
-            mask, payload = bytes(buf[head:head + 4]), bytes(buf[head + 4:head + 4 + length])
-            pos = head + 4 + length
-            if mask != b"\0\0\0\0" and length:  # unmask in one big-integer XOR: C speed, no per-byte loop
-                key = int.from_bytes((mask * (length // 4 + 1))[:length], "big")
-                payload = (int.from_bytes(payload, "big") ^ key).to_bytes(length, "big")
-            message = self._frame(first & 0x80, first & 0x0F, payload)
-            if message is not None:
-                messages.append(message)
-        del buf[:pos]
         return messages
-
-    def _frame(self, fin: int, opcode: int, payload: bytes) -> str | bytes | None:
-        """Handle one frame; a finished data message is returned."""
-        if opcode in (TEXT, BINARY):
-            if self._fragments:
-                return self._fail(PROTOCOL_ERROR)
-            if fin:
-                return self._message(opcode, payload)
-            self._fragments, self._fragment_opcode = [payload], opcode
-        elif opcode == CONTINUATION:
-            if not self._fragments:
-                return self._fail(PROTOCOL_ERROR)
-            self._fragments.append(payload)
-            if sum(map(len, self._fragments)) > self.max_message_bytes:
-                return self._fail(TOO_BIG)
-            if fin:
-                whole, self._fragments = b"".join(self._fragments), []
-                return self._message(self._fragment_opcode, whole)
-        elif opcode == PING:
-            self._send(frame(PONG, payload[:125]))
-        elif opcode == CLOSE:
-            self._send(frame(CLOSE, payload[:2]))  # echo the status code, as RFC 6455 5.5.1 asks
-            self.connected = False
-        elif opcode != PONG:
-            return self._fail(PROTOCOL_ERROR)
-        return None
-
-    def _message(self, opcode: int, payload: bytes) -> str | bytes | None:
-        if opcode == BINARY:
-            return payload
-        try:
-            return payload.decode("utf-8")
-        except UnicodeDecodeError:
-            return self._fail(INVALID_DATA)
-
-    def _fail(self, code: int) -> None:
-        """Close with `code` after a protocol violation; later reads raise ConnectionClosed."""
-        self.close(code)
-        return None
 
     def _send(self, data: bytes) -> None:
         try:
@@ -160,8 +115,8 @@ class WebSocket:
         """Send a close frame (once); the server closes the TCP connection when the request ends."""
         if self.connected:
             self.close_code = code
-            self._send(frame(CLOSE, struct.pack("!H", code)))
             self.connected = False
+            self._send(self._protocol.send(CloseConnection(code)))
 
     def response(self) -> Response:
         """What the view returns once the websocket is done: nothing more may be written to the socket."""
