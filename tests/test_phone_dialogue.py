@@ -81,7 +81,8 @@ def test_stream_ended_mid_utterance_loses_nothing(twilio, speech, chatbot, gatew
     assert speech.streams[0].code == "UNAVAILABLE" and len(speech.streams) >= 2
 
 
-def test_thirty_seconds_of_silence_keeps_the_call_up(twilio, chatbot, gateway):
+def test_with_reprompts_off_thirty_seconds_of_silence_keeps_the_call_up(twilio, chatbot, start_gateway):
+    start_gateway(NO_INPUT_SECONDS="0")  # the keep-alive loop alone (the default reprompts after 8 s)
     call = place(twilio, [("silence", 30), "hello", "goodbye"])
     assert call.wait_ended(timeout=90), call.transcript()
     assert call.said()[1:] == ["Hi, how are you?", "Goodbye! Thanks for calling."], call.transcript()

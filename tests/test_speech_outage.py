@@ -64,8 +64,9 @@ def test_recognizer_reports_an_outage_past_the_threshold_and_its_end(speech):
 
 
 def test_google_down_mid_call_moves_the_call_to_gather_and_back(twilio, speech, chatbot, start_gateway):
-    gateway = start_gateway(SPEECH_OUTAGE_SECONDS="2")
-    # Silences (call seconds, 4x faster in wall time) leave room for the outage to be noticed and for its end.
+    # Silences (call seconds, 4x faster in wall time) leave room for the outage to be noticed and for its end;
+    # NO_INPUT_SECONDS=0, so no reprompt mixes into them.
+    gateway = start_gateway(SPEECH_OUTAGE_SECONDS="2", NO_INPUT_SECONDS="0")
     call = place(twilio, ["hello", ("silence", 24), "book_a_table", ("silence", 48), "for_four_people", "goodbye"])
     assert call.wait_for_say("Hi, how are you?", timeout=30), call.transcript()
     down_at = time.time()
