@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import socket
 
 from flask import Response
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import CloseConnection, Message, Ping
 from wsproto.frame_protocol import CloseReason
+
+log = logging.getLogger(__name__)
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 NORMAL, PROTOCOL_ERROR, INVALID_DATA, TOO_BIG = (CloseReason.NORMAL_CLOSURE, CloseReason.PROTOCOL_ERROR,
@@ -56,7 +59,6 @@ class WebSocket:
         self.connected = True
         self.max_message_bytes = max_message_bytes
         self.close_code: int | None = None  # the code this side closed with, if it did
-        self.close_reason = ""  # why, when wsproto found the peer breaking the protocol
         self._buffer = bytearray()  # what arrived and the shortcut has not taken yet
         self._protocol: Connection | None = None  # wsproto, once a frame was not the shortcut's
         self._pieces: list[str | bytes] = []  # the message arriving in parts (frames, or a frame over reads)
@@ -110,8 +112,7 @@ class WebSocket:
                 plain = True
             # FIN set, no RSV bits, text or binary; masked (clients must mask, RFC 6455 5.1); the length minimal.
             if not (plain and first in (0x81, 0x82) and second & 0x80):
-                self._protocol = Connection(ConnectionType.SERVER, trailing_data=bytes(buf[pos:]))
-                pos = size
+                pos = self._hand_over(pos)
                 break
             if length > self.max_message_bytes:  # our limit, not the protocol's: checked before it all arrives
                 self.close(TOO_BIG)
@@ -126,13 +127,17 @@ class WebSocket:
                 try:
                     payload = payload.decode("utf-8")
                 except UnicodeDecodeError:  # wsproto closes with the right code (1007)
-                    self._protocol = Connection(ConnectionType.SERVER, trailing_data=bytes(buf[pos:]))
-                    pos = size
+                    pos = self._hand_over(pos)
                     break
             messages.append(payload)
             pos = head + 4 + length
         del buf[:pos]
         return messages
+
+    def _hand_over(self, pos: int) -> int:
+        """From the frame at `pos` on, the connection is wsproto's; returns where the shortcut's buffer now ends."""
+        self._protocol = Connection(ConnectionType.SERVER, trailing_data=bytes(self._buffer[pos:]))
+        return len(self._buffer)
 
     def _wsproto_messages(self, messages: list[str | bytes]) -> list[str | bytes]:
         """The whole messages wsproto parsed, after `messages`; pings answered, a close or a violation acted on."""
@@ -156,7 +161,7 @@ class WebSocket:
                     self._send(self._protocol.send(event.response()))
                     self.connected = False
                 else:  # wsproto found a violation (it names the code): close with it
-                    self.close_reason = event.reason or ""
+                    log.warning("websocket: the peer broke RFC 6455 (%s); closing with %d", event.reason, event.code)
                     self.close(event.code)
                 break
         return messages

@@ -155,9 +155,11 @@ def test_an_empty_close_is_answered_with_an_empty_close(peer):
         "close-1015", "close-2999", "close-5000", "close-reason-not-utf8", "lone-continuation",
         "text-inside-fragments", "rsv-bit", "reserved-opcode", "long-length-for-short", "text-not-utf8",
         "fragments-not-utf8"])
-def test_a_protocol_violation_closes_with_its_code(peer, data, code):
+def test_a_protocol_violation_closes_with_its_code(peer, data, code, caplog):
     assert peer.send(frame(TEXT, b"before") + data) == ["before"]
     closed_with(peer, code)
+    assert [r.getMessage() for r in caplog.records if "broke RFC 6455" in r.getMessage()] == [
+        next(r.getMessage() for r in caplog.records if f"closing with {code}" in r.getMessage())]  # one line
 
 
 def test_a_message_over_the_limit_closes_with_1009_whole_or_in_fragments():
