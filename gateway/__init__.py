@@ -20,6 +20,7 @@ from .twilio_calls import CallUpdater
 
 log = logging.getLogger("gateway")
 
+
 def _configure_logging() -> None:
     """Log to stderr in one line per event, under gunicorn and in development alike."""
     root = logging.getLogger()
