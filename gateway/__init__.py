@@ -9,7 +9,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .calls import InMemoryCallStore
-from .chatbot import ChatbotClient
+from .chatbots import make_chatbot
 from .config import Config
 from .conversation import Services
 from .live_calls import LiveCalls
@@ -41,14 +41,15 @@ def create_app(config: Config | None = None) -> Flask:
 
         load_dotenv(find_dotenv(usecwd=True))  # the .env of the directory it runs in, installed or in a checkout
         config = Config.from_env()
-    redact_secrets([config.twilio_auth_token])
+    redact_secrets([config.twilio_auth_token, config.chatbot_api_key])
     app = Flask(__name__)  # gateway/templates, packaged with the code
     # Heroku's router (and ngrok) terminate TLS: trust one hop of X-Forwarded-* to see the public URL.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)
+    store = InMemoryCallStore()
     services = Services(
         config=config,
-        store=InMemoryCallStore(),
-        chatbot=ChatbotClient(config.chatbot_url, timeout=config.chatbot_timeout),
+        store=store,
+        chatbot=make_chatbot(config, store),
         updater=CallUpdater(config.twilio_account_sid, config.twilio_auth_token, config.twilio_api_url),
         executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="turn"),
         live=LiveCalls(),
@@ -56,14 +57,16 @@ def create_app(config: Config | None = None) -> Flask:
     services.deadlines = CallDeadlines(services)
     services.drain = Drain(services)
     app.extensions["chatline"] = services
-    from . import gather, resume, stream, voice
+    from . import gather, rest_of_answer, resume, stream, voice
 
     app.register_blueprint(voice.bp)
     app.register_blueprint(gather.bp)
     app.register_blueprint(resume.bp)
     if config.stt_provider != "twilio":  # Gather mode needs no websocket at all
         app.register_blueprint(stream.bp)
-    log.info("speech recognition: %s (%s)", config.stt_provider, config.stt_provider_reason)
+        app.register_blueprint(rest_of_answer.bp)
+    log.info("speech recognition: %s (%s); chatbot protocol: %s", config.stt_provider, config.stt_provider_reason,
+             config.chatbot_protocol)
     if services.drain.install():
         log.info("graceful shutdown: on SIGTERM live calls finish their turn and move to the next process")
     log.info("limits: %s, %d stream messages/s, calls up to %s; transcripts %s in the logs",

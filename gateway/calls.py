@@ -52,6 +52,14 @@ class CallStore(Protocol):
 
     def speak_as(self, call_sid: str, language: str, voice: str) -> CallState | None: ...
 
+    # A call's chat history for chatbots that keep none themselves (CHATBOT_PROTOCOL=openai): a list of
+    # {"role", "content"} messages, oldest first, appended a turn at a time and kept to the last `keep` messages.
+    def history(self, call_sid: str) -> list[dict]: ...
+
+    def add_history(self, call_sid: str, messages: list[dict], keep: int) -> None: ...
+
+    def cut_reply(self, call_sid: str, said: str, heard: str) -> bool: ...
+
 
 class InMemoryCallStore:
     """A thread-safe CallStore in this process; ended calls are remembered a while so late events see them ended."""
@@ -60,6 +68,7 @@ class InMemoryCallStore:
                  forget_open_after_seconds: float = 6 * 3600.0):
         self._calls: dict[str, CallState] = {}
         self._ended_at: dict[str, float] = {}
+        self._history: dict[str, list[dict]] = {}
         self._lock = threading.Lock()
         self._forget_after = forget_after_seconds
         # A call whose end never reached us (no status callback configured, a lost request) is not kept forever:
@@ -139,6 +148,34 @@ class InMemoryCallStore:
                                             speech_fallback=state.speech_fallback if fallback is None else fallback)
             return state
 
+    def history(self, call_sid: str) -> list[dict]:
+        """The call's chat messages so far, oldest first (copies: changing them changes nothing here)."""
+        with self._lock:
+            return [dict(message) for message in self._history.get(call_sid, ())]
+
+    def add_history(self, call_sid: str, messages: list[dict], keep: int) -> None:
+        """Append one turn's messages to a known call's history and keep only the last `keep` messages."""
+        with self._lock:
+            if call_sid not in self._calls:
+                return
+            history = self._history.setdefault(call_sid, [])
+            history.extend(dict(message) for message in messages)
+            del history[:-keep]
+
+    def cut_reply(self, call_sid: str, said: str, heard: str) -> bool:
+        """The caller heard only `heard` of `said` (a barge-in): the last assistant message keeps what came before
+        `said` and `heard`, and loses the rest. False when no assistant message says `said`."""
+        with self._lock:
+            for message in reversed(self._history.get(call_sid, ())):
+                if message.get("role") == "assistant":
+                    content = message.get("content") or ""
+                    at = content.rfind(said) if said else -1
+                    if at < 0:
+                        return False
+                    message["content"] = (content[:at] + heard).strip()
+                    return True
+            return False
+
     def end(self, call_sid: str) -> CallState | None:
         """Mark a call ended; returns the state it had, or None if it was unknown."""
         with self._lock:
@@ -160,10 +197,12 @@ class InMemoryCallStore:
         for sid in [sid for sid, at in self._ended_at.items() if at < now - self._forget_after]:
             del self._ended_at[sid]
             self._calls.pop(sid, None)
+            self._history.pop(sid, None)
         if now - self._last_open_sweep >= 60.0:
             self._last_open_sweep = now
             cutoff = now - self._forget_open_after
             for sid in [sid for sid, state in self._calls.items() if not state.ended and state.started_at < cutoff]:
                 del self._calls[sid]
+                self._history.pop(sid, None)
                 log.warning("call %s never ended as far as we heard; forgotten after %.0f h", sid,
                             self._forget_open_after / 3600)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 STT_PROVIDERS = ("google", "sphinx", "twilio")
+CHATBOT_PROTOCOLS = ("chatline", "rasa", "openai")
 
 
 class ConfigError(ValueError):
@@ -79,6 +80,38 @@ def _limits(env: Mapping[str, str], cls, problems: list[str]) -> dict:
     }
 
 
+def _chatbot(env: Mapping[str, str], cls, problems: list[str]) -> dict:
+    """What the chatbot at CHATBOT_URL speaks (CHATBOT_PROTOCOL) and the settings of the protocol chosen."""
+    protocol = (env.get("CHATBOT_PROTOCOL") or cls.chatbot_protocol).strip().lower()
+    if protocol not in CHATBOT_PROTOCOLS:
+        problems.append(f"CHATBOT_PROTOCOL must be one of {', '.join(CHATBOT_PROTOCOLS)} (got {protocol!r})")
+    raw_temperature = (env.get("CHATBOT_TEMPERATURE") or "").strip()
+    temperature = None
+    if raw_temperature:
+        try:
+            temperature = float(raw_temperature)
+            if not 0.0 <= temperature <= 2.0:
+                raise ValueError
+        except ValueError:
+            problems.append(f"CHATBOT_TEMPERATURE must be a number from 0 to 2 (got {raw_temperature!r})")
+            temperature = None
+    if protocol == "openai" and not (env.get("CHATBOT_URL") or "").strip():
+        problems.append("CHATBOT_URL is required with CHATBOT_PROTOCOL=openai (the base URL, e.g. "
+                        "https://api.openai.com/v1)")
+    if protocol == "openai" and not (env.get("CHATBOT_MODEL") or "").strip():
+        problems.append("CHATBOT_MODEL is required with CHATBOT_PROTOCOL=openai")
+    return {
+        "chatbot_protocol": protocol,
+        "chatbot_model": (env.get("CHATBOT_MODEL") or "").strip(),
+        "chatbot_prompt": env.get("CHATBOT_PROMPT") or cls.chatbot_prompt,
+        "chatbot_api_key": (env.get("CHATBOT_API_KEY") or "").strip(),
+        "chatbot_temperature": temperature,
+        "chatbot_history_turns": _whole(env, "CHATBOT_HISTORY_TURNS", cls.chatbot_history_turns, 1, problems),
+        "chatbot_stream": _flag(env.get("CHATBOT_STREAM"), True),
+        "chatbot_greeting_message": env.get("CHATBOT_GREETING_MESSAGE") or cls.chatbot_greeting_message,
+    }
+
+
 def _flag(value: str | None, default: bool) -> bool:
     """Read a yes/no variable; anything but an explicit no keeps the default on."""
     if value is None or not value.strip():
@@ -142,6 +175,16 @@ class Config:
     drain_message: str = "One moment, please."
     # SPEECH_OUTAGE_SECONDS: how long Google streams may keep failing before the call listens through <Gather>.
     speech_outage_seconds: float = 5.0
+    # CHATBOT_PROTOCOL and its settings: see gateway/chatbots/. The API key never shows in a repr.
+    chatbot_protocol: str = "chatline"
+    chatbot_model: str = ""
+    chatbot_prompt: str = ("You are a helpful assistant on a phone call. Answer in a few short spoken sentences, "
+                           "without lists or markup. Call end_call when the caller says goodbye.")
+    chatbot_api_key: str = field(default="", repr=False)
+    chatbot_temperature: float | None = None
+    chatbot_history_turns: int = 20
+    chatbot_stream: bool = True  # openai: say the first sentence while the model writes the rest
+    chatbot_greeting_message: str = "/greet"  # rasa: the message whose answer is the greeting (CHATBOT_GREETING)
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def for_call(self, language: str = "", voice: str = "") -> "Config":
@@ -203,6 +246,7 @@ class Config:
             except ValueError:
                 problems.append(f"{name} must be a whole number of at least {least} (got {raw!r})")
         limits = _limits(env, cls, problems)
+        chatbot = _chatbot(env, cls, problems)
         if problems:
             raise ConfigError("Configuration problems: " + "; ".join(problems))
         return cls(
@@ -236,4 +280,5 @@ class Config:
             speech_outage_seconds=numbers["SPEECH_OUTAGE_SECONDS"],
             **keys_and_silence,
             **limits,
+            **chatbot,
         )

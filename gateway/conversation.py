@@ -8,13 +8,16 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import twiml
 from .calls import CallState, CallStore
-from .chatbot import ChatbotClient, ChatbotError, Reply
+from .chatbot import ChatbotError, Reply
+from .chatbots import Chatbot, FirstSentence
 from .config import Config
+from .first_sentence import Continuations, EarlySentence
 from .prompt import PromptClock, say_seconds
 from .recognizers import Recognizer, Transcript
 from .speech_outage import OutageFallback, listening_reply
@@ -32,18 +35,21 @@ class Services:
 
     config: Config
     store: CallStore
-    chatbot: ChatbotClient
+    chatbot: Chatbot
     updater: CallUpdater
     executor: Executor
     live: LiveCalls
     deadlines: Any = None  # limits.CallDeadlines: MAX_CALL_SECONDS
     drain: Any = None  # drain.Drain: graceful shutdown
+    continuations: Continuations = field(default_factory=Continuations)  # answers said a sentence at a time
 
 
-def ask(services: Services, call_sid: str, message: str, input_type: str, caller: str = "") -> tuple[Reply, str | None]:
+def ask(services: Services, call_sid: str, message: str, input_type: str, caller: str = "",
+        on_first_sentence: FirstSentence | None = None) -> tuple[Reply, str | None]:
     """Ask the chatbot; on any failure return the apology (the call goes on) and the reason."""
     try:
-        return services.chatbot.ask(message, call_sid, input_type, caller=caller), None
+        return services.chatbot.ask(message, call_sid, input_type, caller=caller,
+                                    on_first_sentence=on_first_sentence), None
     except ChatbotError as exc:
         log.warning("chatbot failed for call %s: %s; the caller hears an apology", call_sid, exc)
         return Reply(text=services.config.apology), str(exc)
@@ -153,7 +159,7 @@ class Conversation:
         self.base_url = base_url
         self.turn_lock = threading.Lock()  # one turn at a time per call (speech or keys), in the order heard
         self._queue_lock = threading.Lock()
-        self._turns: deque[tuple[str, float]] = deque()  # speech turns waiting for the one task taking them
+        self._turns: deque[Callable[[], None]] = deque()  # speech turns (and cuts) waiting for the one task
         self._taking_turns = False
         self._closed = threading.Event()
         self._held = threading.Event()  # a hangup or transfer is under way: speech gets no answer
@@ -185,18 +191,30 @@ class Conversation:
             self.services.store.heard(self.call_sid)  # the silence clock starts again, reprompts are counted afresh
             self._queue_turn(transcript.text.strip(), time.monotonic())
 
-    def speaking(self, text: str, interruptible: bool = True) -> None:
-        """The caller now hears `text`: until it is over, speech from the caller stops it (when interruptible)."""
-        self._speaking(say_seconds(text, self.services.config.say_chars_per_second) if text else 0.0, interruptible)
+    def speaking(self, text: str, interruptible: bool = True) -> int:
+        """The caller now hears `text`: until it is over, speech from the caller stops it (when interruptible).
+        Returns the prompt's number (PromptClock)."""
+        return self._speaking(say_seconds(text, self.services.config.say_chars_per_second) if text else 0.0,
+                              interruptible, text)
 
-    def _speaking(self, seconds: float, interruptible: bool) -> None:
-        self.prompt.speaking(seconds, interruptible and self.services.config.barge_in)
+    def _speaking(self, seconds: float, interruptible: bool, text: str = "") -> int:
+        return self.prompt.speaking(seconds, interruptible and self.services.config.barge_in, text)
 
     def _barge_in(self) -> None:
-        """The caller started speaking: if the bot is still talking, stop it (once per prompt)."""
+        """The caller started speaking: if the bot is still talking, stop it (once per prompt), and tell the chatbot
+        how much of it the caller heard, in order with the call's turns (after the one whose answer it was)."""
         prompt = None if self._held.is_set() else self.prompt.barge_in()
         if prompt is not None:
-            self.services.executor.submit(self._stop_talking, prompt, time.monotonic())
+            now = time.monotonic()
+            said, heard = self.prompt.heard(now)
+            self.services.executor.submit(self._stop_talking, prompt, now)
+            if said and heard != said:
+                self._queue(partial(self._cut, said, heard))
+
+    def _cut(self, said: str, heard: str) -> None:
+        """The caller heard only `heard` of `said`: a chatbot keeping the call's history keeps only that."""
+        with self.turn_lock:
+            self.services.chatbot.interrupted(self.call_sid, said, heard)
 
     def _stop_talking(self, prompt: int, heard_at: float) -> None:
         """Replace the prompt being said with the listening loop, unless another prompt replaced it already."""
@@ -208,6 +226,7 @@ class Conversation:
                 outcome = self.services.updater.update(self.call_sid, twiml.listen(
                     self.base_url + "/listen", **listening(config, self.base_url)))
                 self.prompt.stopped()
+            self.services.continuations.cut_short(self.call_sid)  # a first sentence's rest is not said now
             log.info("call %s: barge-in, the caller spoke over the bot; stopped it in %.0f ms (%s)",
                      self.call_sid, (time.monotonic() - heard_at) * 1000, outcome.value)
         except Exception:  # the executor's boundary
@@ -216,8 +235,12 @@ class Conversation:
     def _queue_turn(self, text: str, heard_at: float) -> None:
         """Queue a turn; one pool task per call works through the queue, so a slow chatbot holds one thread per call
         (not one per utterance) and the call's turns keep their order."""
+        self._queue(partial(self._turn, text, heard_at))
+
+    def _queue(self, work: Callable[[], None]) -> None:
+        """Queue `work` behind the call's turns, starting the one task taking them if none is."""
         with self._queue_lock:
-            self._turns.append((text, heard_at))
+            self._turns.append(work)
             if self._taking_turns:
                 return
             self._taking_turns = True
@@ -230,9 +253,9 @@ class Conversation:
                 if not self._turns:
                     self._taking_turns = False
                     return
-                text, heard_at = self._turns.popleft()
+                work = self._turns.popleft()
             try:
-                self._turn(text, heard_at)
+                work()
             except Exception:
                 log.exception("turn for call %s failed unexpectedly; the call keeps listening", self.call_sid)
 
@@ -246,20 +269,20 @@ class Conversation:
                 log.info("call %s is being transferred or hung up; not answering %d characters", self.call_sid,
                          len(text))
                 return
-            reply, error = ask(self.services, self.call_sid, text, "speech", self.caller)
+            first = EarlySentence(self, heard_at)
+            reply, error = ask(self.services, self.call_sid, text, "speech", self.caller, first.say)
             if self._call_has_ended():
+                first.drop()
                 log.info("call %s has already ended while its reply was in flight; reply dropped", self.call_sid)
                 return
             remember(self.services, self.call_sid, reply)
-            if self.reply_twiml is not None:
-                document = self.reply_twiml(reply)
-            else:
-                document = listening_reply(self.services, self.call_sid, reply, self.base_url)
-            wait = self.prompt.protected_for()
-            if wait > 0:
-                log.info("call %s: answer waits %.1f s for a prompt that may not be interrupted", self.call_sid, wait)
-                if self._closed.wait(wait):
-                    return
+            if first.rest(reply):  # its first sentence is being said: /continue answers with the rest
+                log_turn(self.call_sid, text, reply, (time.monotonic() - heard_at) * 1000, "first-sentence", error,
+                         words=self.services.config.log_transcripts)
+                return
+            document = self.reply_document(reply)
+            if not self.wait_for_protected_prompt():
+                return
             with self.prompt.lock:
                 outcome = self.services.updater.update(self.call_sid, document)
                 self.prompt.next_prompt()
@@ -272,6 +295,20 @@ class Conversation:
                 self.answered(reply)
             elif reply.hints:
                 self.recognizer.set_hints(reply.hints)
+
+    def reply_document(self, reply: Reply) -> str:
+        """The TwiML that gives the caller `reply` by a call update: by reply_twiml when set, else on this stream."""
+        if self.reply_twiml is not None:
+            return self.reply_twiml(reply)
+        return listening_reply(self.services, self.call_sid, reply, self.base_url)
+
+    def wait_for_protected_prompt(self) -> bool:
+        """Wait until a prompt that may not be interrupted is over; False when the call stopped being heard first."""
+        wait = self.prompt.protected_for()
+        if wait > 0:
+            log.info("call %s: answer waits %.1f s for a prompt that may not be interrupted", self.call_sid, wait)
+            return not self._closed.wait(wait)
+        return True
 
     def answered(self, reply: Reply) -> None:
         """The caller is hearing `reply` (by a call update or a webhook's TwiML): follow its hints, language, action."""

@@ -26,13 +26,18 @@ class PromptClock:
         self._talking_until = 0.0  # monotonic time the current prompt's <Say> should be over by
         self._may_barge_in = False  # the caller's speech may cut the current prompt short...
         self._barged = False  # ...and already did
+        self._text = ""  # what the current prompt says, and when it began, to tell how much of it was heard
+        self._started = 0.0
 
-    def speaking(self, seconds: float, may_barge_in: bool) -> None:
-        """A new prompt the caller hears for about `seconds`."""
+    def speaking(self, seconds: float, may_barge_in: bool, text: str = "") -> int:
+        """A new prompt the caller hears for about `seconds` (saying `text`, when known); returns its number."""
         with self.lock:
             self.next_prompt()
-            self._talking_until = time.monotonic() + seconds
+            self._started = time.monotonic()
+            self._talking_until = self._started + seconds
             self._may_barge_in = may_barge_in
+            self._text = text
+            return self._prompt
 
     def next_prompt(self) -> None:
         """An update replaced what the caller hears (call with `lock` held): pending barge-ins are for the old one."""
@@ -47,9 +52,25 @@ class PromptClock:
             self._barged = True
             return self._prompt
 
+    def heard(self, at: float) -> tuple[str, str]:
+        """The current prompt's text and the part of it heard by monotonic time `at` (estimated from its pace,
+        back to the last whole word)."""
+        with self.lock:
+            text, started, until = self._text, self._started, self._talking_until
+        if not text or until <= started or at >= until:
+            return text, text
+        cut = text[:int(len(text) * max(0.0, at - started) / (until - started))]
+        if not text[len(cut):len(cut) + 1].isspace():  # mid-word: that word was not heard whole
+            cut = cut[:cut.rfind(" ") + 1]
+        return text, cut.rstrip()
+
     def is_current(self, prompt: int) -> bool:
         """Whether `prompt` is still what the caller hears (call with `lock` held)."""
         return prompt == self._prompt
+
+    def plays_on(self, prompt: int) -> bool:
+        """Whether `prompt` is still what the caller hears, and no barge-in cut it short (call with `lock` held)."""
+        return prompt == self._prompt and not self._barged
 
     def stopped(self) -> None:
         """The prompt was cut short (call with `lock` held)."""

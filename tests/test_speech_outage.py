@@ -105,7 +105,8 @@ def test_only_one_source_answers_across_the_switch_back(speech):
     from concurrent.futures import ThreadPoolExecutor
 
     from gateway.calls import InMemoryCallStore
-    from gateway.chatbot import ChatbotClient, Reply
+    from gateway.chatbot import Reply
+    from gateway.chatbots import ChatlineChatbot
     from gateway.config import Config
     from gateway.conversation import Conversation, Services
     from gateway.live_calls import LiveCalls
@@ -114,7 +115,7 @@ def test_only_one_source_answers_across_the_switch_back(speech):
     from gateway.twilio_calls import CallUpdater
 
     config = Config("AC" + "0" * 32, "token")
-    services = Services(config, InMemoryCallStore(), ChatbotClient("http://127.0.0.1:9/message"),
+    services = Services(config, InMemoryCallStore(), ChatlineChatbot("http://127.0.0.1:9/message"),
                         CallUpdater(config.twilio_account_sid, "token", "http://127.0.0.1:9"),
                         ThreadPoolExecutor(1), LiveCalls())
     services.store.open("CA1")
