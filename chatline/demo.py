@@ -5,9 +5,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from chatbot_api.config import DEFAULT_SCRIPT
 from chatline.console import ChatlineError, say, terminate_as_interrupt
 from chatline.local import PLACEHOLDER_ACCOUNT_SID, PLACEHOLDER_AUTH_TOKEN, LocalProcesses, sample_first_hints
-from chatline.procfile import ROOT, free_port
+from chatline.procfile import free_port
 from chatline.simulate import Outcome, build_turns, run_call
 
 GREETING = "Hello! You are talking to Chatline. How can I help?"
@@ -51,7 +52,7 @@ def run_demo(speed: float, timeout: float, record: str | None, verbose: bool) ->
     try:
         with terminate_as_interrupt(), LocalProcesses(log_dir) as processes:
             chatbot = processes.start("chatbot", "the sample chatbot",
-                                      {"CHATBOT_SCRIPT": str(ROOT / "chatbot_api" / "default_script.yaml")})
+                                      {"CHATBOT_SCRIPT": str(DEFAULT_SCRIPT)})
             api_port = free_port()
             gateway = processes.start("web", "the gateway (offline speech recognition)",
                                       gateway_env(chatbot.url + "/message", api_port))
