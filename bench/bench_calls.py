@@ -78,7 +78,7 @@ def main() -> None:
     parser.add_argument("--gap", type=float, default=6.0, help="seconds of caller silence after each utterance")
     parser.add_argument("--processes", type=int, default=3, help="load-generator processes")
     parser.add_argument("--threads", type=int, default=None,
-                        help="GATEWAY_THREADS (default 4/3 of the calls + 32, so MAX_CONCURRENT_STREAMS fits them all)")
+                        help="GATEWAY_THREADS (default: unset, the Procfile's default; calls beyond its streams fail)")
     parser.add_argument("--provider", choices=("google", "deepgram", "assemblyai"), default="google",
                         help="STT_PROVIDER; its stand-in runs in scripted mode")
     parser.add_argument("--turn-timeout", type=float, default=5.0, help="seconds after a final before a turn is lost")
@@ -110,14 +110,21 @@ def main() -> None:
         recognizer = {f"{prefix}_URL": speech_address[0], f"{prefix}_API_KEY": speech_address[1]}
     services_ready.wait(30)
     services_url = f"http://127.0.0.1:{services_port}"
-    gateway = ProcfileProcess("web", log_path=logs / "gateway.log", bin_dir=str(Path(sys.executable).parent), env={
-        "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "PUBLIC_URL": PUBLIC_URL,
-        "CHATBOT_URL": services_url + "/message", "TWILIO_API_URL": services_url, "STT_PROVIDER": args.provider,
-        **recognizer, "GATEWAY_THREADS": str(args.threads or (n + 8) * 4 // 3 + 32),
-        "HINTS": "hello, book a table, goodbye", "CALL_HISTORY": args.history,
-        "MONITOR_PASSWORD": "bench" if args.history != "off" else "",
-        "DATABASE_URL": args.database or f"sqlite:///{logs}/history.db"})
+    env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "PUBLIC_URL": PUBLIC_URL,
+           "CHATBOT_URL": services_url + "/message", "TWILIO_API_URL": services_url, "STT_PROVIDER": args.provider,
+           **recognizer, "HINTS": "hello, book a table, goodbye", "CALL_HISTORY": args.history,
+           "MONITOR_PASSWORD": "bench" if args.history != "off" else "",
+           "DATABASE_URL": args.database or f"sqlite:///{logs}/history.db"}
+    if args.threads:
+        env["GATEWAY_THREADS"] = str(args.threads)
+    else:  # the default settings, even if this shell has other ones
+        os.environ.pop("GATEWAY_THREADS", None)
+        os.environ.pop("MAX_CONCURRENT_STREAMS", None)
+    gateway = ProcfileProcess("web", log_path=logs / "gateway.log", bin_dir=str(Path(sys.executable).parent), env=env)
     gateway.start()
+    time.sleep(1.0)  # the worker has logged its start-up lines
+    print("gateway " + next((line.split(": ", 1)[1] for line in gateway.logs().splitlines() if " limits: " in line),
+                            "logged no limits line"), flush=True)
     try:
         run(args, n, ramp, gateway, services_conn, speech_conn, logs)
     finally:
@@ -209,7 +216,8 @@ def report(args, n, results, services, speech, gateway_cpu, threads0, rss0, peak
     concurrency = max(sum(1 for i, s in schedule if s <= t < s + durations.get(i, 0)) for _, t in schedule)
     errors = [e for e, _, _ in calls.values() if e]
     ms = [1000 * x for x in latencies]
-    print(f"calls ok {ok} / failed {n - ok}; turns {expected_turns}: lost {lost} "
+    streamed = sum(1 for error, _, _ in calls.values() if "without a <Stream>" not in error)
+    print(f"calls streamed {streamed} of {n}; ok {ok} / failed {n - ok}; turns {expected_turns}: lost {lost} "
           f"(finals sent by the stand-in {len(finals)}, updates received {len(services['arrivals'])})")
     if errors:
         print(f"  call errors ({len(errors)}), first: {errors[0]}")

@@ -126,6 +126,8 @@ class LoadProcess:
             if response.status != 200:
                 raise RuntimeError(f"/voice answered {response.status}")
         stream = ET.fromstring(body).find("./Start/Stream")
+        if stream is None:  # over MAX_CONCURRENT_STREAMS: the gateway answered in Gather mode
+            raise RuntimeError("/voice answered without a <Stream> (Gather mode)")
         url = stream.get("url")
         parameters = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
         reader, writer = await asyncio.open_connection(*o["local_addr"])

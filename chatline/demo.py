@@ -7,9 +7,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from chatbot_api.config import DEFAULT_SCRIPT
 from chatline.console import ChatlineError, say, terminate_as_interrupt
 from chatline.local import PLACEHOLDER_ACCOUNT_SID, PLACEHOLDER_AUTH_TOKEN, LocalProcesses, sample_first_hints
-from chatline.procfile import ROOT, free_port
+from chatline.procfile import free_port
 from chatline.serve import monitor_line
 from chatline.simulate import Outcome, build_turns, run_call
 
@@ -65,7 +66,7 @@ def run_demo(speed: float, timeout: float, record: str | None, verbose: bool, ke
     try:
         with terminate_as_interrupt(), LocalProcesses(log_dir) as processes:
             chatbot = processes.start("chatbot", "the sample chatbot",
-                                      {"CHATBOT_SCRIPT": str(ROOT / "chatbot_api" / "default_script.yaml")})
+                                      {"CHATBOT_SCRIPT": str(DEFAULT_SCRIPT)})
             api_port = free_port()
             # The demo's history lives and goes with its temp folder: a demo leaves nothing behind.
             monitor = {"MONITOR_PASSWORD": secrets.token_urlsafe(12), "DATABASE_URL": f"sqlite:///{log_dir}/history.db",

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from chatline.console import ChatlineError, signals_ignored, step
-from chatline.procfile import ROOT, ProcfileProcess
+from chatline.procfile import ProcfileProcess
 
 # Local mode: no Twilio account. The gateway and `chatline simulate` agree on these by default.
 PLACEHOLDER_ACCOUNT_SID = "AC" + "0" * 32
@@ -98,7 +98,8 @@ class LocalProcesses:
 def sample_first_hints(environ: dict[str, str]) -> str:
     """The sample script's phrases for a call's first utterance, as HINTS (what the chatbot's own hints do later)."""
     from chatbot_api import Dialogue, SessionStore, load_script
+    from chatbot_api.config import DEFAULT_SCRIPT
 
-    script_path = environ.get("CHATBOT_SCRIPT") or str(ROOT / "chatbot_api" / "default_script.yaml")
+    script_path = environ.get("CHATBOT_SCRIPT") or str(DEFAULT_SCRIPT)
     script = load_script(script_path)
     return ", ".join(Dialogue(script, SessionStore(60)).hints_for(script.start))

@@ -8,10 +8,18 @@ import subprocess
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent  # the checkout, when running from one (else site-packages)
+# The repository's Procfile, line for line (tests/test_packaging.py checks they agree): an installed package has no
+# Procfile beside it, and `chatline serve` and `chatline demo` must run the very commands a Heroku-style host does.
+PROCESSES = {
+    "web": "gunicorn --worker-class gthread --workers ${GATEWAY_WORKERS:-1} --threads ${GATEWAY_THREADS:-400} "
+           "--timeout 120 --graceful-timeout 25 --bind 0.0.0.0:$PORT 'gateway:create_app()'",
+    "chatbot": "gunicorn --worker-class gthread --workers 1 --threads ${CHATBOT_THREADS:-16} --bind 0.0.0.0:$PORT "
+               "'chatbot_api:create_app()'",
+}
 
 
-def read_procfile(path: Path = ROOT / "Procfile") -> dict[str, str]:
+def read_procfile(path: Path) -> dict[str, str]:
     """Map process type to its command line."""
     processes = {}
     for line in path.read_text().splitlines():
@@ -19,6 +27,12 @@ def read_procfile(path: Path = ROOT / "Procfile") -> dict[str, str]:
             name, _, command = line.partition(":")
             processes[name.strip()] = command.strip()
     return processes
+
+
+def working_directory() -> Path:
+    """Where the processes run: the checkout when running from one (as before), else the current directory (the
+    user's, with their .env), so an installed `chatline` works from anywhere."""
+    return ROOT if (ROOT / "Procfile").is_file() and (ROOT / "gateway").is_dir() else Path.cwd()
 
 
 def free_port() -> int:
@@ -43,13 +57,13 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -
 
 
 class ProcfileProcess:
-    """One Procfile process type, run with `bash -c` in the project root, bound to $PORT."""
+    """One Procfile process type, run with `bash -c` (in the checkout, else the current directory), bound to $PORT."""
 
     def __init__(self, kind: str, env: dict[str, str] | None = None, port: int | None = None,
                  log_path: Path | None = None, bin_dir: str | None = None):
         self.kind = kind
         self.port = port or free_port()
-        self.command = read_procfile()[kind]
+        self.command = PROCESSES[kind]
         self.env = {**os.environ, **(env or {}), "PORT": str(self.port)}
         if bin_dir:  # the venv's bin first, so `gunicorn` is this interpreter's
             self.env["PATH"] = bin_dir + os.pathsep + self.env.get("PATH", "")
@@ -65,7 +79,7 @@ class ProcfileProcess:
     def start(self, timeout: float = 30.0) -> "ProcfileProcess":
         """Start the process and wait until it listens."""
         self._log_file = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self.process = subprocess.Popen(["bash", "-c", "exec " + self.command], cwd=ROOT, env=self.env,
+        self.process = subprocess.Popen(["bash", "-c", "exec " + self.command], cwd=working_directory(), env=self.env,
                                         stdout=self._log_file, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             wait_for_port(self.port, self.process, timeout)

@@ -14,14 +14,12 @@ from .config import Config
 from .conversation import Services
 from .live_calls import LiveCalls
 from .drain import Drain
-from .limits import CallDeadlines
+from .limits import CallDeadlines, stream_capacity
 from .monitor import build_events, install as install_monitor
 from .redact import redact_secrets
 from .twilio_calls import CallUpdater
 
 log = logging.getLogger("gateway")
-
-TEMPLATES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "templates")
 
 
 def _configure_logging() -> None:
@@ -40,13 +38,13 @@ def create_app(config: Config | None = None) -> Flask:
     """Build the gateway app from `config` (default: the environment and a local .env file)."""
     _configure_logging()
     if config is None:
-        from dotenv import load_dotenv
+        from dotenv import find_dotenv, load_dotenv
 
-        load_dotenv()
+        load_dotenv(find_dotenv(usecwd=True))  # the .env of the directory it runs in, installed or in a checkout
         config = Config.from_env()
     redact_secrets([s for s in (config.twilio_auth_token, config.chatbot_api_key, config.deepgram_api_key,
                                 config.assemblyai_api_key) if s])
-    app = Flask(__name__, template_folder=TEMPLATES)
+    app = Flask(__name__)  # gateway/templates, packaged with the code
     # Heroku's router (and ngrok) terminate TLS: trust one hop of X-Forwarded-* to see the public URL.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)
     store = InMemoryCallStore()
@@ -76,8 +74,8 @@ def create_app(config: Config | None = None) -> Flask:
              f"; also available: {', '.join(available)}" if available else "", config.chatbot_protocol)
     if services.drain.install():
         log.info("graceful shutdown: on SIGTERM live calls finish their turn and move to the next process")
-    log.info("limits: %d concurrent streams, %d stream messages/s, calls up to %s; transcripts %s in the logs",
-             config.max_concurrent_streams, config.max_stream_messages_per_second,
+    log.info("limits: %s, %d stream messages/s, calls up to %s; transcripts %s in the logs",
+             stream_capacity(config), config.max_stream_messages_per_second,
              f"{config.max_call_seconds} s" if config.max_call_seconds else "any length",
              "written" if config.log_transcripts else "not written")
     if not config.validate_signatures:

@@ -81,7 +81,7 @@ def _opt_in(env: Mapping[str, str], name: str, problems: list[str]) -> bool:
 
 def _limits(env: Mapping[str, str], cls, problems: list[str]) -> dict:
     """The limits and log settings; MAX_CONCURRENT_STREAMS leaves a quarter of GATEWAY_THREADS for the webhooks."""
-    threads = _whole(env, "GATEWAY_THREADS", 64, 2, problems)
+    threads = _whole(env, "GATEWAY_THREADS", cls.gateway_threads, 2, problems)  # the Procfile's --threads fallback
     streams = _whole(env, "MAX_CONCURRENT_STREAMS", max(1, threads * 3 // 4), 1, problems)
     if streams >= threads:  # every thread held by a stream: /voice and /listen would wait forever
         problems.append(f"MAX_CONCURRENT_STREAMS ({streams}) must be below GATEWAY_THREADS ({threads}): "
@@ -90,6 +90,7 @@ def _limits(env: Mapping[str, str], cls, problems: list[str]) -> dict:
         # Twilio sends 50 media messages a second: a lower limit would drop ordinary audio.
         "max_stream_messages_per_second": _whole(env, "MAX_STREAM_MESSAGES_PER_SECOND",
                                                  cls.max_stream_messages_per_second, 50, problems),
+        "gateway_threads": threads,
         "max_concurrent_streams": streams,
         "max_call_seconds": _whole(env, "MAX_CALL_SECONDS", cls.max_call_seconds, 0, problems),
         "max_call_goodbye": env.get("MAX_CALL_GOODBYE") or cls.max_call_goodbye,
@@ -189,7 +190,7 @@ class Config:
     # NO_INPUT_SECONDS: seconds of caller silence before a reprompt (0: never), and after NO_INPUT_MAX_REPROMPTS
     # reprompts in a row, NO_INPUT_GOODBYE and a hang-up.
     dtmf_timeout: int = 5
-    no_input_seconds: int = 0
+    no_input_seconds: int = 8  # counted from the end of a prompt: a little past Twilio's 5 s, short of Jambonz's 15
     no_input_max_reprompts: int = 2
     no_input_prompt: str = "Are you still there?"
     no_input_goodbye: str = "I haven't heard anything, so I'll hang up now. Goodbye!"
@@ -200,7 +201,11 @@ class Config:
     say_chars_per_second: float = 13.0  # how fast the voice speaks, to know when a <Say> is over (barge-in)
     # Limits and logs (issue 5, part 4): see gateway/limits.py. MAX_CALL_SECONDS 0 means no limit.
     max_stream_messages_per_second: int = 200
-    max_concurrent_streams: int = 48
+    # GATEWAY_THREADS: gunicorn's threads (the Procfile passes the same fallback). A stream holds one for its whole
+    # call and costs about 0.2 MB and 0.3 % of a core, so 400 threads give 300 streams (one core's worth) and leave
+    # 100 for webhooks; idle threads are never started (gunicorn's pool grows on demand).
+    gateway_threads: int = 400
+    max_concurrent_streams: int = 300
     max_call_seconds: int = 3600
     max_call_goodbye: str = "We have reached the time limit for this call. Thank you for calling, goodbye!"
     log_transcripts: bool = False

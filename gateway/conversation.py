@@ -155,6 +155,7 @@ def no_input(services: Services, call_sid: str, quiet_for: float = 0.0) -> tuple
         services.events.action(call_sid, "no-input", text=config.no_input_goodbye)
         return config.no_input_goodbye, True
     log.info("call %s: no input; reprompt %d of %d", call_sid, count, config.no_input_max_reprompts)
+    services.events.action(call_sid, "reprompt", text=prompt)
     return prompt, False
 
 

@@ -12,6 +12,7 @@ from . import twiml
 from .chatbot import Reply
 
 if TYPE_CHECKING:
+    from .config import Config
     from .conversation import Conversation, Services
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,16 @@ class MessageRate:
                         self.per_second, self.unlogged, "" if self.logged_at is None else " since the last report")
             self.logged_at, self.unlogged = now, 0
         return Verdict.DROP
+
+
+def stream_capacity(config: Config) -> str:
+    """The start-up log's account of how many calls this process streams at once, and why that many."""
+    streams, threads = config.max_concurrent_streams, config.gateway_threads
+    source = (f"three quarters of GATEWAY_THREADS={threads}" if streams == max(1, threads * 3 // 4)
+              else f"MAX_CONCURRENT_STREAMS={streams}")
+    return (f"{streams} concurrent streams ({source}: each live stream holds one of the {threads} gunicorn threads "
+            f"for its whole call, the other {threads - streams} serve webhooks; calls beyond are answered in "
+            "Gather mode)")
 
 
 def streams_full(services: Services) -> bool:

@@ -108,8 +108,9 @@ def test_openai_model_holds_a_call_first_sentence_first_with_history_and_ends_it
 
 
 def test_the_rest_is_said_even_when_continue_reaches_another_process(twilio, chatbot, openai_api, start_gateway):
-    gateway = start_openai(start_gateway, openai_api)
-    other = start_openai(start_gateway, openai_api)  # a second process that never heard of the call
+    # NO_INPUT_SECONDS=0: the caller's 8 s of thinking is room for the hand-off, not a silence to reprompt.
+    gateway = start_openai(start_gateway, openai_api, NO_INPUT_SECONDS="0")
+    other = start_openai(start_gateway, openai_api, NO_INPUT_SECONDS="0")  # a second process that never heard of the call
     twilio.tunnel[PUBLIC_URL] = gateway.url
     twilio.tunnel[PUBLIC_URL + "/continue"] = other.url + "/continue"
     call = place(twilio, Caller(["hello", "goodbye"], think_time=8.0))

@@ -75,10 +75,12 @@ def test_parse_reply_makes_text_safe_for_xml_and_checks_transfer_numbers():
 def test_config_keys_and_silence():
     base = {"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": "t", "STT_PROVIDER": "google"}
     config = Config.from_env(base)
-    assert (config.dtmf_timeout, config.no_input_seconds, config.no_input_max_reprompts) == (5, 0, 2)
+    assert (config.dtmf_timeout, config.no_input_seconds, config.no_input_max_reprompts) == (5, 8, 2)
     assert config.no_input_prompt == "Are you still there?"
     assert config.no_input_goodbye == "I haven't heard anything, so I'll hang up now. Goodbye!"
-    assert config.gather_options()["timeout"] == config.gather_timeout  # off: GATHER_TIMEOUT is the silence clock
+    assert config.gather_options()["timeout"] == 8  # the silence clock in Gather mode too
+    off = Config.from_env({**base, "NO_INPUT_SECONDS": "0"})
+    assert off.gather_options()["timeout"] == off.gather_timeout  # off: GATHER_TIMEOUT is the silence clock
     config = Config.from_env({**base, "NO_INPUT_SECONDS": "8", "NO_INPUT_MAX_REPROMPTS": "0", "DTMF_TIMEOUT": "3",
                               "NO_INPUT_PROMPT": "Hello?", "NO_INPUT_GOODBYE": "Bye."})
     assert (config.no_input_seconds, config.no_input_max_reprompts, config.dtmf_timeout) == (8, 0, 3)
@@ -93,9 +95,10 @@ def test_keep_alive_timing_adds_up_to_the_no_input_silence():
     from gateway.conversation import listening
 
     base = {"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": "t", "STT_PROVIDER": "google"}
-    assert listening(Config.from_env(base), "https://gw") == {"pause_seconds": 25, "dtmf_url": "https://gw/dtmf",
-                                                              "dtmf_timeout": 5}  # still a 30 s keep-alive cycle
-    assert listening(Config.from_env({**base, "NO_INPUT_SECONDS": "8"}), "https://gw")["pause_seconds"] == 3
+    off = Config.from_env({**base, "NO_INPUT_SECONDS": "0"})
+    assert listening(off, "https://gw") == {"pause_seconds": 25, "dtmf_url": "https://gw/dtmf",
+                                            "dtmf_timeout": 5}  # off: still a 30 s keep-alive cycle
+    assert listening(Config.from_env(base), "https://gw")["pause_seconds"] == 3  # the default 8 s: 3 + 5
     assert listening(Config.from_env({**base, "NO_INPUT_SECONDS": "3"}), "https://gw") == {
         "pause_seconds": 0, "dtmf_url": "https://gw/dtmf", "dtmf_timeout": 3}
 

@@ -21,7 +21,7 @@ def test_gather_dialogue_by_speech_and_keys(twilio, chatbot, start_gateway):
 
 
 def test_gather_silence_comes_back_and_reprompts(twilio, chatbot, start_gateway):
-    start_gateway(STT_PROVIDER="twilio", GATHER_TIMEOUT="2")
+    start_gateway(STT_PROVIDER="twilio", GATHER_TIMEOUT="2", NO_INPUT_SECONDS="0")  # GATHER_TIMEOUT is the clock
     call = place(twilio, [("silence", 6), "hello"])
     assert call.wait_for_say("Hi, how are you?", timeout=40), call.transcript()
     assert "Are you still there?" in call.said()

@@ -27,7 +27,8 @@ def test_keys_reach_the_chatbot_as_dtmf_while_the_stream_hears_speech(provider, 
     gathers = [detail for _, kind, detail in call.events if kind == "gather"]
     assert gathers and all(g["action"] == f"{PUBLIC_URL}/dtmf" and g["input"] == "dtmf" for g in gathers)
     sent = updates(twilio, call)
-    assert len(sent) == 2 and KEYS + '<Say language="en-US">For how many people?</Say><Pause length="25" /></Gather>' \
+    # The default silence clock (NO_INPUT_SECONDS=8): a 3 s pause, then the keys <Gather>'s 5 s.
+    assert len(sent) == 2 and KEYS + '<Say language="en-US">For how many people?</Say><Pause length="3" /></Gather>' \
         f'<Redirect method="POST">{PUBLIC_URL}/listen</Redirect>' in sent[0]
     assert [kind for _, kind, _ in call.events].count("barge-in") == 2  # each key cut the keep-alive short
     turns = [json.loads(line.split("turn ", 1)[1]) for line in gateway.logs().splitlines() if " turn {" in line]
@@ -52,6 +53,18 @@ def test_silent_caller_is_reprompted_twice_then_hung_up_on(provider, twilio, cha
     else:
         assert all(d["timeout"] == "3" and d["action"] == f"{PUBLIC_URL}/gather"
                    for _, kind, d in call.events if kind == "gather")
+
+
+def test_with_default_settings_a_silent_caller_is_reprompted_twice_then_hung_up_on(twilio, chatbot, start_gateway):
+    start_gateway()  # NO_INPUT_SECONDS, NO_INPUT_MAX_REPROMPTS and their texts as a new deployment has them
+    call = place(twilio, [])
+    assert call.wait_ended(timeout=60), call.transcript()
+    assert call.said() == [GREETING, STILL_THERE, STILL_THERE, GOODBYE], call.transcript()
+    assert [d for _, kind, d in call.events if kind == "hangup"] == ["<Hangup/>"] and chatbot.requests == []
+    says = [t for t, kind, _ in call.events if kind == "say"]
+    for before, after, text in zip(says, says[1:], [GREETING, STILL_THERE, STILL_THERE]):
+        # About eight call seconds of silence after each prompt ends, before the next one.
+        assert 8 / SPEED * 0.9 <= after - (before + 0.06 * len(text) / SPEED) <= 8 / SPEED * 1.5, call.transcript()
 
 
 @pytest.mark.parametrize("provider, answer, reply", [

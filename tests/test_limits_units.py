@@ -6,7 +6,7 @@ import pytest
 
 from gateway import create_app
 from gateway.config import Config, ConfigError
-from gateway.limits import MessageRate, Verdict
+from gateway.limits import MessageRate, Verdict, stream_capacity
 from gateway.redact import RedactingFormatter, mask_number
 from gateway.resume import MAX_URL_CHARS, Handoff, pack, resume_url, unpack
 
@@ -96,3 +96,11 @@ def test_a_newline_from_a_caller_cannot_forge_a_log_line():
         failed = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed\r\nagain", (), sys.exc_info())
     text = formatter.format(failed)
     assert text.startswith("ERROR failed\\r\\nagain\nTraceback") and text.endswith("ValueError: boom")
+
+
+def test_the_start_up_log_says_how_many_calls_stream_and_why():
+    assert stream_capacity(Config.from_env(BASE)) == (
+        "300 concurrent streams (three quarters of GATEWAY_THREADS=400: each live stream holds one of the 400 "
+        "gunicorn threads for its whole call, the other 100 serve webhooks; calls beyond are answered in Gather mode)")
+    assert stream_capacity(Config.from_env({**BASE, "MAX_CONCURRENT_STREAMS": "20"})).startswith(
+        "20 concurrent streams (MAX_CONCURRENT_STREAMS=20: each live stream holds one of the 400 gunicorn threads")

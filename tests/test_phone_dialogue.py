@@ -92,8 +92,10 @@ def normalized(text: str) -> str:
 
 
 @pytest.mark.parametrize("provider", ["google", "deepgram", "assemblyai"])
-def test_thirty_seconds_of_silence_keeps_the_call_up(provider, twilio, chatbot, start_gateway):
-    start_gateway(STT_PROVIDER=provider)  # longer than Deepgram's 10 s idle limit, let alone our own pauses
+def test_with_reprompts_off_thirty_seconds_of_silence_keeps_the_call_up(provider, twilio, chatbot, start_gateway):
+    # Longer than Deepgram's 10 s idle limit, let alone our own pauses; the keep-alive loop alone (the default
+    # reprompts after 8 s).
+    start_gateway(STT_PROVIDER=provider, NO_INPUT_SECONDS="0")
     call = place(twilio, [("silence", 30), "hello", "goodbye"])
     assert call.wait_ended(timeout=90), call.transcript()
     assert call.said()[1:] == ["Hi, how are you?", "Goodbye! Thanks for calling."], call.transcript()

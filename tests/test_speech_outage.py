@@ -70,8 +70,9 @@ def test_recognizer_reports_an_outage_past_the_threshold_and_its_end(speech):
 def test_recognizer_down_mid_call_moves_the_call_to_gather_and_back(provider, twilio, chatbot, start_gateway,
                                                                      request):
     speech = ears(request, provider)
-    gateway = start_gateway(STT_PROVIDER=provider, SPEECH_OUTAGE_SECONDS="2")
-    # Silences (call seconds, 4x faster in wall time) leave room for the outage to be noticed and for its end.
+    gateway = start_gateway(STT_PROVIDER=provider, SPEECH_OUTAGE_SECONDS="2", NO_INPUT_SECONDS="0")
+    # Silences (call seconds, 4x faster in wall time) leave room for the outage to be noticed and for its end;
+    # NO_INPUT_SECONDS=0, so no reprompt mixes into them.
     call = place(twilio, ["hello", ("silence", 24), "book_a_table", ("silence", 48), "for_four_people", "goodbye"])
     assert call.wait_for_say("Hi, how are you?", timeout=30), call.transcript()
     down_at = time.time()

@@ -81,8 +81,8 @@ class CallEvents:
             self.action(call_sid, reply.action_type, target=reply.transfer_to)
 
     def action(self, call_sid: str, name: str, text: str | None = None, target: str | None = None) -> None:
-        """Something done to the call: hangup, transfer, transferred, transfer-failed, barge-in, no-input,
-        call-limit, speech-outage, speech-back."""
+        """Something done to the call: hangup, transfer, transferred, transfer-failed, barge-in, reprompt,
+        no-input, call-limit, speech-outage, speech-back."""
         self.publish(call_sid, "action", action=name, text=text, target=target)
 
     def call_ended(self, call_sid: str, status: str = "completed") -> None:

@@ -87,7 +87,7 @@
     if (e.type === "action") {
       const what = { "hangup": "the bot hung up", "transfer": "transferring to " + (e.target || "?"), "transferred": "transfer answered",
         "transfer-failed": "transfer not answered", "barge-in": "the caller spoke over the bot", "no-input": "no input: the bot said goodbye",
-        "call-limit": "call time limit reached", "speech-outage": "speech recognition down: Twilio listens meanwhile",
+        "call-limit": "call time limit reached", "reprompt": "no input: the bot asked again", "speech-outage": "speech recognition down: Twilio listens meanwhile",
         "speech-back": "speech recognition is back" }[e.action] || e.action;
       return what + (e.text && e.action !== "transfer-failed" ? ": " + e.text : "");
     }
