@@ -65,7 +65,7 @@ def test_the_conversation_appears_live_in_the_page(twilio, speech, chatbot, star
     said_yet = [text for kind, text in bubbles(browser) if kind == "caller"]
     assert wait_until(lambda: ("bot", "Goodbye! Thanks for calling.") in bubbles(browser), 40), bubbles(browser)
     assert browser.execute_script("return window.sameDocument === true;")
-    seen = bubbles(browser)
+    seen = [(kind, text) for kind, text in bubbles(browser) if kind in ("bot", "caller")]  # a reprompt may come too
     assert [k for k, _ in seen][:5] == ["bot", "caller", "bot", "caller", "bot"], seen
     assert seen[1][1].replace(" ", "") == "hello" and seen[2] == ("bot", "Hi, how are you?")
     assert "goodbye" not in [t.replace(" ", "") for t in said_yet]  # it arrived while the page was open
