@@ -122,7 +122,8 @@ def test_a_database_down_mid_call_costs_history_not_the_call(twilio, speech, cha
     from standins.twilio import Caller
 
     with postgres_server() as postgres:
-        gateway = start_gateway(MONITOR_PASSWORD=PASSWORD, DATABASE_URL=postgres.url)
+        gateway = start_gateway(MONITOR_PASSWORD=PASSWORD, DATABASE_URL=postgres.url,
+                                NO_INPUT_SECONDS="0")  # the caller's 9 s of thinking is room, not silence
         call = place(twilio, Caller.at_times([(2.0, "hello"), (12.0, "goodbye")]))
         assert call.wait_for_say("Hi, how are you?", timeout=30), call.transcript()
         assert wait_until(lambda: "Hi, how are you?" in json.dumps(
