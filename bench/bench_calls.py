@@ -82,13 +82,17 @@ def main() -> None:
     parser.add_argument("--provider", choices=("google", "deepgram", "assemblyai"), default="google",
                         help="STT_PROVIDER; its stand-in runs in scripted mode")
     parser.add_argument("--turn-timeout", type=float, default=5.0, help="seconds after a final before a turn is lost")
+    parser.add_argument("--history", choices=("full", "metadata", "off"), default="full",
+                        help="CALL_HISTORY for the gateway (default full, the product's default), with the monitor on; off: both off")
+    parser.add_argument("--database", metavar="URL", help="DATABASE_URL (default: a SQLite file in the logs folder)")
     parser.add_argument("--py-spy", metavar="FILE", help="record a py-spy profile of the gateway worker "
                         "(a flame graph, or collapsed stacks if FILE ends in .txt)")
     args = parser.parse_args()
     n = args.calls
     ramp = args.ramp if args.ramp is not None else max(5.0, n / 20)
     logs = Path(tempfile.mkdtemp(prefix="bench-calls-"))
-    print(f"{args.provider}: {n} calls, starts over {ramp:g} s, {len(UTTERANCES)} turns each with {args.gap:g} s gaps; "
+    print(f"{args.provider}: {n} calls, call history {args.history}, starts over {ramp:g} s, {len(UTTERANCES)} turns "
+          f"each with {args.gap:g} s gaps; "
           f"{os.cpu_count()} CPUs, load average {loadavg()}; logs in {logs}", flush=True)
 
     services_port = free_port()
@@ -108,7 +112,9 @@ def main() -> None:
     services_url = f"http://127.0.0.1:{services_port}"
     env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "PUBLIC_URL": PUBLIC_URL,
            "CHATBOT_URL": services_url + "/message", "TWILIO_API_URL": services_url, "STT_PROVIDER": args.provider,
-           **recognizer, "HINTS": "hello, book a table, goodbye"}
+           **recognizer, "HINTS": "hello, book a table, goodbye", "CALL_HISTORY": args.history,
+           "MONITOR_PASSWORD": "bench" if args.history != "off" else "",
+           "DATABASE_URL": args.database or f"sqlite:///{logs}/history.db"}
     if args.threads:
         env["GATEWAY_THREADS"] = str(args.threads)
     else:  # the default settings, even if this shell has other ones

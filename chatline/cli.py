@@ -41,7 +41,17 @@ The gateway must send its call updates to this simulator: TWILIO_API_URL=http://
     "demo": """\
 examples:
   chatline demo
-  chatline demo --speed 3 --record demo.wav""",
+  chatline demo --speed 3 --record demo.wav
+  chatline demo --keep-monitor               # then open the monitor URL it prints; Ctrl-C stops it""",
+    "calls": """\
+examples:
+  chatline calls                             # the 20 most recent calls
+  chatline calls --search 5551230001 --limit 100
+  chatline calls --csv > calls.csv
+  chatline calls show CA0123456789abcdef0123456789abcdef
+  chatline calls show CA0123456789abcdef0123456789abcdef --json
+
+Reads the database at DATABASE_URL (default: chatline-history.db in the working directory), as the gateway does.""",
 }
 
 
@@ -138,7 +148,33 @@ def build_parser() -> Parser:
                                "exit 0 when the bot answered as its script says and hung up. Needs no account "
                                "and no environment; stops everything it started."), epilog=EXAMPLES["demo"], **common)
     add_run_options(demo, timeout=90.0)
+    demo.add_argument("--keep-monitor", action="store_true",
+                      help="after the call, leave the gateway running with its operator page (/monitor) to look at, "
+                      "until Ctrl-C")
+
+    calls = commands.add_parser("calls", help="list recent calls from the call history, or show one",
+                                description=wrap("List the most recent calls from the call history (the database at "
+                                "DATABASE_URL the gateway writes), newest first, with how each ended; `chatline "
+                                "calls show CALLSID` prints one conversation."), epilog=EXAMPLES["calls"], **common)
+    add_export_options(calls)
+    calls.add_argument("--limit", type=int, default=20, help="how many calls (default 20)")
+    calls.add_argument("--search", default="", metavar="TEXT", help="only calls whose number or CallSid contains TEXT")
+    shown = calls.add_subparsers(dest="calls_command", metavar="show", parser_class=Parser)
+    show = shown.add_parser("show", help="print one call's conversation", **common)
+    show.add_argument("call_sid", metavar="CALLSID")
+    add_export_options(show, inner=True)
     return parser
+
+
+def add_export_options(parser: argparse.ArgumentParser, inner: bool = False) -> None:
+    """--json / --csv and the database, for `chatline calls` and (`inner`) `chatline calls show`, where they are
+    left unset unless given, so `chatline calls --json show CALLSID` keeps the --json given before `show`."""
+    unset = {"default": argparse.SUPPRESS} if inner else {}
+    form = parser.add_mutually_exclusive_group()
+    form.add_argument("--json", dest="form", action="store_const", const="json", help="print JSON", **unset)
+    form.add_argument("--csv", dest="form", action="store_const", const="csv", help="print CSV", **unset)
+    parser.add_argument("--database", metavar="URL", help="the history's database URL (default: $DATABASE_URL, "
+                        "else sqlite:///chatline-history.db)", **unset)
 
 
 def add_run_options(parser: argparse.ArgumentParser, timeout: float) -> None:
@@ -158,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
     # Library warnings (the stand-in's, werkzeug's) would repeat what the printed conversation already says.
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.CRITICAL,
                         format="  (%(name)s: %(message)s)")
-    if args.command in ("serve", "call", "simulate") and Path(".env").is_file():
+    if args.command in ("serve", "call", "simulate", "calls") and Path(".env").is_file():
         from dotenv import load_dotenv
 
         load_dotenv(Path(".env"))  # like the gateway in development; real environment variables win
@@ -187,7 +223,15 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from chatline.demo import run_demo
 
-        return run_demo(args.speed, args.timeout, args.record, args.verbose)
+        return run_demo(args.speed, args.timeout, args.record, args.verbose, keep_monitor=args.keep_monitor)
+    if args.command == "calls":
+        from chatline.calls import list_calls, show_call
+
+        if args.calls_command == "show":
+            show_call(args.database, args.call_sid, args.form or "text")
+        else:
+            list_calls(args.database, args.limit, args.search, args.form or "text")
+        return 0
     build_parser().print_help()
     return 2
 

@@ -1,14 +1,17 @@
 """`chatline demo`: the sample chatbot, the gateway and the Twilio simulator on free ports, and the classic dialogue."""
 from __future__ import annotations
 
+import secrets
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from chatbot_api.config import DEFAULT_SCRIPT
 from chatline.console import ChatlineError, say, terminate_as_interrupt
 from chatline.local import PLACEHOLDER_ACCOUNT_SID, PLACEHOLDER_AUTH_TOKEN, LocalProcesses, sample_first_hints
 from chatline.procfile import free_port
+from chatline.serve import monitor_line
 from chatline.simulate import Outcome, build_turns, run_call
 
 GREETING = "Hello! You are talking to Chatline. How can I help?"
@@ -45,8 +48,19 @@ def gateway_env(chatbot_url: str, api_port: int) -> dict[str, str]:
             "VOICE": "", "VALIDATE_SIGNATURES": "true", "WEB_CONCURRENCY": "1", "HINTS": sample_first_hints({})}
 
 
-def run_demo(speed: float, timeout: float, record: str | None, verbose: bool) -> int:
-    """Run the demo call end to end; raises ChatlineError with the reason when it does not go as scripted."""
+def wait_for_interrupt(processes: LocalProcesses) -> None:
+    """Keep everything running until Ctrl-C (or SIGTERM), failing if a process dies meanwhile."""
+    try:
+        while True:
+            processes.check_alive()
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        say("")
+
+
+def run_demo(speed: float, timeout: float, record: str | None, verbose: bool, keep_monitor: bool = False) -> int:
+    """Run the demo call end to end; raises ChatlineError with the reason when it does not go as scripted. With
+    `keep_monitor` the gateway stays up afterwards, its operator page showing the call, until Ctrl-C."""
     log_dir = Path(tempfile.mkdtemp(prefix="chatline-demo-"))
     keep_logs = False
     try:
@@ -54,8 +68,11 @@ def run_demo(speed: float, timeout: float, record: str | None, verbose: bool) ->
             chatbot = processes.start("chatbot", "the sample chatbot",
                                       {"CHATBOT_SCRIPT": str(DEFAULT_SCRIPT)})
             api_port = free_port()
+            # The demo's history lives and goes with its temp folder: a demo leaves nothing behind.
+            monitor = {"MONITOR_PASSWORD": secrets.token_urlsafe(12), "DATABASE_URL": f"sqlite:///{log_dir}/history.db",
+                       "CALL_HISTORY": "full", "REDIS_URL": ""}
             gateway = processes.start("web", "the gateway (offline speech recognition)",
-                                      gateway_env(chatbot.url + "/message", api_port))
+                                      {**gateway_env(chatbot.url + "/message", api_port), **monitor})
             say(f"gateway on {gateway.url}, sample chatbot on {chatbot.url}")
             outcome = run_call(gateway.url, turns=build_turns([]), api_port=api_port, speed=speed,
                                timeout=timeout, account_sid=PLACEHOLDER_ACCOUNT_SID,
@@ -63,6 +80,12 @@ def run_demo(speed: float, timeout: float, record: str | None, verbose: bool) ->
             problem = check(outcome)
             if problem:
                 raise ChatlineError(f"demo failed: {problem} (logs: {log_dir})")
+            if keep_monitor:
+                say(f"demo passed ({outcome.duration:.1f} s of call); the gateway stays up to look at:")
+                say(monitor_line(gateway.url, monitor))
+                say("Press Ctrl-C to stop.")
+                wait_for_interrupt(processes)
+                return 0
         say(f"demo passed: the call went as the script says ({outcome.duration:.1f} s of call)")
         return 0
     except ChatlineError:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +32,7 @@ def _banner(port: int, chatbot_url: str, own_bot: bool, local_mode: bool, env: d
     base = public or f"http://127.0.0.1:{port}"
     say(f"\ngateway:  http://127.0.0.1:{port}")
     say(f"chatbot:  {chatbot_url}" + ("  (your CHATBOT_URL)" if own_bot else "  (the sample chatbot)"))
+    say(monitor_line(f"http://127.0.0.1:{port}", env))
     say("\nIn the Twilio console, on your number's Voice configuration:")
     say(f"  A call comes in      Webhook, HTTP POST  {base}/voice")
     say(f"  Call status changes  HTTP POST           {base}/status")
@@ -44,6 +46,24 @@ def _banner(port: int, chatbot_url: str, own_bot: bool, local_mode: bool, env: d
         say(f"  chatline simulate --url http://127.0.0.1:{port}" + (f" --public-url {public}" if public else ""))
     where = ", ".join(str(path) for path in logs)
     say(f"\nLogs: {where}" + (" (streamed below)" if streaming else "") + ". Press Ctrl-C to stop.\n")
+
+
+def monitor_settings(environ: dict[str, str]) -> dict[str, str]:
+    """The operator page on, with a fresh local password unless MONITOR_PASSWORD is set; the call history in the
+    working directory (the gateway runs in the project's folder) unless DATABASE_URL says otherwise."""
+    extra = {}
+    if not environ.get("MONITOR_PASSWORD"):
+        extra["MONITOR_PASSWORD"] = secrets.token_urlsafe(12)
+    if not environ.get("DATABASE_URL"):
+        extra["DATABASE_URL"] = f"sqlite:///{Path.cwd() / 'chatline-history.db'}"
+    return extra
+
+
+def monitor_line(base: str, extra: dict[str, str]) -> str:
+    """Where the operator page is, and how to log in (the password only when we made it up)."""
+    password = extra.get("MONITOR_PASSWORD")
+    login = f"user operator, password {password}" if password else "user operator, your MONITOR_PASSWORD"
+    return f"monitor:  {base}/monitor  ({login})"
 
 
 def _stream_logs(logs: dict[str, Path], offsets: dict[str, int]) -> None:
@@ -65,6 +85,7 @@ def _stream_logs(logs: dict[str, Path], offsets: dict[str, int]) -> None:
 def serve(port: int, chatbot_port: int | None, log_dir: str | None, quiet: bool) -> int:
     """Run the gateway (and the sample chatbot unless CHATBOT_URL is set) until Ctrl-C."""
     extra, local_mode = gateway_settings(dict(os.environ))
+    extra.update(monitor_settings(dict(os.environ)))
     own_bot = os.environ.get("CHATBOT_URL")
     if port_in_use(port):  # before starting the chatbot, so a busy port fails at once with nothing to undo
         raise ChatlineError(f"port {port} is already in use; stop what holds it or choose another with --port")

@@ -15,6 +15,7 @@ from .conversation import Services
 from .live_calls import LiveCalls
 from .drain import Drain
 from .limits import CallDeadlines, stream_capacity
+from .monitor import build_events, install as install_monitor
 from .redact import redact_secrets
 from .twilio_calls import CallUpdater
 
@@ -54,6 +55,7 @@ def create_app(config: Config | None = None) -> Flask:
         updater=CallUpdater(config.twilio_account_sid, config.twilio_auth_token, config.twilio_api_url),
         executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="turn"),
         live=LiveCalls(),
+        events=build_events(config),
     )
     services.deadlines = CallDeadlines(services)
     services.drain = Drain(services)
@@ -63,6 +65,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(voice.bp)
     app.register_blueprint(gather.bp)
     app.register_blueprint(resume.bp)
+    install_monitor(app, services.events)
     if config.stt_provider != "twilio":  # Gather mode needs no websocket at all
         app.register_blueprint(stream.bp)
         app.register_blueprint(rest_of_answer.bp)

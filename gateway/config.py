@@ -99,6 +99,19 @@ def _limits(env: Mapping[str, str], cls, problems: list[str]) -> dict:
     }
 
 
+CALL_HISTORY_MODES = ("full", "metadata", "off")
+
+
+def _monitor(env: Mapping[str, str], problems: list[str]) -> dict:
+    """The operator monitor and the call history (gateway/monitor/): who may look, where history lives, how long."""
+    history = (env.get("CALL_HISTORY") or "full").strip().lower()
+    if history not in CALL_HISTORY_MODES:
+        problems.append(f"CALL_HISTORY must be one of {', '.join(CALL_HISTORY_MODES)} (got {history!r})")
+        history = "off"
+    return {"monitor_password": env.get("MONITOR_PASSWORD") or None,
+            "database_url": (env.get("DATABASE_URL") or "").strip() or "sqlite:///chatline-history.db",
+            "call_history": history, "call_history_days": _whole(env, "CALL_HISTORY_DAYS", 30, 0, problems),
+            "redis_url": (env.get("REDIS_URL") or "").strip() or None}
 def _chatbot(env: Mapping[str, str], cls, problems: list[str]) -> dict:
     """What the chatbot at CHATBOT_URL speaks (CHATBOT_PROTOCOL) and the settings of the protocol chosen."""
     protocol = (env.get("CHATBOT_PROTOCOL") or cls.chatbot_protocol).strip().lower()
@@ -200,6 +213,12 @@ class Config:
     drain_message: str = "One moment, please."
     # SPEECH_OUTAGE_SECONDS: how long Google streams may keep failing before the call listens through <Gather>.
     speech_outage_seconds: float = 5.0
+    # The operator monitor and call history: see gateway/monitor/. No MONITOR_PASSWORD: no /monitor at all.
+    monitor_password: str | None = field(default=None, repr=False)
+    database_url: str = field(default="sqlite:///chatline-history.db", repr=False)  # may hold a password
+    call_history: str = "full"
+    call_history_days: int = 30
+    redis_url: str | None = field(default=None, repr=False)
     # CHATBOT_PROTOCOL and its settings: see gateway/chatbots/. The API key never shows in a repr.
     chatbot_protocol: str = "chatline"
     chatbot_model: str = ""
@@ -271,6 +290,7 @@ class Config:
             except ValueError:
                 problems.append(f"{name} must be a whole number of at least {least} (got {raw!r})")
         limits = _limits(env, cls, problems)
+        monitor = _monitor(env, problems)
         recognizers = _keyed_recognizers(env, provider, problems)
         chatbot = _chatbot(env, cls, problems)
         if problems:
@@ -306,6 +326,7 @@ class Config:
             speech_outage_seconds=numbers["SPEECH_OUTAGE_SECONDS"],
             **keys_and_silence,
             **limits,
+            **monitor,
             **recognizers,
             **chatbot,
         )

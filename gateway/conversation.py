@@ -18,6 +18,7 @@ from .chatbot import ChatbotError, Reply
 from .chatbots import Chatbot, FirstSentence
 from .config import Config
 from .first_sentence import Continuations, EarlySentence
+from .monitor import CallEvents
 from .prompt import PromptClock, say_seconds
 from .recognizers import Recognizer, Transcript
 from .speech_outage import OutageFallback, listening_reply
@@ -42,6 +43,7 @@ class Services:
     deadlines: Any = None  # limits.CallDeadlines: MAX_CALL_SECONDS
     drain: Any = None  # drain.Drain: graceful shutdown
     continuations: Continuations = field(default_factory=Continuations)  # answers said a sentence at a time
+    events: CallEvents = field(default_factory=CallEvents.disabled)  # monitor.CallEvents: watchers and history
 
 
 def ask(services: Services, call_sid: str, message: str, input_type: str, caller: str = "",
@@ -61,11 +63,18 @@ def webhook_turn(services: Services, call_sid: str, message: str, input_type: st
     call in flight, so the chatbot sees one message at a time, in order. The reply, the failure if any, and the
     call's state once the reply is remembered."""
     conversation = services.live.get(call_sid)
+    heard_at = time.monotonic()
+    services.events.caller_said(call_sid, message, input_type)
     with conversation.turn_lock if conversation is not None else contextlib.nullcontext():
+        asked_at = time.monotonic()
         reply, error = ask(services, call_sid, message, input_type, caller)
+        answered_at = time.monotonic()
         if conversation is not None:
             conversation.answered(reply)
-        return reply, error, remember(services, call_sid, reply)
+        state = remember(services, call_sid, reply)
+        services.events.bot_said(call_sid, reply, (answered_at - asked_at) * 1000,
+                                 (time.monotonic() - heard_at) * 1000, error)
+        return reply, error, state
 
 
 def greeting(services: Services, call_sid: str, caller: str = "") -> Reply:
@@ -143,8 +152,10 @@ def no_input(services: Services, call_sid: str, quiet_for: float = 0.0) -> tuple
         return None
     if count > config.no_input_max_reprompts:
         log.info("call %s: no input after %d reprompts; saying goodbye", call_sid, count - 1)
+        services.events.action(call_sid, "no-input", text=config.no_input_goodbye)
         return config.no_input_goodbye, True
     log.info("call %s: no input; reprompt %d of %d", call_sid, count, config.no_input_max_reprompts)
+    services.events.action(call_sid, "reprompt", text=prompt)
     return prompt, False
 
 
@@ -189,6 +200,7 @@ class Conversation:
                 self._barge_in()
         elif transcript.text.strip() and self.outage.stream_may_answer(transcript):
             self.services.store.heard(self.call_sid)  # the silence clock starts again, reprompts are counted afresh
+            self.services.events.caller_said(self.call_sid, transcript.text.strip())
             self._queue_turn(transcript.text.strip(), time.monotonic())
 
     def speaking(self, text: str, interruptible: bool = True) -> int:
@@ -227,6 +239,8 @@ class Conversation:
                     self.base_url + "/listen", **listening(config, self.base_url)))
                 self.prompt.stopped()
             self.services.continuations.cut_short(self.call_sid)  # a first sentence's rest is not said now
+            if outcome is UpdateResult.SENT:
+                self.services.events.action(self.call_sid, "barge-in")
             log.info("call %s: barge-in, the caller spoke over the bot; stopped it in %.0f ms (%s)",
                      self.call_sid, (time.monotonic() - heard_at) * 1000, outcome.value)
         except Exception:  # the executor's boundary
@@ -270,15 +284,19 @@ class Conversation:
                          len(text))
                 return
             first = EarlySentence(self, heard_at)
+            asked_at = time.monotonic()
             reply, error = ask(self.services, self.call_sid, text, "speech", self.caller, first.say)
+            chatbot_ms = (time.monotonic() - asked_at) * 1000
             if self._call_has_ended():
                 first.drop()
                 log.info("call %s has already ended while its reply was in flight; reply dropped", self.call_sid)
                 return
             remember(self.services, self.call_sid, reply)
             if first.rest(reply):  # its first sentence is being said: /continue answers with the rest
-                log_turn(self.call_sid, text, reply, (time.monotonic() - heard_at) * 1000, "first-sentence", error,
+                elapsed_ms = (time.monotonic() - heard_at) * 1000
+                log_turn(self.call_sid, text, reply, elapsed_ms, "first-sentence", error,
                          words=self.services.config.log_transcripts)
+                self.services.events.bot_said(self.call_sid, reply, chatbot_ms, elapsed_ms, error)
                 return
             document = self.reply_document(reply)
             if not self.wait_for_protected_prompt():
@@ -286,8 +304,11 @@ class Conversation:
             with self.prompt.lock:
                 outcome = self.services.updater.update(self.call_sid, document)
                 self.prompt.next_prompt()
-            log_turn(self.call_sid, text, reply, (time.monotonic() - heard_at) * 1000, outcome.value, error,
+            elapsed_ms = (time.monotonic() - heard_at) * 1000
+            log_turn(self.call_sid, text, reply, elapsed_ms, outcome.value, error,
                      words=self.services.config.log_transcripts)
+            self.services.events.bot_said(self.call_sid, reply, chatbot_ms, elapsed_ms, error,
+                                          delivered=outcome is UpdateResult.SENT)
             if outcome is UpdateResult.CALL_ENDED:
                 self.services.store.end(self.call_sid)
                 self.close()

@@ -180,3 +180,4 @@ class CallDeadlines:
         outcome = services.updater.update(call_sid, twiml.say_and_hang_up(config.max_call_goodbye,
                                                                            language=config.language, voice=config.voice))
         log.info("call %s: time-limit goodbye %s", call_sid, outcome.value)
+        services.events.action(call_sid, "call-limit", text=config.max_call_goodbye)

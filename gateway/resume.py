@@ -111,7 +111,10 @@ def resume_call():
         config = call_config(config, services.store.speak_as(call_sid, handoff.language, handoff.voice))
     services.deadlines.watch(call_sid, handoff.started)
     answer = replace(handoff.reply(), hints=hints)
-    if config.stt_provider == "twilio" or streams_full(services):
+    gather_mode = config.stt_provider == "twilio" or streams_full(services)
+    services.events.call_started(call_sid, caller, request.form.get("To", ""), config.stt_provider,
+                                 "gather" if gather_mode else "stream", started_at=handoff.started)
+    if gather_mode:
         log.info("call %s from %s: resumed here in Gather mode", call_sid, mask_number(caller))
         return Response(gather_document(services, call_sid, base, answer), mimetype="text/xml")
     log.info("call %s from %s: resumed here with a %s stream", call_sid, mask_number(caller), config.stt_provider)

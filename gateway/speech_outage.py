@@ -125,6 +125,7 @@ class OutageFallback:
         if before is not None and before.speech_fallback:
             log.info("call %s: speech recognition is back; the call returns to the stream at its next answer",
                      conversation.call_sid)
+            conversation.services.events.action(conversation.call_sid, "speech-back")
 
     def _recognition_down(self) -> None:
         """Switch the live call to <Gather> (once), unless a transfer or the goodbye is playing."""
@@ -136,6 +137,7 @@ class OutageFallback:
                 return
             log.warning("call %s: speech recognition down for over %g s; Twilio's <Gather> listens until it is back",
                         call_sid, services.config.speech_outage_seconds)
+            services.events.action(call_sid, "speech-outage")
             if conversation.held:  # updating now would cut it short; its outcome is answered with <Gather>
                 log.info("call %s is being transferred or hung up; the call is not updated now", call_sid)
                 return

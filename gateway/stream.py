@@ -198,5 +198,6 @@ class _StreamState:
             log.info("stream stopped for call %s", self.call_sid)
             if self.conversation is not None:  # we never <Stop> a stream: Twilio stops it when the call ends
                 self.services.store.end(self.call_sid)
+                self.services.events.call_ended(self.call_sid)
             return False
         return True

@@ -48,6 +48,10 @@ def incoming_call():
     services.deadlines.watch(call_sid)
     hello = greeting(services, call_sid, caller)
     config = call_config(config, remember(services, call_sid, hello))
+    gather_mode = config.stt_provider == "twilio" or (hello.action_type is None and streams_full(services))
+    services.events.call_started(call_sid, caller, request.form.get("To", ""), config.stt_provider,
+                                 "gather" if gather_mode else "stream")
+    services.events.bot_said(call_sid, hello)
     if config.stt_provider == "twilio":  # the greeting inside the first <Gather> (or said before a hangup/transfer)
         log.info("call %s from %s: answering in Gather mode", call_sid, mask_number(caller))
         return _twiml_response(gather_document(services, call_sid, base, hello))
@@ -137,8 +141,10 @@ def transfer_outcome():
     base = public_base(request)
     if status in ("completed", "answered"):
         log.info("call %s: transfer answered and finished; hanging up", call_sid)
+        services.events.action(call_sid, "transferred")
         return _twiml_response(twiml.say_and_hang_up("", language=config.language))
     log.info("call %s: transfer ended with %s; back to the bot", call_sid, status or "no status")
+    services.events.action(call_sid, "transfer-failed", text=status or None)
     conversation = services.live.get(call_sid)
     if conversation is not None:
         conversation.resume()
@@ -159,6 +165,7 @@ def call_status():
         services.store.end(call_sid)
         services.live.release(call_sid)
         log.info("call %s ended (%s); released", call_sid, status)
+        services.events.call_ended(call_sid, status)
     return Response(status=204)
 
 

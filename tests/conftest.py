@@ -88,6 +88,7 @@ def start_gateway(tmp_path, twilio, chatbot, request):
             "CHATBOT_TIMEOUT": "3", "GATEWAY_THREADS": "16", "HINTS": FIRST_HINTS,
             # The stand-in's voice (SAY_SECONDS_PER_CHAR) at its speed, so barge-in knows when a <Say> is over.
             "SAY_CHARACTERS_PER_SECOND": str(round(SPEED / 0.06, 1)),
+            "DATABASE_URL": f"sqlite:///{tmp_path}/history.db",  # the call history stays in the test's folder
         }
         env.update(overrides)
         if env["STT_PROVIDER"] == "google" and "SPEECH_EMULATOR_HOST" not in overrides:

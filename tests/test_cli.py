@@ -1,6 +1,7 @@
 """The `chatline` console script, run as a user would: demo, call, simulate, serve, --help and its errors."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import requests
 
 from chatline.procfile import ProcfileProcess, free_port
 
@@ -27,7 +29,8 @@ CLASSIC = ["bot said: " + GREETING, "caller said: hello", "bot said: Hi, how are
 # Settings a developer's shell may hold that would change what these tests run against.
 _SETTINGS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_URL", "TWILIO_FROM_NUMBER", "PUBLIC_URL",
              "CHATBOT_URL", "CHATBOT_SCRIPT", "STT_PROVIDER", "SPEECH_EMULATOR_HOST", "GREETING", "LANGUAGE",
-             "VOICE", "GOOGLE_APPLICATION_CREDENTIALS", "VALIDATE_SIGNATURES")
+             "VOICE", "GOOGLE_APPLICATION_CREDENTIALS", "VALIDATE_SIGNATURES", "MONITOR_PASSWORD", "DATABASE_URL",
+             "CALL_HISTORY", "REDIS_URL")
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -231,6 +234,17 @@ def test_serve_in_local_mode_answers_simulate_and_stops_on_ctrl_c(tmp_path):
                           "--speed", "3", "--timeout", "30", cwd=tmp_path)
         assert result.returncode == 0, result.stdout + result.stderr
         assert dialogue(result.stdout) == CLASSIC
+        # The banner's monitor URL and password open the operator's view of that call, and the history it wrote in
+        # the working directory is what `chatline calls` reads there.
+        password = re.search(rf"monitor:  http://127\.0\.0\.1:{port}/monitor  \(user operator, password (\S+)\)",
+                             text).group(1)
+        calls = requests.get(f"http://127.0.0.1:{port}/monitor/api/calls", auth=("operator", password), timeout=5)
+        assert [(c["status"], c["turns"]) for c in calls.json()["calls"]] == [("bot-hangup", 3)]
+        deadline = time.monotonic() + 10  # the history is written in batches, half a second behind the calls
+        while (listed := chatline("calls", "--json", cwd=tmp_path)).returncode and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert listed.returncode == 0, listed.stderr
+        assert [c["call_sid"] for c in json.loads(listed.stdout)["calls"]] == [calls.json()["calls"][0]["call_sid"]]
     finally:
         serve.send_signal(signal.SIGINT)
         out, err = serve.communicate(timeout=30)
@@ -241,12 +255,13 @@ def test_serve_in_local_mode_answers_simulate_and_stops_on_ctrl_c(tmp_path):
 
 # ---- help and errors --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("command, options", [
-    ([], ["serve", "call", "simulate", "demo"]),
+    ([], ["serve", "call", "simulate", "demo", "calls"]),
     (["serve"], ["--port", "--chatbot-port", "--log-dir", "--quiet", "examples:"]),
     (["call"], ["NUMBER", "--from", "--url", "TWILIO_FROM_NUMBER", "examples:"]),
     (["simulate"], ["--url", "--public-url", "--wav", "--say", "--api-port", "--auth-token", "--speed",
                     "--timeout", "--record", "examples:"]),
-    (["demo"], ["--speed", "--record", "--timeout", "examples:"]),
+    (["demo"], ["--speed", "--record", "--timeout", "--keep-monitor", "examples:"]),
+    (["calls"], ["--json", "--csv", "--limit", "--search", "--database", "show", "DATABASE_URL", "examples:"]),
 ])
 def test_help(command, options):
     result = chatline(*command, "--help")

@@ -11,7 +11,7 @@ from gateway.redact import RedactingFormatter, mask_number
 from gateway.resume import MAX_URL_CHARS, Handoff, pack, resume_url, unpack
 
 SID = "AC" + "0" * 32
-BASE = {"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": "a-secret-auth-token"}
+BASE = {"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": "a-secret-auth-token", "CALL_HISTORY": "off"}
 
 
 def test_rate_limiter_allows_bursts_drops_excess_and_reports_a_flood(caplog):
