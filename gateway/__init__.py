@@ -11,11 +11,11 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from .calls import InMemoryCallStore
 from .chatbot import ChatbotClient
 from .config import Config
-from .conversation import Services
-from .live_calls import LiveCalls
 from .drain import Drain
 from .limits import CallDeadlines
+from .live_calls import LiveCalls
 from .redact import redact_secrets
+from .services import Services
 from .twilio_calls import CallUpdater
 
 log = logging.getLogger("gateway")
@@ -55,6 +55,9 @@ def create_app(config: Config | None = None) -> Flask:
         executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="turn"),
         live=LiveCalls(),
     )
+    if config.redis_url:
+        _share_through_redis(services)
+    services.events.subscribe(services.heard_event)
     services.deadlines = CallDeadlines(services)
     services.drain = Drain(services)
     app.extensions["chatline"] = services
@@ -75,3 +78,25 @@ def create_app(config: Config | None = None) -> Flask:
     if not config.validate_signatures:
         log.warning("VALIDATE_SIGNATURES is off: anyone can post to the webhooks")
     return app
+
+
+def _share_through_redis(services: Services) -> None:
+    """REDIS_URL: call state, turns and events in Redis, so any process serves any webhook or stream of any call."""
+    from .redis_store import RedisCallStore, RedisEvents, RedisTurnLocks, connect
+
+    config = services.config
+    client = connect(config.redis_url)
+    services.store = RedisCallStore(client)
+    # A turn holds its lock through the chatbot's answer and the wait for a prompt that may not be cut; a holder that
+    # dies frees it at this expiry, and the fencing check drops a late answer of one that only stalled.
+    services.turns = RedisTurnLocks(client, expiry_seconds=config.chatbot_timeout * 2 + 30)
+    services.events = RedisEvents(client)
+    log.info("call state in Redis (%s): every process serves every call", redact_url(config.redis_url))
+
+
+def redact_url(url: str) -> str:
+    """REDIS_URL without its password, for the log."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}{parts.path}"

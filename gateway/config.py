@@ -78,6 +78,17 @@ def _limits(env: Mapping[str, str], cls, problems: list[str]) -> dict:
     }
 
 
+def gateway_workers(env: Mapping[str, str]) -> int:
+    """GATEWAY_WORKERS, else WEB_CONCURRENCY when REDIS_URL is set (the store every worker shares), else 1: without
+    Redis a call's state lives in one process, and a second worker would get webhooks of calls it never saw."""
+    problems: list[str] = []
+    default = _whole(env, "WEB_CONCURRENCY", 1, 1, problems) if (env.get("REDIS_URL") or "").strip() else 1
+    workers = _whole(env, "GATEWAY_WORKERS", default, 1, problems)
+    if problems:
+        raise ConfigError("Configuration problems: " + "; ".join(problems))
+    return workers
+
+
 def _flag(value: str | None, default: bool) -> bool:
     """Read a yes/no variable; anything but an explicit no keeps the default on."""
     if value is None or not value.strip():
@@ -137,6 +148,8 @@ class Config:
     drain_message: str = "One moment, please."
     # SPEECH_OUTAGE_SECONDS: how long Google streams may keep failing before the call listens through <Gather>.
     speech_outage_seconds: float = 5.0
+    # REDIS_URL: call state shared by every gateway process (unset: it lives in this one process).
+    redis_url: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def for_call(self, language: str = "", voice: str = "") -> "Config":
@@ -229,6 +242,7 @@ class Config:
             say_chars_per_second=numbers["SAY_CHARACTERS_PER_SECOND"],
             chatbot_greeting=_flag(env.get("CHATBOT_GREETING"), False),
             speech_outage_seconds=numbers["SPEECH_OUTAGE_SECONDS"],
+            redis_url=(env.get("REDIS_URL") or "").strip() or None,
             **keys_and_silence,
             **limits,
         )

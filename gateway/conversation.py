@@ -1,43 +1,24 @@
 """A live call's dialogue: final transcripts in, chatbot turns out, delivered as call updates, one at a time."""
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import threading
 import time
 from collections import deque
-from concurrent.futures import Executor
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Callable
 
 from . import twiml
-from .calls import CallState, CallStore
-from .chatbot import ChatbotClient, ChatbotError, Reply
+from .calls import CallState
+from .chatbot import ChatbotError, Reply
 from .config import Config
 from .prompt import PromptClock, say_seconds
 from .recognizers import Recognizer, Transcript
+from .services import Services
 from .speech_outage import OutageFallback, listening_reply
-from .twilio_calls import CallUpdater, UpdateResult
-
-if TYPE_CHECKING:
-    from .live_calls import LiveCalls
+from .twilio_calls import UpdateResult
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Services:
-    """The long-lived collaborators a call needs, built once by the app factory."""
-
-    config: Config
-    store: CallStore
-    chatbot: ChatbotClient
-    updater: CallUpdater
-    executor: Executor
-    live: LiveCalls
-    deadlines: Any = None  # limits.CallDeadlines: MAX_CALL_SECONDS
-    drain: Any = None  # drain.Drain: graceful shutdown
 
 
 def ask(services: Services, call_sid: str, message: str, input_type: str, caller: str = "") -> tuple[Reply, str | None]:
@@ -54,12 +35,26 @@ def webhook_turn(services: Services, call_sid: str, message: str, input_type: st
     """A turn whose answer is a webhook's own TwiML (keys on /dtmf, a <Gather> result): after any speech turn of the
     call in flight, so the chatbot sees one message at a time, in order. The reply, the failure if any, and the
     call's state once the reply is remembered."""
-    conversation = services.live.get(call_sid)
-    with conversation.turn_lock if conversation is not None else contextlib.nullcontext():
+    with services.turn(call_sid) as turn:
+        if turn is None:
+            log.warning("call %s: another turn is still running; answering this one anyway", call_sid)
         reply, error = ask(services, call_sid, message, input_type, caller)
-        if conversation is not None:
-            conversation.answered(reply)
-        return reply, error, remember(services, call_sid, reply)
+        state = remember(services, call_sid, reply)
+        said(services, call_sid, reply)
+        return reply, error, state
+
+
+def said(services: Services, call_sid: str, reply: Reply) -> None:
+    """The caller now hears `reply` (a call update or a webhook's TwiML, from any process): until it is over the
+    caller's speech may cut it; an action holds the call; the stream's recognizer follows its hints and language."""
+    store, config = services.store, services.config
+    if reply.action_type is not None:
+        store.hold(call_sid)  # until the goodbye ends the call, or /transfer brings the caller back
+    store.speaking(call_sid, say_seconds(reply.text, config.say_chars_per_second) if reply.text else 0.0,
+                   reply.barge_in and config.barge_in)
+    if reply.hints or reply.language:
+        services.tell_stream(call_sid, {"type": "answered", "hints": list(reply.hints),
+                                        "language": reply.language or ""})
 
 
 def greeting(services: Services, call_sid: str, caller: str = "") -> Reply:
@@ -151,13 +146,11 @@ class Conversation:
         self.services = services
         self.recognizer = recognizer
         self.base_url = base_url
-        self.turn_lock = threading.Lock()  # one turn at a time per call (speech or keys), in the order heard
         self._queue_lock = threading.Lock()
         self._turns: deque[tuple[str, float]] = deque()  # speech turns waiting for the one task taking them
         self._taking_turns = False
         self._closed = threading.Event()
-        self._held = threading.Event()  # a hangup or transfer is under way: speech gets no answer
-        self.prompt = PromptClock()  # what the caller is hearing, for barge-in
+        self.prompt = PromptClock(services.store, call_sid)  # what the caller is hearing, for barge-in
         # How a turn's reply reaches the call when not by this stream's keep-alive loop: handed to the next process
         # during a graceful shutdown (drain.py), or inside a <Gather> once the stream is gone (limits.py).
         self.reply_twiml: Callable[[Reply], str] | None = None
@@ -165,7 +158,8 @@ class Conversation:
 
     def start(self, greeting_seconds: float = 0.0) -> None:
         """Start hearing the caller, who may speak over the greeting (from /voice's TwiML) for `greeting_seconds`."""
-        self._speaking(greeting_seconds, interruptible=greeting_seconds > 0)
+        if greeting_seconds > 0:  # a restarted stream leaves what the caller hears as it was
+            self._speaking(greeting_seconds, interruptible=True)
         self.recognizer.start(self.on_result, on_health=self.outage.health_changed)
 
     def feed(self, mulaw: bytes) -> None:
@@ -185,16 +179,12 @@ class Conversation:
             self.services.store.heard(self.call_sid)  # the silence clock starts again, reprompts are counted afresh
             self._queue_turn(transcript.text.strip(), time.monotonic())
 
-    def speaking(self, text: str, interruptible: bool = True) -> None:
-        """The caller now hears `text`: until it is over, speech from the caller stops it (when interruptible)."""
-        self._speaking(say_seconds(text, self.services.config.say_chars_per_second) if text else 0.0, interruptible)
-
     def _speaking(self, seconds: float, interruptible: bool) -> None:
         self.prompt.speaking(seconds, interruptible and self.services.config.barge_in)
 
     def _barge_in(self) -> None:
         """The caller started speaking: if the bot is still talking, stop it (once per prompt)."""
-        prompt = None if self._held.is_set() else self.prompt.barge_in()
+        prompt = self.prompt.barge_in()  # None while held: a goodbye or transfer is never cut
         if prompt is not None:
             self.services.executor.submit(self._stop_talking, prompt, time.monotonic())
 
@@ -202,12 +192,12 @@ class Conversation:
         """Replace the prompt being said with the listening loop, unless another prompt replaced it already."""
         try:
             with self.prompt.lock:
-                if not self.prompt.is_current(prompt) or self._held.is_set() or self._call_has_ended():
+                if not self.prompt.is_current(prompt):
                     return
                 config = self.services.config
                 outcome = self.services.updater.update(self.call_sid, twiml.listen(
                     self.base_url + "/listen", **listening(config, self.base_url)))
-                self.prompt.stopped()
+                self.prompt.stopped(prompt)
             log.info("call %s: barge-in, the caller spoke over the bot; stopped it in %.0f ms (%s)",
                      self.call_sid, (time.monotonic() - heard_at) * 1000, outcome.value)
         except Exception:  # the executor's boundary
@@ -238,11 +228,13 @@ class Conversation:
 
     def _turn(self, text: str, heard_at: float) -> None:
         """Ask the chatbot and update the call; runs on the turn executor."""
-        with self.turn_lock:
+        with self.services.turn(self.call_sid) as turn:
+            if turn is None:
+                log.warning("call %s: another turn is still running; answering this one anyway", self.call_sid)
             if self._call_has_ended():
                 log.info("call %s has already ended; dropping a turn of %d characters", self.call_sid, len(text))
                 return
-            if self._held.is_set():  # updating the call now would cut a transfer or the goodbye short
+            if self.held:  # updating the call now would cut a transfer or the goodbye short
                 log.info("call %s is being transferred or hung up; not answering %d characters", self.call_sid,
                          len(text))
                 return
@@ -260,42 +252,37 @@ class Conversation:
                 log.info("call %s: answer waits %.1f s for a prompt that may not be interrupted", self.call_sid, wait)
                 if self._closed.wait(wait):
                     return
+            if turn is not None and not self.services.store.fenced(self.call_sid, turn.token):
+                log.warning("call %s: a newer turn took over while this one ran; its answer is dropped", self.call_sid)
+                return
             with self.prompt.lock:
                 outcome = self.services.updater.update(self.call_sid, document)
-                self.prompt.next_prompt()
+                if outcome is UpdateResult.SENT:
+                    said(self.services, self.call_sid, reply)
             log_turn(self.call_sid, text, reply, (time.monotonic() - heard_at) * 1000, outcome.value, error,
                      words=self.services.config.log_transcripts)
             if outcome is UpdateResult.CALL_ENDED:
                 self.services.store.end(self.call_sid)
                 self.close()
-            elif outcome is UpdateResult.SENT:
-                self.answered(reply)
-            elif reply.hints:
+            elif outcome is not UpdateResult.SENT and reply.hints:
                 self.recognizer.set_hints(reply.hints)
 
-    def answered(self, reply: Reply) -> None:
-        """The caller is hearing `reply` (by a call update or a webhook's TwiML): follow its hints, language, action."""
-        if reply.action_type is not None:
-            self._held.set()  # until the goodbye ends the call, or /transfer brings the caller back
-        self.speaking(reply.text, reply.barge_in)
-        if reply.language:
-            self.recognizer.set_language(reply.language)
-        if reply.hints:
-            self.recognizer.set_hints(reply.hints)
-
-    @property
-    def speaking_until(self) -> float:
-        """Monotonic time after which an update no longer cuts the prompt being said (an estimate)."""
-        return self.prompt.speaking_until
+    def on_event(self, event: dict) -> None:
+        """Act on word from a webhook (in this process or another) about this call's stream."""
+        kind = event.get("type")
+        if kind == "answered":  # the caller hears a reply: listen for what it expects next
+            if event.get("language"):
+                self.recognizer.set_language(event["language"])
+            if event.get("hints"):
+                self.recognizer.set_hints(tuple(event["hints"]))
+        elif kind == "back_to_stream":
+            self.outage.answer_from_now()
 
     @property
     def held(self) -> bool:
         """True while a hangup or transfer is under way (an update now would cut it short)."""
-        return self._held.is_set()
-
-    def resume(self) -> None:
-        """Answer the caller again (a transfer was not answered)."""
-        self._held.clear()
+        state = self.services.store.get(self.call_sid)
+        return state is not None and state.held
 
     def _call_has_ended(self) -> bool:
         """True once the stream stopped or Twilio said the call is over."""

@@ -13,7 +13,8 @@ from .conversation import call_config, stream_reply
 from .resume import Handoff, resume_url
 
 if TYPE_CHECKING:
-    from .conversation import Conversation, Services
+    from .conversation import Conversation
+    from .services import Services
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +103,11 @@ class Drain:
         """Once the call's turn in flight (if any) is over, move the call unless that turn already did."""
         call_sid = conversation.call_sid
         started = time.monotonic()
-        speaking = conversation.speaking_until - started
+        speaking = conversation.prompt.speaking_for()
         if speaking > 0:  # the caller is probably still hearing an answer: an update now would cut it off
             time.sleep(min(speaking, self.budget / 2))
-        if not conversation.turn_lock.acquire(timeout=max(1.0, self.budget - (time.monotonic() - started))):
+        turn = self.services.turns.acquire(call_sid, max(1.0, self.budget - (time.monotonic() - started)))
+        if turn is None:
             log.warning("call %s: its turn is still running after %g s; left to end with this process", call_sid,
                         self.budget)
             return
@@ -120,7 +122,7 @@ class Drain:
             outcome = self.services.updater.update(call_sid, self.handoff_twiml(call_sid, conversation.base_url))
             log.info("call %s: handed on to the next process (%s)", call_sid, outcome.value)
         finally:
-            conversation.turn_lock.release()
+            turn.release()
 
     def handoff_twiml(self, call_sid: str, base_url: str, reply: Reply | None = None) -> str:
         """DRAIN_MESSAGE, then a redirect to /resume carrying the call's state (and the answer still to be said)."""
@@ -130,7 +132,7 @@ class Drain:
         handoff = Handoff(say=reply.text if reply else "", action=reply.action_type if reply else None,
                           to=reply.transfer_to if reply else None, hints=hints,
                           reprompt=reply.reprompt if reply else (state.reprompt if state else ""),
-                          started=self.services.deadlines.started(call_sid),
+                          started=state.started_at if state else None,
                           language=state.language if state else "", voice=state.voice if state else "")
         config = call_config(config, state)
         return twiml.handoff(resume_url(base_url, handoff), config.drain_message, language=config.language,

@@ -40,7 +40,7 @@ def gather_result():
     digits = request.form.get("Digits", "").strip()
     state = services.store.get(call_sid) or services.store.open(call_sid, caller=request.form.get("From", ""))
     config = call_config(services.config, state)
-    services.deadlines.watch(call_sid)  # a call that began in another process starts its clock here
+    services.deadlines.watch(call_sid, state.started_at)  # every process serving the call counts from its start
     if not speech and not digits:  # the <Gather timeout> was the silence clock (NO_INPUT_SECONDS when set)
         outage_answer = speech_outage.gather_silence(services, call_sid, base)
         if outage_answer is not None:  # a stream-mode call on <Gather> while recognition is (or was) down

@@ -19,7 +19,8 @@ from .recognizers import Transcript
 from .twilio_calls import UpdateResult
 
 if TYPE_CHECKING:
-    from .conversation import Conversation, Services
+    from .conversation import Conversation
+    from .services import Services
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +64,7 @@ def gather_silence(services: Services, call_sid: str, base_url: str) -> str | No
 def _back_to_stream(services: Services, call_sid: str) -> None:
     """Recognition is back: the call leaves <Gather>; stream transcripts of audio heard before now stay unanswered."""
     before = services.store.set_speech(call_sid, fallback=False)
-    conversation = services.live.get(call_sid)
-    if conversation is not None:
-        conversation.outage.answer_from_now()
+    services.tell_stream(call_sid, {"type": "back_to_stream"})
     if before is not None and before.speech_fallback:
         log.info("call %s: speech recognition is back; the call listens through the Media Stream again", call_sid)
 
@@ -127,13 +126,13 @@ class OutageFallback:
         """Switch the live call to <Gather> (once), unless a transfer or the goodbye is playing."""
         conversation, services = self.conversation, self.conversation.services
         call_sid = conversation.call_sid
-        with conversation.turn_lock:  # a turn in flight goes first; its answer then comes as <Gather> too
+        with services.turn(call_sid):  # a turn in flight goes first; its answer then comes as <Gather> too
             before = services.store.set_speech(call_sid, down=True, fallback=True)
             if before is None or before.ended or before.speech_fallback:
                 return
             log.warning("call %s: speech recognition down for over %g s; Twilio's <Gather> listens until it is back",
                         call_sid, services.config.speech_outage_seconds)
-            if conversation.held:  # updating now would cut it short; its outcome is answered with <Gather>
+            if before.held:  # updating now would cut it short; its outcome is answered with <Gather>
                 log.info("call %s is being transferred or hung up; the call is not updated now", call_sid)
                 return
             outcome = services.updater.update(call_sid, gather_document(services, call_sid, conversation.base_url))

@@ -166,21 +166,3 @@ def test_call_store_forgets_calls_never_heard_to_end(caplog):
     store.open("CA-new")  # the once-a-minute sweep runs here
     assert store.get("CA-lost") is None and store.get("CA-live") is not None and len(store) == 2
     assert "CA-lost never ended" in caplog.text
-
-
-def test_prompt_clock_lets_speech_cut_a_prompt_once_and_only_while_it_plays():
-    from gateway.prompt import PromptClock, say_seconds
-
-    clock = PromptClock()
-    assert clock.barge_in() is None  # nothing being said
-    clock.speaking(say_seconds("x" * 26, 13.0), may_barge_in=True)  # two seconds of text
-    first = clock.barge_in()
-    assert first is not None and clock.barge_in() is None  # once per prompt
-    with clock.lock:
-        assert clock.is_current(first)
-        clock.next_prompt()  # an answer went out: the pending barge-in is stale
-        assert not clock.is_current(first)
-    clock.speaking(2.0, may_barge_in=False)
-    assert clock.barge_in() is None and 2.0 < clock.protected_for() <= 2.25  # answers wait for its end (+ margin)
-    clock.speaking(0.0, may_barge_in=True)
-    assert clock.barge_in() is None and clock.protected_for() == 0.0  # already over
