@@ -1,0 +1,102 @@
+"""Two gateway processes on one Redis behind a round-robin router: every call behaves as with one process."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import PUBLIC_URL
+from tests.test_keys_and_silence import FALLBACK, GOODBYE, STILL_THERE
+from tests.test_phone_dialogue import GREETING, place, wait_until
+
+HELP = "You can say hello, good, bad, book a table, or goodbye."
+HI = "Hi, how are you?"
+BYE = "Goodbye! Thanks for calling."
+
+
+@pytest.fixture
+def two_gateways(start_gateway, twilio, redis_server):
+    """Start two `web:` processes on one REDIS_URL; each webhook and each stream goes to the next, in turn."""
+
+    def start(**overrides: str):
+        gateways = [start_gateway(REDIS_URL=redis_server.url, **overrides) for _ in range(2)]
+        twilio.tunnel[PUBLIC_URL] = [gateway.url for gateway in gateways]
+        return gateways
+
+    return start
+
+
+def turn_lines(gateways) -> list[dict]:
+    return [json.loads(line.split("turn ", 1)[1]) for gateway in gateways for line in gateway.logs().splitlines()
+            if " turn {" in line]
+
+
+def test_keys_and_speech_across_two_processes(twilio, chatbot, two_gateways):
+    gateways = two_gateways()
+    call = place(twilio, [("dtmf", "1"), "book_table", ("dtmf", "2#"), "goodbye"])
+    assert call.wait_ended(timeout=60), call.transcript()
+    assert [(r["input"], r["message"].replace(" ", "")) for r in chatbot.requests] == [
+        ("dtmf", "1"), ("speech", "bookatable"), ("dtmf", "2"), ("speech", "goodbye")]
+    assert call.said() == [GREETING, FALLBACK, "For how many people?", "Your table for two is booked.",
+                           BYE], call.transcript()
+    # Both processes served the call: the one holding the stream answered speech, webhooks landed on either.
+    assert all(call.sid in gateway.logs() for gateway in gateways)
+    assert sorted(t["update"] for t in turn_lines(gateways)) == ["answered", "answered", "sent", "sent"]
+    assert "call state in Redis" in gateways[0].logs()
+    assert not any("Traceback" in gateway.logs() for gateway in gateways)
+
+
+def test_a_silent_caller_is_reprompted_once_per_silence_across_processes(twilio, chatbot, two_gateways):
+    two_gateways(NO_INPUT_SECONDS="3")
+    call = place(twilio, [])
+    assert call.wait_ended(timeout=30), call.transcript()
+    assert call.said() == [GREETING, STILL_THERE, STILL_THERE, GOODBYE], call.transcript()
+    assert chatbot.requests == []
+
+
+def test_barge_in_on_a_prompt_sent_by_the_other_process(twilio, chatbot, two_gateways):
+    gateways = two_gateways()
+    call = place(twilio, ["what_can_you_do", ("barge-in", "hello", 0.8), "goodbye"])
+    assert call.wait_ended(timeout=60), call.transcript()
+    assert call.said() == [GREETING, HELP, HI, BYE], call.transcript()
+    assert [d for _, k, d in call.events if k == "say-interrupted"] == [HELP], call.transcript()
+    assert any("barge-in, the caller spoke over the bot" in gateway.logs() for gateway in gateways)
+
+
+def test_the_call_deadline_fires_once_across_processes(twilio, chatbot, two_gateways):
+    gateways = two_gateways(MAX_CALL_SECONDS="3")
+    call = place(twilio, ["hello", ("silence", 120)])
+    assert call.wait_ended(timeout=20), call.transcript()
+    assert call.said()[-1] == "We have reached the time limit for this call. Thank you for calling, goodbye!"
+    assert [d for _, kind, d in call.events if kind == "hangup"] == ["<Hangup/>"]
+    assert wait_until(lambda: any("reached MAX_CALL_SECONDS=3" in g.logs() for g in gateways), timeout=5)
+    assert sum(g.logs().count("reached MAX_CALL_SECONDS=3") for g in gateways) == 1  # one goodbye, not one each
+
+
+def test_unanswered_transfer_brings_the_caller_back_across_processes(twilio, chatbot, two_gateways):
+    from tests.test_transfer import FAILED, TRANSFER
+
+    two_gateways(TRANSFER_TIMEOUT="20")
+    chatbot.body = TRANSFER
+    call = place(twilio, ["hello"])
+    assert call.wait_for_say(FAILED, timeout=30), call.transcript()
+    said = call.said()
+    assert said[said.index(FAILED) - 1] == "Putting you through to a person."
+    assert [d for _, kind, d in call.events if kind == "dial"] == ["+15550001111"]
+    failed_at = next(t for t, kind, d in call.events if kind == "say" and d == FAILED)
+    assert wait_until(lambda: any(t >= failed_at and kind in ("pause", "gather") for t, kind, _ in call.events), 10)
+    assert call.status != "completed", call.transcript()  # back with the bot, listening
+    call.hang_up()
+    assert call.wait_ended(timeout=10)
+
+
+def test_a_redis_restart_mid_call_keeps_the_call(twilio, chatbot, two_gateways, redis_server):
+    gateways = two_gateways()
+    call = place(twilio, ["hello", ("silence", 12), "goodbye"])
+    assert call.wait_for_say(HI, timeout=30), call.transcript()
+    redis_server.stop()  # the append-only file has every change written before
+    redis_server.start()
+    assert call.wait_ended(timeout=60), call.transcript()
+    assert call.said() == [GREETING, HI, BYE], call.transcript()
+    assert [r["session_id"] for r in chatbot.requests] == [call.sid, call.sid]
+    assert not any("Traceback" in gateway.logs() for gateway in gateways)
