@@ -56,7 +56,7 @@ def create_app(config: Config | None = None) -> Flask:
         live=LiveCalls(),
     )
     if config.redis_url:
-        _share_through_redis(services)
+        _share_through_redis(app, services)
     services.events.subscribe(services.heard_event)
     services.deadlines = CallDeadlines(services)
     services.drain = Drain(services)
@@ -80,9 +80,11 @@ def create_app(config: Config | None = None) -> Flask:
     return app
 
 
-def _share_through_redis(services: Services) -> None:
-    """REDIS_URL: call state, turns and events in Redis, so any process serves any webhook or stream of any call."""
+def _share_through_redis(app: Flask, services: Services) -> None:
+    """REDIS_URL: call state, turns and events in Redis, so any process serves any webhook or stream of any call,
+    and a call whose stream's process dies gets a new stream from another."""
     from .redis_store import RedisCallStore, RedisEvents, RedisTurnLocks, connect
+    from .stream_recovery import StreamRecovery
 
     config = services.config
     client = connect(config.redis_url)
@@ -91,6 +93,8 @@ def _share_through_redis(services: Services) -> None:
     # dies frees it at this expiry, and the fencing check drops a late answer of one that only stalled.
     services.turns = RedisTurnLocks(client, expiry_seconds=config.chatbot_timeout * 2 + 30)
     services.events = RedisEvents(client)
+    if config.stt_provider != "twilio":
+        StreamRecovery(app, services, services.store).start()
     log.info("call state in Redis (%s): every process serves every call", redact_url(config.redis_url))
 
 

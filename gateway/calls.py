@@ -44,6 +44,7 @@ class CallState:
     stream_owner: str = ""  # the process holding the call's Media Stream ("" for none)
     stream_seen: float = 0.0  # the owner's last heartbeat for that stream
     stream_broken: bool = False  # its stream broke without a `stop` while the call went on
+    base_url: str = ""  # the gateway's public base URL as the call's stream saw it: where a new stream goes
 
     def to_dict(self) -> dict:
         """The state as plain JSON-ready values."""
@@ -147,10 +148,16 @@ class CallStore:
         return before is None or token >= before.fence
 
     # ---- who holds the stream ----------------------------------------------------------------------------
-    def stream_started(self, call_sid: str, owner: str) -> CallState | None:
+    def stream_started(self, call_sid: str, owner: str, base_url: str = "") -> CallState | None:
         """`owner` holds the call's Media Stream from now on."""
         return self._apply(call_sid, lambda s, now: replace(s, stream_owner=owner, stream_seen=now,
-                                                            stream_broken=False))
+                                                            stream_broken=False, base_url=base_url or s.base_url))
+
+    def claim_stream(self, call_sid: str, dead_owner: str, owner: str) -> CallState | None:
+        """`owner` takes over the stream `dead_owner` held (its process died); the state if it did, else None."""
+        before, after = self._change(call_sid, _live(lambda s, now: replace(s, stream_owner=owner, stream_seen=now)
+                                                     if s.stream_owner == dead_owner else s))
+        return after if after is not None and after is not before else None
 
     def stream_gone(self, call_sid: str, owner: str, broken: bool) -> CallState | None:
         """`owner`'s stream of the call ended; `broken`: without a `stop`, so the call's next keep-alive restarts it."""

@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 PREFIX = "chatline:"
 EVENTS_CHANNEL = PREFIX + "events"
+STREAMS = PREFIX + "streams"  # call -> the process holding its stream: where a dead process's streams are found
+ALIVE = PREFIX + "alive:"  # + process name: set while the process beats (see stream_recovery.py)
 
 
 def connect(url: str) -> redis.Redis:
@@ -85,6 +87,47 @@ class RedisCallStore(CallStore):
 
     def __len__(self) -> int:
         return sum(1 for _ in self._redis.scan_iter(match=f"{PREFIX}call:*", count=1000))
+
+    # ---- the index of held streams, for recovery: a hint, the call's own state is the truth ----------------
+    def stream_started(self, call_sid: str, owner: str, base_url: str = "") -> CallState | None:
+        state = super().stream_started(call_sid, owner, base_url)
+        if state is not None and not state.ended:
+            self._redis.hset(STREAMS, call_sid, owner)
+        return state
+
+    def claim_stream(self, call_sid: str, dead_owner: str, owner: str) -> CallState | None:
+        state = super().claim_stream(call_sid, dead_owner, owner)
+        if state is not None:
+            self._redis.hset(STREAMS, call_sid, owner)
+        return state
+
+    def stream_gone(self, call_sid: str, owner: str, broken: bool) -> CallState | None:
+        state = super().stream_gone(call_sid, owner, broken)
+        if state is None or not state.stream_owner:
+            self._redis.hdel(STREAMS, call_sid)
+        return state
+
+    def end(self, call_sid: str) -> CallState | None:
+        before = super().end(call_sid)
+        self._redis.hdel(STREAMS, call_sid)
+        return before
+
+    def beat(self, me: str, seconds: float) -> None:
+        """This process is alive for the next `seconds`."""
+        self._redis.set(ALIVE + me, b"1", px=int(seconds * 1000))
+
+    def orphaned_streams(self, me: str) -> dict[str, str]:
+        """Calls whose stream's process stopped beating: call -> that process."""
+        held = {sid.decode(): owner.decode() for sid, owner in self._redis.hgetall(STREAMS).items()}
+        owners = sorted({owner for owner in held.values() if owner != me})
+        if not owners:
+            return {}
+        alive = dict(zip(owners, self._redis.mget([ALIVE + owner for owner in owners])))
+        return {sid: owner for sid, owner in held.items() if owner != me and alive.get(owner) is None}
+
+    def forget_stream(self, call_sid: str) -> None:
+        """Drop a call from the index of held streams (its call is over or unknown)."""
+        self._redis.hdel(STREAMS, call_sid)
 
 
 def _encode(state: CallState) -> str:

@@ -69,7 +69,7 @@ def _open_conversation(start: StreamStart, base_url: str) -> Conversation | None
                                                                 Reply(config.apology)))
         return None
     services.live.add(conversation)
-    services.store.stream_started(start.call_sid, services.me)
+    services.store.stream_started(start.call_sid, services.me, base_url)
     services.deadlines.watch(start.call_sid, state.started_at)  # the call's clock, in the process holding its stream
     if services.store.get(start.call_sid).ended:  # /status came while the recognizer started: it released nothing
         services.live.release(start.call_sid, conversation)

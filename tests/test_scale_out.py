@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import pytest
 
@@ -100,3 +102,25 @@ def test_a_redis_restart_mid_call_keeps_the_call(twilio, chatbot, two_gateways, 
     assert call.said() == [GREETING, HI, BYE], call.transcript()
     assert [r["session_id"] for r in chatbot.requests] == [call.sid, call.sid]
     assert not any("Traceback" in gateway.logs() for gateway in gateways)
+
+
+def test_kill_9_of_the_stream_holder_and_the_call_goes_on(twilio, chatbot, two_gateways, redis_server):
+    gateways = two_gateways()
+    call = place(twilio, ["hello", ("silence", 40), "goodbye"])
+    assert call.wait_for_say(HI, timeout=30), call.transcript()
+    owner = json.loads(redis_server.client().get(f"chatline:call:{call.sid}"))["stream_owner"]
+    worker = int(owner.split(":")[1])
+    holder = next(g for g in gateways if os.getpgid(worker) == g.process.pid)
+    survivor = next(g for g in gateways if g is not holder)
+    twilio.tunnel[PUBLIC_URL] = [survivor.url]  # the router stops sending requests to a dead process
+    call.record("test", "kill -9")
+    os.killpg(holder.process.pid, signal.SIGKILL)
+    assert call.wait_ended(timeout=60), call.transcript()
+    assert call.said() == [GREETING, HI, BYE], call.transcript()
+    assert [r["session_id"] for r in chatbot.requests] == [call.sid, call.sid]  # the chatbot's session goes on
+    killed = next(t for t, kind, d in call.events if kind == "test")
+    restarted = [t for t, kind, _ in call.events if kind == "stream-start" and t > killed]
+    assert restarted and (restarted[0] - killed) < 5.0, call.transcript()  # heard again within 5 s
+    assert not any(kind == "say-interrupted" for _, kind, _ in call.events)  # nothing the caller heard was cut
+    print(f"\nkill -9: the caller was heard again after {restarted[0] - killed:.2f} s")
+    assert "stopped; starting a new stream" in survivor.logs()
