@@ -83,6 +83,8 @@ def create_app(config: Config | None = None) -> Flask:
 def _share_through_redis(app: Flask, services: Services) -> None:
     """REDIS_URL: call state, turns and events in Redis, so any process serves any webhook or stream of any call,
     and a call whose stream's process dies gets a new stream from another."""
+    import redis
+
     from .redis_store import RedisCallStore, RedisEvents, RedisTurnLocks, connect
     from .stream_recovery import StreamRecovery
 
@@ -93,9 +95,23 @@ def _share_through_redis(app: Flask, services: Services) -> None:
     # dies frees it at this expiry, and the fencing check drops a late answer of one that only stalled.
     services.turns = RedisTurnLocks(client, expiry_seconds=config.chatbot_timeout * 2 + 30)
     services.events = RedisEvents(client)
+    app.register_error_handler(redis.RedisError, _store_unavailable)
     if config.stt_provider != "twilio":
         StreamRecovery(app, services, services.store).start()
     log.info("call state in Redis (%s): every process serves every call", redact_url(config.redis_url))
+
+
+def _store_unavailable(exc: Exception):
+    """A webhook while Redis is unreachable: the caller hears the apology and the call keeps listening."""
+    from flask import Response, current_app, request
+
+    from .answers import apology_document
+    from .security import public_base
+
+    log.error("call state unavailable (%s: %s); %s answered with the apology", exc.__class__.__name__, exc,
+              request.path)
+    return Response(apology_document(current_app.extensions["chatline"].config, public_base(request)),
+                    mimetype="text/xml")
 
 
 def redact_url(url: str) -> str:

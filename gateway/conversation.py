@@ -11,11 +11,11 @@ from typing import Callable
 from . import twiml
 from .calls import CallState
 from .chatbot import ChatbotError, Reply
-from .config import Config
+from .answers import apology_document, listening, listening_reply
 from .prompt import PromptClock, say_seconds
 from .recognizers import Recognizer, Transcript
 from .services import Services
-from .speech_outage import OutageFallback, listening_reply
+from .speech_outage import OutageFallback
 from .twilio_calls import UpdateResult
 
 log = logging.getLogger(__name__)
@@ -80,20 +80,6 @@ def log_turn(call_sid: str, transcript: str, reply: Reply, elapsed_ms: float, ou
     log.info("turn %s", json.dumps(line))
 
 
-def listening(config: Config, base_url: str) -> dict:
-    """How the stream modes' keep-alive loop waits, as twiml.incoming_call/listen/reply options: a <Pause> inside a
-    keys-only <Gather> posting to /dtmf. The Pause and the Gather's timeout add up to NO_INPUT_SECONDS when set (each
-    /listen hit then ends one silent stretch), else to LISTEN_PAUSE_SECONDS (the call is just kept open)."""
-    total = config.no_input_seconds or config.listen_pause_seconds
-    timeout = min(config.dtmf_timeout, total)
-    return {"pause_seconds": total - timeout, "dtmf_url": base_url + "/dtmf", "dtmf_timeout": timeout}
-
-
-def call_config(config: Config, state: CallState | None) -> Config:
-    """The configuration as this call hears it: in the language and voice its chatbot switched it to."""
-    return config.for_call(state.language, state.voice) if state is not None else config
-
-
 def remember(services: Services, call_sid: str, reply: Reply) -> CallState | None:
     """Keep what a reply changes for the rest of the call: its hints (else the last ones), its reprompt, and a switch
     of language or voice. Returns the call's state afterwards (None for an unknown call)."""
@@ -106,13 +92,6 @@ def remember(services: Services, call_sid: str, reply: Reply) -> CallState | Non
                  reply.language or state.language or services.config.language, reply.voice or "default")
         store.speak_as(call_sid, reply.language or state.language, reply.voice or "")
     return store.record_turn(call_sid, reply.hints or state.hints, reply.reprompt)
-
-
-def stream_reply(config: Config, reply: Reply, base_url: str, stream: tuple[str, dict] | None = None) -> str:
-    """The TwiML that speaks a reply in the stream modes and acts on it: keep listening, hang up, or transfer; with
-    `stream` (security.stream_target) it starts the call's Media Stream first."""
-    return twiml.reply(reply, base_url + "/listen", language=config.language, voice=config.voice, stream=stream,
-                       **listening(config, base_url), **config.transfer_options(base_url + "/transfer"))
 
 
 def no_input(services: Services, call_sid: str, quiet_for: float = 0.0) -> tuple[str, bool] | None:
@@ -172,12 +151,17 @@ class Conversation:
         """Queue a turn for each non-empty final transcript; the first sound of speech may barge in; returns at once."""
         if self._closed.is_set():
             return
-        if not transcript.is_final:
-            if transcript.speech_started or transcript.text.strip():
-                self._barge_in()
-        elif transcript.text.strip() and self.outage.stream_may_answer(transcript):
-            self.services.store.heard(self.call_sid)  # the silence clock starts again, reprompts are counted afresh
-            self._queue_turn(transcript.text.strip(), time.monotonic())
+        try:
+            if not transcript.is_final:
+                if transcript.speech_started or transcript.text.strip():
+                    self._barge_in()
+            elif transcript.text.strip() and self.outage.stream_may_answer(transcript):
+                self.services.store.heard(self.call_sid)  # the silence clock starts again, reprompts counted afresh
+                self._queue_turn(transcript.text.strip(), time.monotonic())
+        except Exception as exc:  # the recognizer's callback boundary: the call's state may be unreachable
+            log.error("call %s: a transcript could not be handled (%s: %s)", self.call_sid, exc.__class__.__name__, exc)
+            if transcript.is_final and transcript.text.strip():  # its turn apologizes if the state stays unreachable
+                self._queue_turn(transcript.text.strip(), time.monotonic())
 
     def _speaking(self, seconds: float, interruptible: bool) -> None:
         self.prompt.speaking(seconds, interruptible and self.services.config.barge_in)
@@ -224,7 +208,8 @@ class Conversation:
             try:
                 self._turn(text, heard_at)
             except Exception:
-                log.exception("turn for call %s failed unexpectedly; the call keeps listening", self.call_sid)
+                log.exception("turn for call %s failed unexpectedly; the caller hears the apology", self.call_sid)
+                self.services.updater.update(self.call_sid, apology_document(self.services.config, self.base_url))
 
     def _turn(self, text: str, heard_at: float) -> None:
         """Ask the chatbot and update the call; runs on the turn executor."""

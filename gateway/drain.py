@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from . import twiml
 from .chatbot import Reply
-from .conversation import call_config, stream_reply
+from .answers import call_config, stream_reply
 from .resume import Handoff, resume_url
 
 if TYPE_CHECKING:

@@ -9,6 +9,7 @@ import time
 from typing import TYPE_CHECKING, Callable
 
 from . import twiml
+from .answers import gather_document
 from .chatbot import Reply
 
 if TYPE_CHECKING:
@@ -87,9 +88,6 @@ def switch_to_gather(services: Services, call_sid: str, base_url: str, text: str
 
     A conversation's turn in flight finishes first; it and any turn still queued are answered inside a <Gather> too.
     """
-    # Imported here: speech_outage and conversation import each other, and must not start from this module.
-    from .speech_outage import gather_document
-
     answered_in_gather = threading.Event()
 
     def in_gather(reply: Reply) -> str:

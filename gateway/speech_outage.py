@@ -9,64 +9,17 @@ is on <Gather>, and for audio the <Gather> already heard, stream transcripts are
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from . import conversation as dialogue, twiml
+from .answers import gather_document
 from .audio import SAMPLE_RATE
-from .chatbot import Reply
 from .recognizers import Transcript
 from .twilio_calls import UpdateResult
 
 if TYPE_CHECKING:
     from .conversation import Conversation
-    from .services import Services
 
 log = logging.getLogger(__name__)
-
-
-def gather_document(services: Services, call_sid: str, base_url: str, reply: Reply | None = None) -> str:
-    """The call listening through a speech-and-keys <Gather> posting to /gather (Gather mode, or Twilio recognizing
-    for a stream-mode call): saying `reply` inside it first, if any, or saying it and hanging up / transferring.
-    In the call's language and voice; without hints of its own, the call's last ones guide Twilio's recognizer."""
-    state = services.store.get(call_sid)
-    config = dialogue.call_config(services.config, state)
-    reply = reply or Reply("")
-    if not reply.hints:
-        reply = replace(reply, hints=(state.hints if state else ()) or config.hints)
-    return twiml.gather_reply(reply, base_url + "/gather", config.transfer_options(base_url + "/transfer"),
-                              **config.gather_options())
-
-
-def listening_reply(services: Services, call_sid: str, reply: Reply, base_url: str) -> str:
-    """The TwiML answering a stream-mode call: <Gather> while recognition is down, else (back on) the stream."""
-    state = services.store.get(call_sid)
-    if state is not None and state.speech_fallback:
-        if state.speech_down:
-            return gather_document(services, call_sid, base_url, reply)
-        _back_to_stream(services, call_sid)
-    return dialogue.stream_reply(dialogue.call_config(services.config, state), reply, base_url)
-
-
-def gather_silence(services: Services, call_sid: str, base_url: str) -> str | None:
-    """A stream-mode call's <Gather> heard nothing: back to the stream if recognition is back, else listen again
-    silently (as the stream would) unless NO_INPUT_SECONDS counts silences; None: Gather mode's reprompts apply."""
-    state = services.store.get(call_sid)
-    if state is None or not state.speech_fallback:
-        return None
-    config = services.config
-    if not state.speech_down:
-        _back_to_stream(services, call_sid)
-        return twiml.listen(base_url + "/listen", **dialogue.listening(config, base_url))
-    return None if config.no_input_seconds else gather_document(services, call_sid, base_url)
-
-
-def _back_to_stream(services: Services, call_sid: str) -> None:
-    """Recognition is back: the call leaves <Gather>; stream transcripts of audio heard before now stay unanswered."""
-    before = services.store.set_speech(call_sid, fallback=False)
-    services.tell_stream(call_sid, {"type": "back_to_stream"})
-    if before is not None and before.speech_fallback:
-        log.info("call %s: speech recognition is back; the call listens through the Media Stream again", call_sid)
 
 
 class OutageFallback:

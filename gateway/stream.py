@@ -7,11 +7,11 @@ import time
 from flask import Blueprint, abort, current_app, request
 
 from .chatbot import Reply
-from .conversation import Conversation, call_config
+from .answers import call_config, gather_document
+from .conversation import Conversation
 from .limits import MessageRate, Verdict, streams_full, switch_to_gather
 from .media_stream import Media, ProtocolError, StreamStart, StreamStop, parse_message
 from .recognizers import make_recognizer
-from .speech_outage import gather_document
 from .security import public_base, public_request_url, signature_is_valid, stream_token_is_valid
 from .timeline import AudioTimeline
 from .websocket import TOO_BIG, ConnectionClosed, HandshakeError, WebSocket

@@ -9,12 +9,11 @@ from flask import Blueprint, Response, current_app, render_template, request
 from . import twiml
 from .calls import ENDED_STATUSES
 from .chatbot import Reply
-from .conversation import (call_config, greeting, listening, log_turn, no_input, remember, said, stream_reply,
-                           webhook_turn)
+from .answers import call_config, gather_document, listening, listening_reply, stream_reply
+from .conversation import greeting, log_turn, no_input, remember, said, webhook_turn
 from .limits import streams_full
 from .prompt import say_seconds
 from .redact import mask_number
-from .speech_outage import gather_document, listening_reply
 from .security import public_base, stream_target, twilio_signed, webhook_call_sid
 
 log = logging.getLogger(__name__)

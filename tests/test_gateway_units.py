@@ -90,7 +90,7 @@ def test_config_keys_and_silence():
 
 
 def test_keep_alive_timing_adds_up_to_the_no_input_silence():
-    from gateway.conversation import listening
+    from gateway.answers import listening
 
     base = {"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": "t", "STT_PROVIDER": "google"}
     assert listening(Config.from_env(base), "https://gw") == {"pause_seconds": 25, "dtmf_url": "https://gw/dtmf",
@@ -166,3 +166,14 @@ def test_call_store_forgets_calls_never_heard_to_end(caplog):
     store.open("CA-new")  # the once-a-minute sweep runs here
     assert store.get("CA-lost") is None and store.get("CA-live") is not None and len(store) == 2
     assert "CA-lost never ended" in caplog.text
+
+
+def test_gateway_workers_follow_web_concurrency_only_with_redis():
+    from gateway.config import gateway_workers
+
+    assert gateway_workers({}) == 1 and gateway_workers({"WEB_CONCURRENCY": "4"}) == 1  # one process holds the calls
+    assert gateway_workers({"WEB_CONCURRENCY": "4", "REDIS_URL": "redis://h:6379"}) == 4
+    assert gateway_workers({"WEB_CONCURRENCY": "4", "REDIS_URL": "redis://h", "GATEWAY_WORKERS": "2"}) == 2
+    assert gateway_workers({"REDIS_URL": "redis://h"}) == 1
+    with pytest.raises(ConfigError, match="GATEWAY_WORKERS"):
+        gateway_workers({"GATEWAY_WORKERS": "0"})

@@ -124,3 +124,45 @@ def test_kill_9_of_the_stream_holder_and_the_call_goes_on(twilio, chatbot, two_g
     assert not any(kind == "say-interrupted" for _, kind, _ in call.events)  # nothing the caller heard was cut
     print(f"\nkill -9: the caller was heard again after {restarted[0] - killed:.2f} s")
     assert "stopped; starting a new stream" in survivor.logs()
+
+
+def test_redis_gone_mid_call_leaves_the_caller_an_apology_not_silence(twilio, chatbot, two_gateways, redis_server):
+    from tests.test_phone_dialogue import APOLOGY
+
+    gateways = two_gateways()
+    call = place(twilio, ["hello", ("silence", 8), "goodbye", ("silence", 60)])
+    assert call.wait_for_say(HI, timeout=30), call.transcript()
+    redis_server.stop()
+    try:
+        assert call.wait_for_say(APOLOGY, timeout=30), call.transcript()
+        assert call.status != "completed", call.transcript()  # the call goes on listening
+        assert any("could not be handled" in g.logs() or "call state unavailable" in g.logs() for g in gateways)
+    finally:
+        redis_server.start()
+    call.hang_up()
+    assert call.wait_ended(timeout=15)
+    assert chatbot.messages() == ["hello"]
+
+
+def test_the_sample_chatbot_keeps_its_dialogues_in_the_same_redis(redis_server, monkeypatch):
+    from chatbot_api import create_app
+
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
+    first, second = create_app().test_client(), create_app().test_client()  # two workers
+
+    def say(client, message):
+        return client.post("/message", json={"message": message, "session_id": "CA-shared", "input": "speech"}).json
+
+    assert say(first, "book a table")["text"] == "For how many people?"
+    assert say(second, "four")["text"] == "Your table for four is booked."  # the other worker knew the dialogue
+    assert redis_server.client().ttl("chatline:chatbot-session:CA-shared") > 0  # forgotten after inactivity
+
+
+def test_web_concurrency_gives_one_gateway_two_workers_that_share_every_call(twilio, chatbot, start_gateway,
+                                                                             redis_server):
+    gateway = start_gateway(REDIS_URL=redis_server.url, WEB_CONCURRENCY="2")
+    assert wait_until(lambda: gateway.logs().count("Booting worker") == 2, timeout=15), gateway.logs()
+    call = place(twilio, [("dtmf", "1"), "book_table", ("dtmf", "2#"), "goodbye"])
+    assert call.wait_ended(timeout=60), call.transcript()
+    assert call.said() == [GREETING, FALLBACK, "For how many people?", "Your table for two is booked.",
+                           BYE], call.transcript()
