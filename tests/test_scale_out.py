@@ -166,3 +166,23 @@ def test_web_concurrency_gives_one_gateway_two_workers_that_share_every_call(twi
     assert call.wait_ended(timeout=60), call.transcript()
     assert call.said() == [GREETING, FALLBACK, "For how many people?", "Your table for two is booked.",
                            BYE], call.transcript()
+
+
+def test_google_down_mid_call_moves_the_call_to_gather_and_back_across_processes(twilio, speech, chatbot,
+                                                                                 two_gateways):
+    gateways = two_gateways(SPEECH_OUTAGE_SECONDS="2")
+    call = place(twilio, ["hello", ("silence", 24), "book_a_table", ("silence", 48), "for_four_people", "goodbye"])
+    assert call.wait_for_say(HI, timeout=30), call.transcript()
+    speech.unavailable(True, end_open_streams=True)
+    # The <Gather> result lands on either process; it answers, and the stream's process follows.
+    assert call.wait_for_say("For how many people?", timeout=30), call.transcript()
+    assert call.wait_for_event("gather-result", 0, lambda result: isinstance(result, dict)
+                               and result.get("SpeechResult") == "i would like to book a table"), call.transcript()
+    speech.unavailable(False)
+    assert call.wait_ended(timeout=60), call.transcript()
+    assert call.said()[-3:] == ["For how many people?", "Your table for four is booked.", BYE], call.transcript()
+    assert [m.replace(" ", "") for m in chatbot.messages()] == [
+        "hello", "iwouldliketobookatable", "forfourpeople", "goodbye"]  # each said once, answered once
+    assert any(f.text == "for four people" for s in speech.streams for f in s.finals)  # back on the stream
+    logs = "".join(gateway.logs() for gateway in gateways)
+    assert "speech recognition down for over 2 s" in logs and "listens through the Media Stream again" in logs
