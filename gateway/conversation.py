@@ -262,6 +262,10 @@ class Conversation:
                 self.recognizer.set_hints(tuple(event["hints"]))
         elif kind == "back_to_stream":
             self.outage.answer_from_now()
+        elif kind == "stream_taken" and event.get("from") == self.services.me:
+            log.warning("call %s: another process took this stalled process's stream over; closing it here",
+                        self.call_sid)
+            self.close()
 
     @property
     def held(self) -> bool:

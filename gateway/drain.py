@@ -77,7 +77,7 @@ class Drain:
                      len(conversations))
             for conversation in conversations:  # first, so a turn finishing now delivers its answer via the handoff
                 conversation.reply_twiml = lambda reply, c=conversation: self._hand_on_reply(c, reply)
-            threads = [threading.Thread(target=self._hand_on_when_idle, args=(c,), name="drain-call", daemon=True)
+            threads = [threading.Thread(target=self._hand_on_safely, args=(c,), name="drain-call", daemon=True)
                        for c in conversations]
             for thread in threads:
                 thread.start()
@@ -98,6 +98,14 @@ class Drain:
         conversation.close()  # the next process hears the caller from now on; two listeners would answer twice
         log.info("call %s: its turn's answer goes with the call to the next process", conversation.call_sid)
         return self.handoff_twiml(conversation.call_sid, conversation.base_url, reply)
+
+    def _hand_on_safely(self, conversation: Conversation) -> None:
+        """The drain-call thread's boundary: a call that cannot be moved (its state unreachable) ends with us."""
+        try:
+            self._hand_on_when_idle(conversation)
+        except Exception as exc:
+            log.error("call %s: could not be handed on (%s: %s); it ends with this process", conversation.call_sid,
+                      exc.__class__.__name__, exc)
 
     def _hand_on_when_idle(self, conversation: Conversation) -> None:
         """Once the call's turn in flight (if any) is over, move the call unless that turn already did."""

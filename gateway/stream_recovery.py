@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BEAT_SECONDS = 0.5  # how often a process says it is alive...
-ALIVE_SECONDS = 2.0  # ...and how long one beat holds: a process silent this long is dead (a GC pause is far shorter)
+ALIVE_SECONDS = 2.5  # ...and how long one beat holds: a process silent this long is dead (a GC pause is far shorter)
 
 
 class StreamRecovery:
@@ -57,6 +57,8 @@ class StreamRecovery:
                 self.store.forget_stream(call_sid)
             return
         log.warning("call %s: the process holding its stream (%s) stopped; starting a new stream", call_sid, dead)
+        # Were it only stalled, it lets its stream go on hearing this: two streams would answer every turn twice.
+        self.services.events.publish(call_sid, {"type": "stream_taken", "from": dead})
         with self.app.app_context():  # the stream token is signed with the app's configuration
             url, parameters = stream_target(state.base_url, call_sid, state.caller)
         outcome = self.services.updater.start_stream(call_sid, url, parameters)

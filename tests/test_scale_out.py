@@ -17,7 +17,7 @@ BYE = "Goodbye! Thanks for calling."
 
 
 @pytest.fixture
-def two_gateways(start_gateway, twilio, redis_server):
+def two_gateways(redis_server, start_gateway, twilio):
     """Start two `web:` processes on one REDIS_URL; each webhook and each stream goes to the next, in turn."""
 
     def start(**overrides: str):
@@ -104,14 +104,19 @@ def test_a_redis_restart_mid_call_keeps_the_call(twilio, chatbot, two_gateways, 
     assert not any("Traceback" in gateway.logs() for gateway in gateways)
 
 
+def stream_holder(gateways, redis_server, call):
+    """The gateway whose worker holds the call's stream (the store says which process), and the other one."""
+    owner = json.loads(redis_server.client().get(f"chatline:call:{call.sid}"))["stream_owner"]
+    worker = int(owner.split(":")[1])
+    holder = next(g for g in gateways if os.getpgid(worker) == g.process.pid)
+    return holder, next(g for g in gateways if g is not holder)
+
+
 def test_kill_9_of_the_stream_holder_and_the_call_goes_on(twilio, chatbot, two_gateways, redis_server):
     gateways = two_gateways()
     call = place(twilio, ["hello", ("silence", 40), "goodbye"])
     assert call.wait_for_say(HI, timeout=30), call.transcript()
-    owner = json.loads(redis_server.client().get(f"chatline:call:{call.sid}"))["stream_owner"]
-    worker = int(owner.split(":")[1])
-    holder = next(g for g in gateways if os.getpgid(worker) == g.process.pid)
-    survivor = next(g for g in gateways if g is not holder)
+    holder, survivor = stream_holder(gateways, redis_server, call)
     twilio.tunnel[PUBLIC_URL] = [survivor.url]  # the router stops sending requests to a dead process
     call.record("test", "kill -9")
     os.killpg(holder.process.pid, signal.SIGKILL)
@@ -186,3 +191,20 @@ def test_google_down_mid_call_moves_the_call_to_gather_and_back_across_processes
     assert any(f.text == "for four people" for s in speech.streams for f in s.finals)  # back on the stream
     logs = "".join(gateway.logs() for gateway in gateways)
     assert "speech recognition down for over 2 s" in logs and "listens through the Media Stream again" in logs
+
+
+def test_a_stalled_stream_holder_gives_its_stream_up_and_no_turn_is_answered_twice(twilio, chatbot, two_gateways,
+                                                                                    redis_server):
+    gateways = two_gateways()
+    call = place(twilio, ["hello", ("silence", 40), "goodbye"])
+    assert call.wait_for_say(HI, timeout=30), call.transcript()
+    holder, survivor = stream_holder(gateways, redis_server, call)
+    os.killpg(holder.process.pid, signal.SIGSTOP)  # frozen past its heartbeat: it looks dead
+    try:
+        assert wait_until(lambda: "stopped; starting a new stream" in survivor.logs(), timeout=10)
+    finally:
+        os.killpg(holder.process.pid, signal.SIGCONT)
+    assert call.wait_ended(timeout=60), call.transcript()
+    assert call.said() == [GREETING, HI, BYE], call.transcript()
+    assert [m.replace(" ", "") for m in chatbot.messages()] == ["hello", "goodbye"]  # each answered once
+    assert wait_until(lambda: "took this stalled process's stream over" in holder.logs(), timeout=5)
