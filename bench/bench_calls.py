@@ -120,9 +120,8 @@ def main() -> None:
     speech_address = speech_conn.recv()
     services_ready.wait(30)
     services_url = f"http://127.0.0.1:{services_port}"
-    redis_server, shared = start_redis(logs) if args.redis else (None, {})
-    if redis_server is not None:
-        shared = {"REDIS_URL": shared, "GATEWAY_WORKERS": str(args.workers)}
+    redis_server, redis_url = start_redis(logs) if args.redis else (None, "")
+    shared = {"REDIS_URL": redis_url, "GATEWAY_WORKERS": str(args.workers)} if redis_server is not None else {}
     # Each worker sizes its threads for its share of the calls, with room: the kernel spreads connections unevenly.
     threads = args.threads or (n * 2 // (args.workers + 1) + 8) * 4 // 3 + 32
     gateway = ProcfileProcess("web", log_path=logs / "gateway.log", bin_dir=str(Path(sys.executable).parent), env={
@@ -133,6 +132,8 @@ def main() -> None:
     gateway.start()
     try:
         run(args, n, ramp, gateway, services_conn, speech_conn, logs, redis_server)
+        if redis_server is not None:
+            redis_commands(redis_url)
     finally:
         gateway.stop()
         if redis_server is not None:
@@ -257,6 +258,16 @@ def report(args, n, results, services, speech, gateway_cpu, threads0, rss0, peak
     problems = [line for line in gateway.logs().splitlines() if " ERROR " in line or "Traceback" in line]
     if problems:
         print(f"gateway logged {len(problems)} errors, first: {problems[0]}")
+
+
+def redis_commands(url: str) -> None:
+    """What the run asked of Redis: the commands it served most, from INFO commandstats."""
+    import redis
+
+    stats = redis.Redis.from_url(url).info("commandstats")
+    ranked = sorted(((v["calls"], k.removeprefix("cmdstat_"), v["usec_per_call"]) for k, v in stats.items()),
+                    reverse=True)
+    print("redis commands: " + ", ".join(f"{name} {calls} ({usec:.1f} us)" for calls, name, usec in ranked[:8]))
 
 
 if __name__ == "__main__":
