@@ -57,6 +57,9 @@ def create_app(config: Config | None = None) -> Flask:
     )
     if config.redis_url:
         _share_through_redis(app, services)
+    elif (os.environ.get("GATEWAY_WORKERS") or "1").strip() not in ("", "1"):
+        log.warning("GATEWAY_WORKERS is above 1 without REDIS_URL: a webhook or stream that reaches a worker which "
+                    "did not answer its call finds no state for it; set REDIS_URL to share call state")
     services.events.subscribe(services.heard_event)
     services.deadlines = CallDeadlines(services)
     services.drain = Drain(services)
