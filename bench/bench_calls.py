@@ -99,6 +99,8 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=3, help="load-generator processes")
     parser.add_argument("--threads", type=int, default=None,
                         help="GATEWAY_THREADS (default 4/3 of the calls + 32, so MAX_CONCURRENT_STREAMS fits them all)")
+    parser.add_argument("--provider", choices=("google", "deepgram", "assemblyai"), default="google",
+                        help="STT_PROVIDER; its stand-in runs in scripted mode")
     parser.add_argument("--turn-timeout", type=float, default=5.0, help="seconds after a final before a turn is lost")
     parser.add_argument("--redis", action="store_true", help="call state in a redis-server started for the run")
     parser.add_argument("--workers", type=int, default=1, help="GATEWAY_WORKERS (more than 1 needs --redis)")
@@ -108,7 +110,7 @@ def main() -> None:
     n = args.calls
     ramp = args.ramp if args.ramp is not None else max(5.0, n / 20)
     logs = Path(tempfile.mkdtemp(prefix="bench-calls-"))
-    print(f"{n} calls, starts over {ramp:g} s, {len(UTTERANCES)} turns each with {args.gap:g} s gaps; "
+    print(f"{args.provider}: {n} calls, starts over {ramp:g} s, {len(UTTERANCES)} turns each with {args.gap:g} s gaps; "
           f"{os.cpu_count()} CPUs, load average {loadavg()}; logs in {logs}", flush=True)
 
     services_port = free_port()
@@ -116,8 +118,14 @@ def main() -> None:
     services, services_conn = start_process(bench_services.serve, services_port, services_ready)
     speech_ready = multiprocessing.get_context("spawn").Event()
     speech, speech_conn = start_process(bench_services.speech, speech_ready,
-                                        ["hello", "i would like to book a table", "goodbye"], 2 * n + 32)
+                                        ["hello", "i would like to book a table", "goodbye"], 2 * n + 32,
+                                        args.provider)
     speech_address = speech_conn.recv()
+    if args.provider == "google":
+        recognizer = {"SPEECH_EMULATOR_HOST": speech_address}
+    else:
+        prefix = args.provider.upper()
+        recognizer = {f"{prefix}_URL": speech_address[0], f"{prefix}_API_KEY": speech_address[1]}
     services_ready.wait(30)
     services_url = f"http://127.0.0.1:{services_port}"
     redis_server, redis_url = start_redis(logs) if args.redis else (None, "")
@@ -126,9 +134,8 @@ def main() -> None:
     threads = args.threads or (n * 2 // (args.workers + 1) + 8) * 4 // 3 + 32
     gateway = ProcfileProcess("web", log_path=logs / "gateway.log", bin_dir=str(Path(sys.executable).parent), env={
         "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "PUBLIC_URL": PUBLIC_URL,
-        "CHATBOT_URL": services_url + "/message", "TWILIO_API_URL": services_url, "STT_PROVIDER": "google",
-        "SPEECH_EMULATOR_HOST": speech_address, "GATEWAY_THREADS": str(threads),
-        "HINTS": "hello, book a table, goodbye", **shared})
+        "CHATBOT_URL": services_url + "/message", "TWILIO_API_URL": services_url, "STT_PROVIDER": args.provider,
+        **recognizer, "GATEWAY_THREADS": str(threads), "HINTS": "hello, book a table, goodbye", **shared})
     gateway.start()
     try:
         run(args, n, ramp, gateway, services_conn, speech_conn, logs, redis_server)

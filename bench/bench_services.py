@@ -58,14 +58,25 @@ def serve(port: int, ready, conn) -> None:
     conn.send({"arrivals": arrivals, "cpu": cpu_seconds()})
 
 
-def speech(ready, script: list[str], max_workers: int, conn) -> None:
-    """Process entry: the Speech stand-in in scripted mode; on "stop" send back every final and this process's CPU."""
-    from standins.speech import SpeechStandIn
+def speech(ready, script: list[str], max_workers: int, provider: str, conn) -> None:
+    """Process entry: the provider's stand-in in scripted mode; on "stop" send back every final and this process's
+    CPU. Google's answers with its address (SPEECH_EMULATOR_HOST), Deepgram's and AssemblyAI's with their URL."""
+    if provider == "google":
+        from standins.speech import SpeechStandIn
 
-    with SpeechStandIn(scripted=script, tag_finals=True, max_workers=max_workers, idle_timeout=30.0) as standin:
-        conn.send(standin.address)
+        standin = SpeechStandIn(scripted=script, tag_finals=True, max_workers=max_workers, idle_timeout=30.0)
+    else:
+        from standins.assemblyai import AssemblyAIStandIn
+        from standins.deepgram import DeepgramStandIn
+
+        make = DeepgramStandIn if provider == "deepgram" else AssemblyAIStandIn
+        standin = make(scripted=script, tag_finals=True, idle_timeout=30.0)
+    with standin:
+        conn.send(standin.address if provider == "google" else (standin.url, standin.api_key))
         ready.set()
         conn.recv()
-        finals = [(f.text, f.sent_at) for record in standin.streams for f in record.finals]
-        streams = len(standin.streams)
+        records = standin.streams
+        finals = [(f.text, f.sent_at) for record in records for f in record.finals] if provider == "google" else [
+            pair for record in records for pair in zip(record.finals, record.final_times)]
+        streams = len(records)
     conn.send({"finals": finals, "streams": streams, "cpu": cpu_seconds()})

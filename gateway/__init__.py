@@ -9,7 +9,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .calls import InMemoryCallStore
-from .chatbot import ChatbotClient
+from .chatbots import make_chatbot
 from .config import Config
 from .drain import Drain
 from .limits import CallDeadlines
@@ -43,20 +43,23 @@ def create_app(config: Config | None = None) -> Flask:
 
         load_dotenv()
         config = Config.from_env()
-    redact_secrets([config.twilio_auth_token])
+    redact_secrets([s for s in (config.twilio_auth_token, config.chatbot_api_key, config.deepgram_api_key,
+                                config.assemblyai_api_key) if s])
     app = Flask(__name__, template_folder=TEMPLATES)
     # Heroku's router (and ngrok) terminate TLS: trust one hop of X-Forwarded-* to see the public URL.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)
+    client = _redis_client(config)  # REDIS_URL: the call state (and an OpenAI chatbot's history) in Redis
+    store = InMemoryCallStore() if client is None else _redis_store(client)
     services = Services(
         config=config,
-        store=InMemoryCallStore(),
-        chatbot=ChatbotClient(config.chatbot_url, timeout=config.chatbot_timeout),
+        store=store,
+        chatbot=make_chatbot(config, store),
         updater=CallUpdater(config.twilio_account_sid, config.twilio_auth_token, config.twilio_api_url),
         executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="turn"),
         live=LiveCalls(),
     )
-    if config.redis_url:
-        _share_through_redis(app, services)
+    if client is not None:
+        _share_through_redis(app, services, client)
     elif (os.environ.get("GATEWAY_WORKERS") or "1").strip() not in ("", "1"):
         log.warning("GATEWAY_WORKERS is above 1 without REDIS_URL: a webhook or stream that reaches a worker which "
                     "did not answer its call finds no state for it; set REDIS_URL to share call state")
@@ -64,14 +67,17 @@ def create_app(config: Config | None = None) -> Flask:
     services.deadlines = CallDeadlines(services)
     services.drain = Drain(services)
     app.extensions["chatline"] = services
-    from . import gather, resume, stream, voice
+    from . import gather, rest_of_answer, resume, stream, voice
 
     app.register_blueprint(voice.bp)
     app.register_blueprint(gather.bp)
     app.register_blueprint(resume.bp)
     if config.stt_provider != "twilio":  # Gather mode needs no websocket at all
         app.register_blueprint(stream.bp)
-    log.info("speech recognition: %s (%s)", config.stt_provider, config.stt_provider_reason)
+        app.register_blueprint(rest_of_answer.bp)
+    available = config.other_recognizers()
+    log.info("speech recognition: %s (%s)%s; chatbot protocol: %s", config.stt_provider, config.stt_provider_reason,
+             f"; also available: {', '.join(available)}" if available else "", config.chatbot_protocol)
     if services.drain.install():
         log.info("graceful shutdown: on SIGTERM live calls finish their turn and move to the next process")
     log.info("limits: %d concurrent streams, %d stream messages/s, calls up to %s; transcripts %s in the logs",
@@ -83,17 +89,30 @@ def create_app(config: Config | None = None) -> Flask:
     return app
 
 
-def _share_through_redis(app: Flask, services: Services) -> None:
+def _redis_client(config: Config):
+    """A Redis client for REDIS_URL, or None without it (redis-py is imported only then)."""
+    if not config.redis_url:
+        return None
+    from .redis_store import connect
+
+    return connect(config.redis_url)
+
+
+def _redis_store(client):
+    from .redis_store import RedisCallStore
+
+    return RedisCallStore(client)
+
+
+def _share_through_redis(app: Flask, services: Services, client) -> None:
     """REDIS_URL: call state, turns and events in Redis, so any process serves any webhook or stream of any call,
     and a call whose stream's process dies gets a new stream from another."""
     import redis
 
-    from .redis_store import RedisCallStore, RedisEvents, RedisTurnLocks, connect
+    from .redis_store import RedisEvents, RedisTurnLocks
     from .stream_recovery import StreamRecovery
 
     config = services.config
-    client = connect(config.redis_url)
-    services.store = RedisCallStore(client)
     # A turn holds its lock through the chatbot's answer and the wait for a prompt that may not be cut; a holder that
     # dies frees it at this expiry, and the fencing check drops a late answer of one that only stalled.
     services.turns = RedisTurnLocks(client, expiry_seconds=config.chatbot_timeout * 2 + 30)

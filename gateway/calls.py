@@ -38,6 +38,8 @@ class CallState:
     prompt_until: float = 0.0  # the current prompt's <Say> should be over by then (an estimate)
     prompt_may_cut: bool = False  # the caller's speech may cut the current prompt short...
     prompt_cut: bool = False  # ...and already did
+    prompt_text: str = ""  # what the current prompt says, and when it began, to tell how much of it was heard
+    prompt_started: float = 0.0
     held: bool = False  # a hangup or transfer is under way: an update now would cut it short
     deadline_claimed: bool = False  # the MAX_CALL_SECONDS goodbye went out (from one process)
     fence: int = 0  # the newest turn token that touched the call: an older holder's answer is stale
@@ -111,10 +113,11 @@ class CallStore:
         return self._change(call_sid, lambda s, now: replace(s, ended=True, stream_owner=""))[0]
 
     # ---- what the caller hears: barge-in ---------------------------------------------------------------
-    def speaking(self, call_sid: str, seconds: float, may_cut: bool) -> CallState | None:
-        """The caller hears a new prompt for about `seconds`; speech may cut it when `may_cut`."""
+    def speaking(self, call_sid: str, seconds: float, may_cut: bool, text: str = "") -> CallState | None:
+        """The caller hears a new prompt (saying `text`) for about `seconds`; speech may cut it when `may_cut`."""
         return self._apply(call_sid, lambda s, now: replace(s, prompt=s.prompt + 1, prompt_until=now + seconds,
-                                                            prompt_may_cut=may_cut, prompt_cut=False))
+                                                            prompt_may_cut=may_cut, prompt_cut=False,
+                                                            prompt_text=text, prompt_started=now))
 
     def barge_in(self, call_sid: str) -> int | None:
         """The caller started speaking: the prompt to stop, if it may be cut and is still being said (once)."""
@@ -183,6 +186,36 @@ class CallStore:
     def now(self) -> float:
         raise NotImplementedError
 
+    # A call's chat history for chatbots that keep none themselves (CHATBOT_PROTOCOL=openai): a list of
+    # {"role", "content"} messages, kept apart from the state (it grows with every turn), forgotten with the call.
+    def history(self, call_sid: str) -> list[dict]:
+        raise NotImplementedError
+
+    def add_history(self, call_sid: str, messages: list[dict], keep: int) -> None:
+        raise NotImplementedError
+
+    def cut_reply(self, call_sid: str, said: str, heard: str) -> bool:
+        raise NotImplementedError
+
+
+def add_to_history(history: list[dict], messages: list[dict], keep: int) -> list[dict]:
+    """`history` with one turn's messages appended, only the last `keep` messages kept."""
+    return (history + [dict(message) for message in messages])[-keep:]
+
+
+def cut_in_history(history: list[dict], said: str, heard: str) -> bool:
+    """The caller heard only `heard` of `said` (a barge-in): the last assistant message keeps what came before
+    `said` and `heard`, and loses the rest (changed in place). False when no assistant message says `said`."""
+    for message in reversed(history):
+        if message.get("role") == "assistant":
+            content = message.get("content") or ""
+            at = content.rfind(said) if said else -1
+            if at < 0:
+                return False
+            message["content"] = (content[:at] + heard).strip()
+            return True
+    return False
+
 
 def _may_cut(state: CallState, now: float) -> bool:
     return (not state.ended and not state.held and state.prompt_may_cut and not state.prompt_cut
@@ -195,6 +228,7 @@ class InMemoryCallStore(CallStore):
     def __init__(self, forget_after_seconds: float = FORGET_ENDED_SECONDS, clock: Callable[[], float] = time.time,
                  forget_open_after_seconds: float = FORGET_OPEN_SECONDS):
         self._calls: dict[str, CallState] = {}
+        self._history: dict[str, list[dict]] = {}
         self._ended_at: dict[str, float] = {}
         self._lock = threading.Lock()
         self._forget_after = forget_after_seconds
@@ -236,6 +270,22 @@ class InMemoryCallStore(CallStore):
                 after = before
             return before, after
 
+    def history(self, call_sid: str) -> list[dict]:
+        """The call's chat messages so far, oldest first (copies: changing them changes nothing here)."""
+        with self._lock:
+            return [dict(message) for message in self._history.get(call_sid, ())]
+
+    def add_history(self, call_sid: str, messages: list[dict], keep: int) -> None:
+        """Append one turn's messages to a known call's history and keep only the last `keep` messages."""
+        with self._lock:
+            if call_sid in self._calls:
+                self._history[call_sid] = add_to_history(self._history.get(call_sid, []), messages, keep)
+
+    def cut_reply(self, call_sid: str, said: str, heard: str) -> bool:
+        """The caller heard only `heard` of `said`: the history's last answer says only what was heard."""
+        with self._lock:
+            return cut_in_history(self._history.get(call_sid, []), said, heard)
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._calls)
@@ -246,10 +296,12 @@ class InMemoryCallStore(CallStore):
         for sid in [sid for sid, at in self._ended_at.items() if at < now - self._forget_after]:
             del self._ended_at[sid]
             self._calls.pop(sid, None)
+            self._history.pop(sid, None)
         if now - self._last_open_sweep >= 60.0:
             self._last_open_sweep = now
             cutoff = now - self._forget_open_after
             for sid in [sid for sid, state in self._calls.items() if not state.ended and state.started_at < cutoff]:
                 del self._calls[sid]
+                self._history.pop(sid, None)
                 log.warning("call %s never ended as far as we heard; forgotten after %.0f h", sid,
                             self._forget_open_after / 3600)

@@ -1,15 +1,10 @@
-"""The chatbot seam: one POST per turn, and the pure parsing of what the chatbot answers (contract section 1)."""
+"""What a chatbot answers, parsed and validated with no I/O (contract section 1); every protocol ends here."""
 from __future__ import annotations
 
-import json
 import logging
 import re
-import time
 from dataclasses import dataclass
 from typing import Any
-
-import requests
-import requests.adapters
 
 log = logging.getLogger(__name__)
 
@@ -103,52 +98,3 @@ def _tag(body: dict, key: str, pattern: re.Pattern) -> str | None:
         return value.strip() if value else None
     log.warning("chatbot %r is not a valid name, ignoring it: %.100r", key, value)
     return None
-
-
-class ChatbotClient:
-    """Posts caller messages to CHATBOT_URL over a pooled HTTP session, with a timeout."""
-
-    def __init__(self, url: str, timeout: float = 5.0, pool_size: int = 32):
-        self.url = url
-        self.timeout = timeout
-        self._session = requests.Session()
-        # One kept-alive connection per concurrent turn (requests keeps only 10: busy moments reconnected).
-        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
-
-    def ask(self, message: str, session_id: str, input_type: str = "speech", **extra: str) -> Reply:
-        """Send one message and return the parsed reply, or raise ChatbotError."""
-        payload = {"message": message, "session_id": session_id, "input": input_type, "channel": "phone", **extra}
-        deadline = time.monotonic() + self.timeout
-        try:
-            # Streamed, so a chatbot that drips its answer byte by byte is still cut off at the timeout.
-            with self._session.post(self.url, json=payload, timeout=self.timeout, stream=True) as response:
-                if response.status_code != 200:
-                    raise ChatbotError(f"answered HTTP {response.status_code}")
-                content = self._read(response, deadline)
-        except requests.Timeout as exc:
-            raise ChatbotError(f"no answer within {self.timeout:g} s") from exc
-        except requests.RequestException as exc:
-            raise ChatbotError(f"cannot reach {self.url}: {exc.__class__.__name__}") from exc
-        try:
-            body = json.loads(content)
-        except (ValueError, RecursionError) as exc:  # bad JSON or UTF-8, huge integers, absurd nesting
-            raise ChatbotError(f"answered invalid JSON: {content[:100]!r}") from exc
-        return parse_reply(body)
-
-    def _read(self, response: requests.Response, deadline: float) -> bytes:
-        """The answer's body, refused when it is over MAX_ANSWER_BYTES or still arriving at the deadline."""
-        content = bytearray()
-        # read1 returns whatever has arrived, so the deadline is checked while a slow chatbot drips bytes.
-        while chunk := response.raw.read1(16 * 1024, decode_content=True):
-            content += chunk
-            if len(content) > MAX_ANSWER_BYTES:
-                raise ChatbotError(f"answer is over {MAX_ANSWER_BYTES} bytes")
-            if time.monotonic() > deadline:
-                raise ChatbotError(f"no complete answer within {self.timeout:g} s")
-        return bytes(content)
-
-    def close(self) -> None:
-        """Release pooled connections."""
-        self._session.close()

@@ -5,7 +5,13 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Mapping
 
-STT_PROVIDERS = ("google", "sphinx", "twilio")
+STT_PROVIDERS = ("google", "sphinx", "twilio", "deepgram", "assemblyai")
+# The websocket recognizers: their key variable, endpoint variable and default endpoint (contract section 6).
+KEYED_PROVIDERS = {
+    "deepgram": ("DEEPGRAM_API_KEY", "DEEPGRAM_URL", "wss://api.deepgram.com/v1/listen"),
+    "assemblyai": ("ASSEMBLYAI_API_KEY", "ASSEMBLYAI_URL", "wss://streaming.assemblyai.com/v3/ws"),
+}
+CHATBOT_PROTOCOLS = ("chatline", "rasa", "openai")
 
 
 class ConfigError(ValueError):
@@ -21,6 +27,20 @@ def _google_credentials_found(env: Mapping[str, str]) -> bool:
         return True
     gcloud_default = os.path.expanduser("~/.config/gcloud/application_default_credentials.json")
     return os.path.exists(gcloud_default)
+
+
+def _keyed_recognizers(env: Mapping[str, str], provider: str, problems: list[str]) -> dict:
+    """Deepgram's and AssemblyAI's keys and endpoints; the chosen one must have its key and a ws(s):// URL."""
+    settings = {"deepgram_model": (env.get("DEEPGRAM_MODEL") or "").strip() or Config.deepgram_model}
+    for name, (key_variable, url_variable, default_url) in KEYED_PROVIDERS.items():
+        key = (env.get(key_variable) or "").strip()
+        url = (env.get(url_variable) or "").strip().rstrip("/") or default_url
+        if provider == name and not key:
+            problems.append(f"{key_variable} is required with STT_PROVIDER={name}")
+        if not url.startswith(("wss://", "ws://")):
+            problems.append(f"{url_variable} must start with wss:// (or ws:// for a local stand-in) (got {url!r})")
+        settings[f"{name}_api_key"], settings[f"{name}_url"] = key or None, url
+    return settings
 
 
 def _fraction(value: str | None, problems: list[str]) -> float:
@@ -89,6 +109,38 @@ def gateway_workers(env: Mapping[str, str]) -> int:
     return workers
 
 
+def _chatbot(env: Mapping[str, str], cls, problems: list[str]) -> dict:
+    """What the chatbot at CHATBOT_URL speaks (CHATBOT_PROTOCOL) and the settings of the protocol chosen."""
+    protocol = (env.get("CHATBOT_PROTOCOL") or cls.chatbot_protocol).strip().lower()
+    if protocol not in CHATBOT_PROTOCOLS:
+        problems.append(f"CHATBOT_PROTOCOL must be one of {', '.join(CHATBOT_PROTOCOLS)} (got {protocol!r})")
+    raw_temperature = (env.get("CHATBOT_TEMPERATURE") or "").strip()
+    temperature = None
+    if raw_temperature:
+        try:
+            temperature = float(raw_temperature)
+            if not 0.0 <= temperature <= 2.0:
+                raise ValueError
+        except ValueError:
+            problems.append(f"CHATBOT_TEMPERATURE must be a number from 0 to 2 (got {raw_temperature!r})")
+            temperature = None
+    if protocol == "openai" and not (env.get("CHATBOT_URL") or "").strip():
+        problems.append("CHATBOT_URL is required with CHATBOT_PROTOCOL=openai (the base URL, e.g. "
+                        "https://api.openai.com/v1)")
+    if protocol == "openai" and not (env.get("CHATBOT_MODEL") or "").strip():
+        problems.append("CHATBOT_MODEL is required with CHATBOT_PROTOCOL=openai")
+    return {
+        "chatbot_protocol": protocol,
+        "chatbot_model": (env.get("CHATBOT_MODEL") or "").strip(),
+        "chatbot_prompt": env.get("CHATBOT_PROMPT") or cls.chatbot_prompt,
+        "chatbot_api_key": (env.get("CHATBOT_API_KEY") or "").strip(),
+        "chatbot_temperature": temperature,
+        "chatbot_history_turns": _whole(env, "CHATBOT_HISTORY_TURNS", cls.chatbot_history_turns, 1, problems),
+        "chatbot_stream": _flag(env.get("CHATBOT_STREAM"), True),
+        "chatbot_greeting_message": env.get("CHATBOT_GREETING_MESSAGE") or cls.chatbot_greeting_message,
+    }
+
+
 def _flag(value: str | None, default: bool) -> bool:
     """Read a yes/no variable; anything but an explicit no keeps the default on."""
     if value is None or not value.strip():
@@ -107,6 +159,12 @@ class Config:
     stt_provider: str = "sphinx"
     stt_provider_reason: str = "set explicitly"
     speech_emulator_host: str | None = None
+    # STT_PROVIDER=deepgram / assemblyai (gateway/recognizers/deepgram.py, assemblyai.py).
+    deepgram_api_key: str | None = field(default=None, repr=False)
+    deepgram_url: str = "wss://api.deepgram.com/v1/listen"
+    deepgram_model: str = "nova-2-phonecall"
+    assemblyai_api_key: str | None = field(default=None, repr=False)
+    assemblyai_url: str = "wss://streaming.assemblyai.com/v3/ws"
     twilio_api_url: str = "https://api.twilio.com"
     language: str = "en-US"
     validate_signatures: bool = True
@@ -150,6 +208,16 @@ class Config:
     speech_outage_seconds: float = 5.0
     # REDIS_URL: call state shared by every gateway process (unset: it lives in this one process).
     redis_url: str | None = None
+    # CHATBOT_PROTOCOL and its settings: see gateway/chatbots/. The API key never shows in a repr.
+    chatbot_protocol: str = "chatline"
+    chatbot_model: str = ""
+    chatbot_prompt: str = ("You are a helpful assistant on a phone call. Answer in a few short spoken sentences, "
+                           "without lists or markup. Call end_call when the caller says goodbye.")
+    chatbot_api_key: str = field(default="", repr=False)
+    chatbot_temperature: float | None = None
+    chatbot_history_turns: int = 20
+    chatbot_stream: bool = True  # openai: say the first sentence while the model writes the rest
+    chatbot_greeting_message: str = "/greet"  # rasa: the message whose answer is the greeting (CHATBOT_GREETING)
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def for_call(self, language: str = "", voice: str = "") -> "Config":
@@ -211,6 +279,8 @@ class Config:
             except ValueError:
                 problems.append(f"{name} must be a whole number of at least {least} (got {raw!r})")
         limits = _limits(env, cls, problems)
+        recognizers = _keyed_recognizers(env, provider, problems)
+        chatbot = _chatbot(env, cls, problems)
         if problems:
             raise ConfigError("Configuration problems: " + "; ".join(problems))
         return cls(
@@ -245,4 +315,11 @@ class Config:
             redis_url=(env.get("REDIS_URL") or "").strip() or None,
             **keys_and_silence,
             **limits,
+            **recognizers,
+            **chatbot,
         )
+
+    def other_recognizers(self) -> list[str]:
+        """The websocket recognizers whose keys are set besides the one in use, for the start-up line."""
+        return [f"{name} ({key_variable} found)" for name, (key_variable, _, _) in KEYED_PROVIDERS.items()
+                if name != self.stt_provider and getattr(self, f"{name}_api_key")]

@@ -6,11 +6,14 @@ import logging
 import threading
 import time
 from collections import deque
+from functools import partial
 from typing import Callable
 
 from . import twiml
 from .calls import CallState
 from .chatbot import ChatbotError, Reply
+from .chatbots import FirstSentence
+from .first_sentence import EarlySentence
 from .answers import apology_document, listening, listening_reply
 from .prompt import PromptClock, say_seconds
 from .recognizers import Recognizer, Transcript
@@ -21,10 +24,12 @@ from .twilio_calls import UpdateResult
 log = logging.getLogger(__name__)
 
 
-def ask(services: Services, call_sid: str, message: str, input_type: str, caller: str = "") -> tuple[Reply, str | None]:
+def ask(services: Services, call_sid: str, message: str, input_type: str, caller: str = "",
+        on_first_sentence: FirstSentence | None = None) -> tuple[Reply, str | None]:
     """Ask the chatbot; on any failure return the apology (the call goes on) and the reason."""
     try:
-        return services.chatbot.ask(message, call_sid, input_type, caller=caller), None
+        return services.chatbot.ask(message, call_sid, input_type, caller=caller,
+                                    on_first_sentence=on_first_sentence), None
     except ChatbotError as exc:
         log.warning("chatbot failed for call %s: %s; the caller hears an apology", call_sid, exc)
         return Reply(text=services.config.apology), str(exc)
@@ -51,7 +56,7 @@ def said(services: Services, call_sid: str, reply: Reply) -> None:
     if reply.action_type is not None:
         store.hold(call_sid)  # until the goodbye ends the call, or /transfer brings the caller back
     store.speaking(call_sid, say_seconds(reply.text, config.say_chars_per_second) if reply.text else 0.0,
-                   reply.barge_in and config.barge_in)
+                   reply.barge_in and config.barge_in, reply.text)
     if reply.hints or reply.language:
         services.tell_stream(call_sid, {"type": "answered", "hints": list(reply.hints),
                                         "language": reply.language or ""})
@@ -126,7 +131,7 @@ class Conversation:
         self.recognizer = recognizer
         self.base_url = base_url
         self._queue_lock = threading.Lock()
-        self._turns: deque[tuple[str, float]] = deque()  # speech turns waiting for the one task taking them
+        self._turns: deque[Callable[[], None]] = deque()  # speech turns (and cuts) waiting for the one task
         self._taking_turns = False
         self._closed = threading.Event()
         self.prompt = PromptClock(services.store, call_sid)  # what the caller is hearing, for barge-in
@@ -163,14 +168,28 @@ class Conversation:
             if transcript.is_final and transcript.text.strip():  # its turn apologizes if the state stays unreachable
                 self._queue_turn(transcript.text.strip(), time.monotonic())
 
-    def _speaking(self, seconds: float, interruptible: bool) -> None:
-        self.prompt.speaking(seconds, interruptible and self.services.config.barge_in)
+    def speaking(self, text: str, interruptible: bool = True) -> int:
+        """The caller now hears `text`: until it is over, speech from the caller stops it (when interruptible).
+        Returns the prompt's number (PromptClock)."""
+        return self._speaking(say_seconds(text, self.services.config.say_chars_per_second) if text else 0.0,
+                              interruptible, text)
+
+    def _speaking(self, seconds: float, interruptible: bool, text: str = "") -> int:
+        return self.prompt.speaking(seconds, interruptible and self.services.config.barge_in, text)
 
     def _barge_in(self) -> None:
         """The caller started speaking: if the bot is still talking, stop it (once per prompt)."""
         prompt = self.prompt.barge_in()  # None while held: a goodbye or transfer is never cut
         if prompt is not None:
+            said, heard = self.prompt.heard(self.services.store.now())
             self.services.executor.submit(self._stop_talking, prompt, time.monotonic())
+            if said and heard != said:  # the chatbot learns what the caller heard, after the turn it answered
+                self._queue(partial(self._cut, said, heard))
+
+    def _cut(self, said: str, heard: str) -> None:
+        """The caller heard only `heard` of `said`: a chatbot keeping the call's history keeps only that."""
+        with self.services.turn(self.call_sid):
+            self.services.chatbot.interrupted(self.call_sid, said, heard)
 
     def _stop_talking(self, prompt: int, heard_at: float) -> None:
         """Replace the prompt being said with the listening loop, unless another prompt replaced it already."""
@@ -182,6 +201,7 @@ class Conversation:
                 outcome = self.services.updater.update(self.call_sid, twiml.listen(
                     self.base_url + "/listen", **listening(config, self.base_url)))
                 self.prompt.stopped(prompt)
+            self.services.continuations.cut_short(self.call_sid)  # a first sentence's rest is not said now
             log.info("call %s: barge-in, the caller spoke over the bot; stopped it in %.0f ms (%s)",
                      self.call_sid, (time.monotonic() - heard_at) * 1000, outcome.value)
         except Exception:  # the executor's boundary
@@ -190,8 +210,12 @@ class Conversation:
     def _queue_turn(self, text: str, heard_at: float) -> None:
         """Queue a turn; one pool task per call works through the queue, so a slow chatbot holds one thread per call
         (not one per utterance) and the call's turns keep their order."""
+        self._queue(partial(self._turn, text, heard_at))
+
+    def _queue(self, work: Callable[[], None]) -> None:
+        """Queue `work` behind the call's turns, starting the one task taking them if none is."""
         with self._queue_lock:
-            self._turns.append((text, heard_at))
+            self._turns.append(work)
             if self._taking_turns:
                 return
             self._taking_turns = True
@@ -204,9 +228,9 @@ class Conversation:
                 if not self._turns:
                     self._taking_turns = False
                     return
-                text, heard_at = self._turns.popleft()
+                work = self._turns.popleft()
             try:
-                self._turn(text, heard_at)
+                work()
             except Exception:
                 log.exception("turn for call %s failed unexpectedly; the caller hears the apology", self.call_sid)
                 self.services.updater.update(self.call_sid, apology_document(self.services.config, self.base_url))
@@ -223,20 +247,20 @@ class Conversation:
                 log.info("call %s is being transferred or hung up; not answering %d characters", self.call_sid,
                          len(text))
                 return
-            reply, error = ask(self.services, self.call_sid, text, "speech", self.caller)
+            first = EarlySentence(self, heard_at)
+            reply, error = ask(self.services, self.call_sid, text, "speech", self.caller, first.say)
             if self._call_has_ended():
+                first.drop()
                 log.info("call %s has already ended while its reply was in flight; reply dropped", self.call_sid)
                 return
             remember(self.services, self.call_sid, reply)
-            if self.reply_twiml is not None:
-                document = self.reply_twiml(reply)
-            else:
-                document = listening_reply(self.services, self.call_sid, reply, self.base_url)
-            wait = self.prompt.protected_for()
-            if wait > 0:
-                log.info("call %s: answer waits %.1f s for a prompt that may not be interrupted", self.call_sid, wait)
-                if self._closed.wait(wait):
-                    return
+            if first.rest(reply):  # its first sentence is being said: /continue answers with the rest
+                log_turn(self.call_sid, text, reply, (time.monotonic() - heard_at) * 1000, "first-sentence", error,
+                         words=self.services.config.log_transcripts)
+                return
+            document = self.reply_document(reply)
+            if not self.wait_for_protected_prompt():
+                return
             if turn is not None and not self.services.store.fenced(self.call_sid, turn.token):
                 log.warning("call %s: a newer turn took over while this one ran; its answer is dropped", self.call_sid)
                 return
@@ -251,6 +275,24 @@ class Conversation:
                 self.close()
             elif outcome is not UpdateResult.SENT and reply.hints:
                 self.recognizer.set_hints(reply.hints)
+
+    def reply_document(self, reply: Reply) -> str:
+        """The TwiML that gives the caller `reply` by a call update: by reply_twiml when set, else on this stream."""
+        if self.reply_twiml is not None:
+            return self.reply_twiml(reply)
+        return listening_reply(self.services, self.call_sid, reply, self.base_url)
+
+    def wait_for_protected_prompt(self) -> bool:
+        """Wait until a prompt that may not be interrupted is over; False when the call stopped being heard first."""
+        wait = self.prompt.protected_for()
+        if wait > 0:
+            log.info("call %s: answer waits %.1f s for a prompt that may not be interrupted", self.call_sid, wait)
+            return not self._closed.wait(wait)
+        return True
+
+    def answered(self, reply: Reply) -> None:
+        """The caller is hearing `reply` (by a call update or a webhook's TwiML): see `said`."""
+        said(self.services, self.call_sid, reply)
 
     def on_event(self, event: dict) -> None:
         """Act on word from a webhook (in this process or another) about this call's stream."""

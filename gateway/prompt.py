@@ -27,9 +27,33 @@ class PromptClock:
         self.lock = threading.Lock()
         self._store, self._call_sid = store, call_sid
 
-    def speaking(self, seconds: float, may_barge_in: bool) -> None:
-        """A new prompt the caller hears for about `seconds`."""
-        self._store.speaking(self._call_sid, seconds, may_barge_in)
+    def speaking(self, seconds: float, may_barge_in: bool, text: str = "") -> int:
+        """A new prompt the caller hears for about `seconds` (saying `text`, when known); returns its number."""
+        state = self._store.speaking(self._call_sid, seconds, may_barge_in, text)
+        return state.prompt if state is not None else 0
+
+    def next_prompt(self) -> None:
+        """An update replaced what the caller hears: pending barge-ins are for the old prompt."""
+        self._store.speaking(self._call_sid, 0.0, False)
+
+    def heard(self, at: float) -> tuple[str, str]:
+        """The current prompt's text and the part of it heard by store-clock time `at` (estimated from its pace,
+        back to the last whole word)."""
+        state = self._store.get(self._call_sid)
+        if state is None:
+            return "", ""
+        text, started, until = state.prompt_text, state.prompt_started, state.prompt_until
+        if not text or until <= started or at >= until:
+            return text, text
+        cut = text[:int(len(text) * max(0.0, at - started) / (until - started))]
+        if not text[len(cut):len(cut) + 1].isspace():  # mid-word: that word was not heard whole
+            cut = cut[:cut.rfind(" ") + 1]
+        return text, cut.rstrip()
+
+    def plays_on(self, prompt: int) -> bool:
+        """Whether `prompt` is still what the caller hears, and no barge-in cut it short."""
+        state = self._store.get(self._call_sid)
+        return state is not None and state.prompt == prompt and not state.prompt_cut
 
     def barge_in(self) -> int | None:
         """The caller started speaking: the prompt to stop, if it may be cut and is still being said (once)."""

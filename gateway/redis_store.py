@@ -12,7 +12,8 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError, LockError, TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from .calls import FORGET_ENDED_SECONDS, FORGET_OPEN_SECONDS, CallState, CallStore, Change
+from .calls import (FORGET_ENDED_SECONDS, FORGET_OPEN_SECONDS, CallState, CallStore, Change, add_to_history,
+                    cut_in_history)
 from .coordination import EventHandler, Turn
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,45 @@ class RedisCallStore(CallStore):
     def __len__(self) -> int:
         return sum(1 for _ in self._redis.scan_iter(match=f"{PREFIX}call:*", count=1000))
 
+    # ---- the chat history: its own key, expiring with the call's --------------------------------------------
+    @staticmethod
+    def _history_key(call_sid: str) -> str:
+        return f"{PREFIX}history:{call_sid}"
+
+    def history(self, call_sid: str) -> list[dict]:
+        """The call's chat messages so far, oldest first."""
+        raw = self._redis.get(self._history_key(call_sid))
+        return json.loads(raw) if raw is not None else []
+
+    def add_history(self, call_sid: str, messages: list[dict], keep: int) -> None:
+        """Append one turn's messages to a known call's history (atomically) and keep only the last `keep`."""
+        self._change_history(call_sid, lambda history: add_to_history(history, messages, keep))
+
+    def cut_reply(self, call_sid: str, said: str, heard: str) -> bool:
+        """The caller heard only `heard` of `said`: the history's last answer says only what was heard."""
+        def cut(history: list[dict]) -> list[dict] | None:
+            return history if cut_in_history(history, said, heard) else None
+
+        return self._change_history(call_sid, cut)
+
+    def _change_history(self, call_sid: str, change: Callable[[list[dict]], list[dict] | None]) -> bool:
+        """Read, change and write the history in one transaction; it lives as long as the call's own key."""
+        key, call_key = self._history_key(call_sid), self._key(call_sid)
+
+        def transaction(pipe: redis.client.Pipeline) -> bool:
+            ttl = pipe.ttl(call_key)
+            if ttl is None or ttl < 0:  # an unknown call (-2), or one with no expiry, which ours always have
+                return False
+            raw = pipe.get(key)
+            changed = change(json.loads(raw) if raw is not None else [])
+            if changed is None:
+                return False
+            pipe.multi()
+            pipe.set(key, json.dumps(changed, separators=(",", ":")), ex=ttl)
+            return True
+
+        return self._redis.transaction(transaction, key, call_key, value_from_callable=True)
+
     # ---- the index of held streams, for recovery: a hint, the call's own state is the truth ----------------
     def stream_started(self, call_sid: str, owner: str, base_url: str = "") -> CallState | None:
         state = super().stream_started(call_sid, owner, base_url)
@@ -110,6 +150,7 @@ class RedisCallStore(CallStore):
     def end(self, call_sid: str) -> CallState | None:
         before = super().end(call_sid)
         self._redis.hdel(STREAMS, call_sid)
+        self._redis.expire(self._history_key(call_sid), self._forget_after)
         return before
 
     def beat(self, me: str, seconds: float) -> None:

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .calls import CallStore
-from .chatbot import ChatbotClient
+from .chatbots import Chatbot
 from .config import Config
 from .coordination import CallEvents, LocalEvents, LocalTurnLocks, TurnLocks, held_turn, process_name
+from .first_sentence import Continuations
 from .live_calls import LiveCalls
 from .twilio_calls import CallUpdater
 
@@ -22,7 +23,7 @@ class Services:
 
     config: Config
     store: CallStore
-    chatbot: ChatbotClient
+    chatbot: Chatbot
     updater: CallUpdater
     executor: Executor
     live: LiveCalls  # the streams this process holds: the only call state that stays in a process
@@ -31,6 +32,7 @@ class Services:
     me: str = field(default_factory=process_name)  # this process, as the store's stream owner
     deadlines: Any = None  # limits.CallDeadlines: MAX_CALL_SECONDS
     drain: Any = None  # drain.Drain: graceful shutdown
+    continuations: Continuations = field(default_factory=Continuations)  # answers said a sentence at a time
 
     def turn(self, call_sid: str) -> held_turn:
         """`with services.turn(sid) as turn:` the call's one turn at a time (None: not had within the wait)."""

@@ -9,6 +9,7 @@ is on <Gather>, and for audio the <Gather> already heard, stream transcripts are
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from .answers import gather_document
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     from .conversation import Conversation
 
 log = logging.getLogger(__name__)
+
+MAX_PROMPT_WAIT_SECONDS = 30.0  # a prompt's estimated length is bounded; the switch to <Gather> waits no longer
 
 
 class OutageFallback:
@@ -88,6 +91,8 @@ class OutageFallback:
             if before.held:  # updating now would cut it short; its outcome is answered with <Gather>
                 log.info("call %s is being transferred or hung up; the call is not updated now", call_sid)
                 return
+            # The prompt being said (the greeting, when a wrong key fails the very first stream) plays to its end.
+            time.sleep(min(MAX_PROMPT_WAIT_SECONDS, conversation.prompt.speaking_for()))
             outcome = services.updater.update(call_sid, gather_document(services, call_sid, conversation.base_url))
             if outcome is UpdateResult.CALL_ENDED:
                 services.store.end(call_sid)

@@ -129,6 +129,14 @@ def gather_reply(answer: Reply, action_url: str, transfer: Mapping | None = None
                  **(transfer or {}))
 
 
+def first_sentence(text: str, continue_url: str, *, language: str = "en-US", voice: str | None = None) -> str:
+    """Say the first sentence of an answer still being written, then fetch the rest from `continue_url`."""
+    response = VoiceResponse()
+    _say(response, text, language, voice)
+    response.redirect(continue_url, method="POST")
+    return str(response)
+
+
 def say_and_hang_up(text: str, *, language: str = "en-US", voice: str | None = None) -> str:
     """Speak a last sentence and end the call (used where the gateway itself cannot go on)."""
     response = VoiceResponse()

@@ -55,6 +55,29 @@ def speech():
 
 
 @pytest.fixture
+def deepgram():
+    """The Deepgram live streaming stand-in (ws://, its real messages)."""
+    from standins.deepgram import DeepgramStandIn
+
+    with DeepgramStandIn() as standin:
+        yield standin
+
+
+@pytest.fixture
+def assemblyai():
+    """The AssemblyAI v3 streaming stand-in (ws://, its real messages)."""
+    from standins.assemblyai import AssemblyAIStandIn
+
+    with AssemblyAIStandIn() as standin:
+        yield standin
+
+
+def ears(request, provider: str):
+    """The stand-in that hears calls for this STT_PROVIDER (the fixture of that name; Google's is `speech`)."""
+    return request.getfixturevalue("speech" if provider == "google" else provider)
+
+
+@pytest.fixture
 def twilio():
     """The Twilio stand-in: REST API, TwiML runner, signed webhooks and Media Streams."""
     from standins.twilio import TwilioStandIn
@@ -79,6 +102,10 @@ def start_gateway(tmp_path, twilio, chatbot, request):
         env.update(overrides)
         if env["STT_PROVIDER"] == "google" and "SPEECH_EMULATOR_HOST" not in overrides:
             env["SPEECH_EMULATOR_HOST"] = request.getfixturevalue("speech").address
+        if env["STT_PROVIDER"] in ("deepgram", "assemblyai"):
+            standin, prefix = request.getfixturevalue(env["STT_PROVIDER"]), env["STT_PROVIDER"].upper()
+            env.setdefault(f"{prefix}_URL", standin.url)
+            env.setdefault(f"{prefix}_API_KEY", standin.api_key)
         process = ProcfileProcess("web", env=env, log_path=tmp_path / f"gateway{len(started)}.log", bin_dir=BIN_DIR)
         started.append(process.start())
         twilio.tunnel[env["PUBLIC_URL"]] = process.url

@@ -195,3 +195,17 @@ def test_events_reach_every_subscriber(kind, request):
     while not any(sid == "CA1" for sid, _ in got) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert ("CA1", {"type": "answered", "hints": ["a"]}) in got
+
+
+def test_chat_history_is_kept_per_call_trimmed_and_cut_to_what_was_heard(store):
+    store.open("CA1")
+    store.add_history("CA1", [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "Hi. How?"}], 3)
+    store.add_history("CA1", [{"role": "user", "content": "book"}], 3)
+    assert [m["content"] for m in store.history("CA1")] == ["hello", "Hi. How?", "book"]
+    store.add_history("CA1", [{"role": "assistant", "content": "For how many? Say a number."}], 3)
+    assert [m["content"] for m in store.history("CA1")] == ["Hi. How?", "book", "For how many? Say a number."]
+    assert store.cut_reply("CA1", "For how many? Say a number.", "For how many?")
+    assert store.history("CA1")[-1] == {"role": "assistant", "content": "For how many?"}
+    assert not store.cut_reply("CA1", "never said", "")
+    store.add_history("unknown", [{"role": "user", "content": "x"}], 3)  # no call, no history
+    assert store.history("unknown") == []

@@ -143,3 +143,74 @@ def test_parse_reply_gives_a_speakable_reply_or_a_chatbot_error(body):
 def test_gather_confidence_is_always_a_number(value):
     count("Gather Confidence field")
     assert isinstance(_confidence(value), float)
+
+
+rasa_messages = st.lists(st.fixed_dictionaries({}, optional={
+    "text": json_values | st.text(max_size=30), "buttons": st.lists(st.fixed_dictionaries(
+        {"title": json_values | st.text(max_size=20)}), max_size=3) | json_values,
+    "custom": st.fixed_dictionaries({"action": json_values | st.sampled_from(
+        ["hangup", {"type": "transfer", "to": "+15550001111"}, {"type": "transfer", "to": "<Dial>"}])}) | json_values,
+    "image": json_values, "attachment": json_values}) | json_values, max_size=5)
+
+
+@MANY
+@given(rasa_messages | json_values)
+@example([{"buttons": 1}, {"buttons": [{"title": 5}], "text": "Hi."}])
+def test_rasa_answers_give_a_speakable_reply_or_a_chatbot_error(answer):
+    from gateway.chatbots.rasa import rasa_body
+
+    count("Rasa REST channel answers")
+    try:
+        reply = parse_reply(rasa_body(answer))
+    except ChatbotError:
+        return
+    assert reply.text.strip() or reply.action_type is not None
+    assert reply.transfer_to is None or _DIALABLE.match(reply.transfer_to)
+    assert all(isinstance(h, str) and h for h in reply.hints)
+
+
+tool_fragments = st.lists(st.fixed_dictionaries({}, optional={
+    "index": st.integers(0, 2) | json_values, "id": json_values, "function": st.fixed_dictionaries({}, optional={
+        "name": st.sampled_from(["end_call", "transfer_call", "transfer_", "call"]) | json_values,
+        "arguments": st.sampled_from(['{"to": "+155', '50001111"}', "{}", "{"]) | json_values}) | json_values}),
+    max_size=3)
+chunks = st.fixed_dictionaries({"choices": st.lists(st.fixed_dictionaries({
+    "index": st.just(0) | json_values, "delta": st.fixed_dictionaries({}, optional={
+        "content": st.text(max_size=30) | json_values, "tool_calls": tool_fragments | json_values}) | json_values}),
+    max_size=2) | json_values})
+sse_lines = st.text(max_size=60) | (chunks | json_values).map(lambda v: "data: " + json.dumps(v)) | st.just("data: [DONE]")
+
+
+@MANY
+@given(st.lists(sse_lines, max_size=8))
+def test_streamed_chunks_give_a_speakable_reply_or_a_chatbot_error(lines):
+    from gateway.chatbots.openai import StreamedAnswer
+
+    count("OpenAI streamed chunks")
+    answer = StreamedAnswer()
+    try:
+        for line in lines:
+            answer.take(line)
+        reply = parse_reply(answer.body())
+    except ChatbotError:
+        return
+    assert len(reply.text) <= MAX_TEXT_CHARS and (reply.text.strip() or reply.action_type is not None)
+
+
+completions = st.fixed_dictionaries({"choices": st.lists(st.fixed_dictionaries({"message": st.fixed_dictionaries(
+    {}, optional={"content": st.text(max_size=30) | json_values, "tool_calls": tool_fragments | json_values})
+    | json_values}), max_size=2) | json_values})
+
+
+@MANY
+@given(completions | json_values)
+def test_whole_completions_give_a_speakable_reply_or_a_chatbot_error(answer):
+    from gateway.chatbots.openai import completion_body
+
+    count("OpenAI chat completions")
+    try:
+        reply = parse_reply(completion_body(answer))
+    except ChatbotError:
+        return
+    assert reply.text.strip() or reply.action_type is not None
+    assert reply.transfer_to is None or _DIALABLE.match(reply.transfer_to)

@@ -114,3 +114,10 @@ def test_reply_can_start_a_stream_first():
         HEAD + '<Response><Start><Stream track="inbound_track" url="wss://gw.example/stream">'
         '<Parameter name="callSid" value="CA1" /></Stream></Start>'
         + KEYS + '<Say language="en-US">Hi, how are you?</Say><Pause length="25" /></Gather>' + BACK)
+
+
+def test_first_sentence_is_said_then_the_rest_is_fetched():
+    assert twiml.first_sentence("Fish & chips, <fresh>.", "https://gw.example/continue?answer=ab12",
+                                voice="Polly.Joanna") == (
+        HEAD + '<Response><Say language="en-US" voice="Polly.Joanna">Fish &amp; chips, &lt;fresh&gt;.</Say>'
+        '<Redirect method="POST">https://gw.example/continue?answer=ab12</Redirect></Response>')

@@ -54,4 +54,12 @@ def make_recognizer(config, hints: Sequence[str] = ()) -> Recognizer:
         from .sphinx import SphinxRecognizer
 
         return SphinxRecognizer(language=config.language, hints=hints)
+    if config.stt_provider == "deepgram":
+        from .deepgram import deepgram_recognizer
+
+        return deepgram_recognizer(config, hints)
+    if config.stt_provider == "assemblyai":
+        from .assemblyai import assemblyai_recognizer
+
+        return assemblyai_recognizer(config, hints)
     raise ValueError(f"STT provider {config.stt_provider!r} does not hear a Media Stream")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from typing import Sequence
 
@@ -41,7 +40,7 @@ class GoogleRecognizer:
     """One call's recognition: audio batched to ~100 ms, streams restarted before Google's limits, nothing lost.
 
     The public methods may be called from any thread; they only hand work to the shared loop. Everything else (the
-    stream, its audio bookkeeping, results) lives on the loop thread, so only the inbox and `_closed` need a lock.
+    stream, its audio bookkeeping, results) lives on the loop thread; only the inbox is shared.
     """
 
     def __init__(self, language: str = "en-US", hints: Sequence[str] = (), emulator_host: str | None = None,
@@ -58,11 +57,8 @@ class GoogleRecognizer:
         self._soft_stream_bytes = int(BYTES_PER_SECOND * soft_stream_seconds)
         # What a restart re-sends must leave the new stream room to hear new audio, or restarts would chain.
         self._max_resend_bytes = int(BYTES_PER_SECOND * min(max_resend_seconds, max_stream_seconds / 2))
-        self._lock = threading.Lock()    # guards _inbox, _drain_scheduled and _closed (fed from the websocket thread)
-        self._inbox = bytearray()        # audio fed but not yet taken by the loop
-        self._drain_scheduled = False
-        self._closed = False
-        self._shut = False               # the loop's own copy of _closed, set in turn with what was asked before
+        self._inbox = google_loop.AudioInbox(self._drain)  # audio fed from the websocket thread
+        self._shut = False               # the loop's own copy of closed, set in turn with what was asked before
         # The rest is the loop thread's alone.
         self._pending = bytearray()      # audio not yet a full batch
         self._unfinalized = bytearray()  # audio sent since the last final result: re-sent after a restart
@@ -89,14 +85,7 @@ class GoogleRecognizer:
 
     def feed(self, mulaw: bytes) -> None:
         """Queue caller audio for the loop (a wake-up shared with other calls): cheap, for the websocket thread."""
-        with self._lock:
-            if self._closed:
-                return
-            self._inbox += mulaw
-            if self._drain_scheduled:
-                return
-            self._drain_scheduled = True
-        google_loop.run_soon(self._drain)
+        self._inbox.put(mulaw)
 
     def set_hints(self, hints: Sequence[str]) -> None:
         """Use new phrase hints: the stream restarts now, re-sending the audio not yet finalized."""
@@ -113,11 +102,8 @@ class GoogleRecognizer:
 
     def close(self) -> None:
         """End the stream and its task (idempotent); once this returns, no result or health report is delivered."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            self._inbox.clear()
+        if not self._inbox.close():
+            return
         # Waits for the loop: a result being delivered right now finishes first, and none follows.
         google_loop.run_on_loop(self._shutdown)
 
@@ -156,15 +142,10 @@ class GoogleRecognizer:
             if task is not None:
                 task.cancel()
 
-    def _drain(self) -> None:
+    def _drain(self, audio: bytes) -> None:
         """Take the fed audio: full batches go to the current stream, several ~100 ms requests from a bulk feed."""
         try:
-            with self._lock:
-                self._drain_scheduled = False
-                if self._closed:
-                    return
-                self._pending += self._inbox
-                self._inbox.clear()
+            self._pending += audio
             whole = len(self._pending) - len(self._pending) % self._batch_bytes
             if not whole:
                 return
@@ -238,11 +219,7 @@ class GoogleRecognizer:
                 failures = await self._one_stream(failures, first)
                 first = None
                 if failures and time.monotonic() - opened < 1.0:
-                    backoff = min(0.25 * 2 ** (failures - 1), 5.0)
-                    until_outage = self._health.seconds_until_outage()
-                    if until_outage is not None:  # try again right at the threshold, so an outage is reported on time
-                        backoff = min(backoff, until_outage + 0.01)
-                    await asyncio.sleep(backoff)  # Google down: don't spin; close() cancels this at once
+                    await asyncio.sleep(self._health.retry_delay(failures))  # Google down: don't spin
         except asyncio.CancelledError:
             pass  # close()
         except Exception:  # never expected: say so, rather than leave the call deaf without a trace
@@ -259,13 +236,13 @@ class GoogleRecognizer:
                 self._handle(response)
             return 0
         except asyncio.CancelledError:
-            if self._closed:
+            if self._inbox.closed:
                 raise
             log.info("speech stream ended (CANCELLED); restarting")  # our own restart cancelled it
             return 0
         except grpc.RpcError as exc:
             code = exc.code() if hasattr(exc, "code") else None
-            if code in EXPECTED_END_CODES or self._closed:
+            if code in EXPECTED_END_CODES or self._inbox.closed:
                 log.info("speech stream ended (%s); restarting", code.name if code else "?")
                 return 0
             log.warning("speech stream failed: %s %s; restarting (failure %d)",
@@ -306,12 +283,12 @@ class GoogleRecognizer:
 
     def _report_health(self, ok: bool) -> None:
         """Pass a health change on unless the recognizer was closed meanwhile."""
-        if not self._closed and self._on_health is not None:
+        if not self._inbox.closed and self._on_health is not None:
             self._on_health(ok)
 
     def _emit(self, transcript: Transcript) -> None:
         """Deliver a result unless the recognizer was closed meanwhile; a failing callback costs only that result."""
-        if self._closed or self._on_result is None:
+        if self._inbox.closed or self._on_result is None:
             return
         try:
             self._on_result(transcript)

@@ -1,129 +1,16 @@
-"""One asyncio event loop thread per process for every call's Google speech stream, and its gRPC channels."""
+"""The shared speech loop as Google's streams use it, and the process's gRPC Speech transports on it."""
 from __future__ import annotations
 
-import asyncio
-import logging
-import os
-import threading
-from typing import Any, Callable
+from typing import Any
 
 from grpc import aio
 
-log = logging.getLogger(__name__)
+from .speech_loop import THREAD_NAME, AudioInbox, call_soon, event_loop, forget_on_new_loop, run_on_loop, run_soon
 
-THREAD_NAME = "google-stt-loop"
+__all__ = ["THREAD_NAME", "AudioInbox", "call_soon", "event_loop", "run_on_loop", "run_soon", "transport"]
 
-_lock = threading.Lock()
-_loop: asyncio.AbstractEventLoop | None = None
-_loop_pid: int | None = None
 _transports: dict[str | None, Any] = {}  # touched on the loop thread only
-_pid = os.getpid()
-_due: list[Callable[[], None]] = []  # callbacks for the loop's next wake-up (see run_soon)
-_due_lock = threading.Lock()
-_wake_pending = False
-
-
-def _forked() -> None:
-    global _pid
-    _pid = os.getpid()
-
-
-os.register_at_fork(after_in_child=_forked)
-
-
-def _log_exception(loop: asyncio.AbstractEventLoop, context: dict) -> None:
-    """The loop's last resort: log what no task boundary caught, and keep the loop running for the other calls."""
-    log.error("speech event loop: %s", context.get("message", "unhandled error"), exc_info=context.get("exception"))
-
-
-def _serve(loop: asyncio.AbstractEventLoop) -> None:
-    """The loop thread: run every call's stream tasks until the process exits."""
-    asyncio.set_event_loop(loop)
-    while True:
-        try:
-            loop.run_forever()
-        except Exception:  # run_forever itself should not raise; if it ever does, the calls must not go deaf
-            log.exception("speech event loop stopped unexpectedly; running it again")
-
-
-def event_loop() -> asyncio.AbstractEventLoop:
-    """The process's speech loop, its thread started on first use (again in a forked child, whose copy is dead)."""
-    global _loop, _loop_pid
-    loop = _loop
-    if loop is not None and _loop_pid == _pid:
-        return loop  # the common case, on every feed: no lock
-    with _lock:
-        if _loop is None or _loop_pid != _pid:
-            loop = asyncio.new_event_loop()
-            loop.set_exception_handler(_log_exception)
-            threading.Thread(target=_serve, args=(loop,), name=THREAD_NAME, daemon=True).start()
-            _loop, _loop_pid = loop, _pid
-            _transports.clear()
-        return _loop
-
-
-def call_soon(callback: Callable[..., None], *args: Any) -> None:
-    """Run `callback(*args)` on the loop thread, from any thread."""
-    loop = event_loop()
-    if _on_loop(loop):
-        callback(*args)
-    else:
-        loop.call_soon_threadsafe(callback, *args)
-
-
-def run_soon(callback: Callable[[], None]) -> None:
-    """Run `callback()` on the loop thread soon, from any thread: every call's audio shares one wake-up of the loop.
-
-    Waking the loop costs a self-pipe write and a loop pass; with hundreds of calls each feeding every 100 ms, the
-    callbacks due by the time the loop gets to them run in one pass (an idle loop still wakes at once).
-    """
-    global _wake_pending
-    with _due_lock:
-        _due.append(callback)
-        if _wake_pending:
-            return
-        _wake_pending = True
-    event_loop().call_soon_threadsafe(_run_due)
-
-
-def _run_due() -> None:
-    """Run the callbacks due; each one's failure is logged and costs only that callback."""
-    global _wake_pending
-    with _due_lock:
-        due = _due[:]
-        _due.clear()
-        _wake_pending = False
-    for callback in due:
-        try:
-            callback()
-        except Exception:
-            log.exception("speech loop callback failed")
-
-
-def run_on_loop(callback: Callable[[], None], timeout: float = 5.0) -> None:
-    """Run `callback()` on the loop thread and wait until it has run (at once when already on it)."""
-    loop = event_loop()
-    if _on_loop(loop):
-        callback()
-        return
-    done = threading.Event()
-
-    def run() -> None:
-        try:
-            callback()
-        finally:
-            done.set()
-
-    loop.call_soon_threadsafe(run)
-    if not done.wait(timeout):
-        log.warning("speech event loop did not answer within %g s", timeout)
-
-
-def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
-    try:
-        return asyncio.get_running_loop() is loop
-    except RuntimeError:
-        return False
+forget_on_new_loop(_transports.clear)
 
 
 def transport(emulator_host: str | None = None):

@@ -44,6 +44,23 @@ class StreamHealth:
             log.warning("speech recognition has failed for %.1f s; reporting it down", now - self._failing_since)
             self._report(False)
 
+    def refused(self) -> None:
+        """The provider refused the stream itself (a wrong key, bad settings): no retry can hide that, so report
+        down at once and the call listens through <Gather> while the gateway keeps retrying slowly."""
+        with self._lock:
+            if self._failing_since is None:
+                self._failing_since = self._clock()
+            report, self._down = not self._down, True
+        if report:
+            self._report(False)
+
+    def retry_delay(self, failures: int) -> float:
+        """How long to wait before the next stream after `failures` in a row: doubling from 0.25 s up to 5 s, but
+        never past the outage threshold, so an outage is reported on time."""
+        delay = min(0.25 * 2 ** (failures - 1), 5.0)
+        until_outage = self.seconds_until_outage()
+        return delay if until_outage is None else min(delay, until_outage + 0.01)
+
     def working(self) -> None:
         """A stream works: failures are forgotten, and a recognizer that was reported down is reported up."""
         with self._lock:

@@ -1,0 +1,23 @@
+"""The chatbot seam and its protocols (CHATBOT_PROTOCOL): chatline (the contract), rasa (REST channel), openai."""
+from __future__ import annotations
+
+from ..calls import CallStore
+from ..config import Config
+from .base import Chatbot, FirstSentence
+from .chatline import ChatlineChatbot
+from .openai import OpenAIChatbot
+from .rasa import RasaChatbot
+
+__all__ = ["Chatbot", "FirstSentence", "ChatlineChatbot", "OpenAIChatbot", "RasaChatbot", "make_chatbot"]
+
+
+def make_chatbot(config: Config, store: CallStore) -> Chatbot:
+    """The chatbot client CHATBOT_PROTOCOL names, for CHATBOT_URL; `store` keeps the history of those that need it."""
+    if config.chatbot_protocol == "rasa":
+        return RasaChatbot(config.chatbot_url, config.chatbot_timeout, config.chatbot_greeting_message)
+    if config.chatbot_protocol == "openai":
+        return OpenAIChatbot(config.chatbot_url, store, model=config.chatbot_model, prompt=config.chatbot_prompt,
+                             api_key=config.chatbot_api_key, temperature=config.chatbot_temperature,
+                             history_turns=config.chatbot_history_turns, stream=config.chatbot_stream,
+                             timeout=config.chatbot_timeout)
+    return ChatlineChatbot(config.chatbot_url, timeout=config.chatbot_timeout)

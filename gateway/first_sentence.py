@@ -1,0 +1,168 @@
+"""The first sentence first: an answer still being written is said a sentence ahead, the rest at /continue.
+
+The turn updates the call with the answer's first complete sentence and a <Redirect> to /continue; the rest is
+written meanwhile, and Twilio fetches it once the sentence has been said. A barge-in replaces the document, so the
+<Redirect> is never reached and the rest is never said (the history is cut to what was heard, as for any prompt).
+The rest waits in this process. A /continue that reaches another one (several processes, no sticky routing) keeps
+the call listening there; if nobody here claimed the rest soon after the sentence should have ended, this process
+updates the call with it.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from . import twiml
+from .chatbot import Reply
+from .twilio_calls import UpdateResult
+
+if TYPE_CHECKING:
+    from .conversation import Conversation
+
+log = logging.getLogger(__name__)
+
+# After the first sentence's estimated end, how long /continue may take to reach this process before the rest is sent
+# as a call update instead (Twilio fetches a <Redirect> within a few hundred milliseconds).
+UNCLAIMED_SECONDS = 1.0
+
+
+class Continuation:
+    """The rest of one answer whose first sentence the caller is hearing; set once the model has finished."""
+
+    def __init__(self) -> None:
+        self.token = secrets.token_hex(6)  # names this answer in the /continue URL, so a stale one is told apart
+        self._rest: Reply | None = None
+        self._done = threading.Event()
+        self.settled = threading.Event()  # /continue took it here, or a barge-in means nobody will
+
+    def finish(self, rest: Reply) -> None:
+        """The rest of the answer is written (its text after the first sentence, its action and hints)."""
+        self._rest = rest
+        self._done.set()
+
+    def wait(self, timeout: float) -> Reply | None:
+        """The rest, waiting up to `timeout` seconds while it is still being written; None if it did not come."""
+        return self._rest if self._done.wait(timeout) else None
+
+
+class Continuations:
+    """Each call's answer being said a sentence at a time in this process (at most one per call)."""
+
+    def __init__(self) -> None:
+        self._by_call: dict[str, Continuation] = {}
+        self._lock = threading.Lock()
+
+    def open(self, call_sid: str) -> Continuation:
+        """A new answer for the call; one left from an earlier turn (a barge-in cut it short) is dropped."""
+        with self._lock:
+            continuation = self._by_call[call_sid] = Continuation()
+            return continuation
+
+    def take(self, call_sid: str, token: str) -> Continuation | None:
+        """The call's answer named by `token` (once), or None when it is not here."""
+        with self._lock:
+            continuation = self._by_call.get(call_sid)
+            if continuation is None or continuation.token != token:
+                return None
+            continuation.settled.set()
+            return self._by_call.pop(call_sid)
+
+    def cut_short(self, call_sid: str) -> None:
+        """The caller spoke over the first sentence: its <Redirect> is gone, and the rest will not be said."""
+        with self._lock:
+            continuation = self._by_call.pop(call_sid, None)
+        if continuation is not None:
+            continuation.settled.set()
+
+    def discard(self, call_sid: str, continuation: Continuation) -> None:
+        """Forget the call's answer if it is still this one."""
+        with self._lock:
+            if self._by_call.get(call_sid) is continuation:
+                del self._by_call[call_sid]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._by_call)
+
+
+class EarlySentence:
+    """One turn's side: say the first sentence the chatbot hands over, then leave the rest for /continue."""
+
+    def __init__(self, conversation: Conversation, heard_at: float):
+        self.conversation = conversation
+        self.heard_at = heard_at
+        self.sentence: str | None = None
+        self.continuation: Continuation | None = None
+        self.prompt = 0  # the PromptClock number of the first sentence: still current unless something replaced it
+
+    def say(self, sentence: str) -> bool:
+        """Update the call with `sentence` and a <Redirect> to /continue; True when the caller is hearing it. Not
+        while the call's answers go another way (a hand-over, <Gather> listening), nor during a hangup or transfer."""
+        conversation, services = self.conversation, self.conversation.services
+        call_sid = conversation.call_sid
+        state = services.store.get(call_sid)
+        if (conversation.reply_twiml is not None or conversation.held or conversation.closed or state is None
+                or state.ended or state.speech_fallback):
+            return False
+        config = services.config.for_call(state.language, state.voice)
+        continuation = services.continuations.open(call_sid)
+        document = twiml.first_sentence(sentence, f"{conversation.base_url}/continue?answer={continuation.token}",
+                                        language=config.language, voice=config.voice)
+        if not conversation.wait_for_protected_prompt():
+            services.continuations.discard(call_sid, continuation)
+            return False
+        with conversation.prompt.lock:
+            outcome = services.updater.update(call_sid, document)
+            conversation.prompt.next_prompt()
+        if outcome is not UpdateResult.SENT:
+            services.continuations.discard(call_sid, continuation)
+            return False  # the whole answer goes the usual way (a call that ended drops it there)
+        self.prompt = conversation.speaking(sentence)
+        self.sentence, self.continuation = sentence, continuation
+        log.info("call %s: first sentence (%d characters) sent %.0f ms after the caller's words; the rest follows",
+                 call_sid, len(sentence), (time.monotonic() - self.heard_at) * 1000)
+        return True
+
+    def drop(self) -> None:
+        """The call ended while the answer was written: nobody will ask for the rest."""
+        if self.continuation is not None:
+            self.conversation.services.continuations.discard(self.conversation.call_sid, self.continuation)
+
+    def rest(self, reply: Reply) -> bool:
+        """Hand /continue the rest of the finished `reply` (an apology if it failed midway); False when no first
+        sentence was said, and the reply goes out whole."""
+        if self.sentence is None or self.continuation is None:
+            return False
+        text = reply.text[len(self.sentence):].strip() if reply.text.startswith(self.sentence) else reply.text
+        rest = replace(reply, text=text)
+        self.continuation.finish(rest)
+        if self.conversation.closed:
+            self.conversation.services.continuations.discard(self.conversation.call_sid, self.continuation)
+        else:
+            self._unclaimed(rest)
+        return True
+
+    def _unclaimed(self, rest: Reply) -> None:
+        """Wait for /continue to take the rest (or a barge-in to drop it); untaken soon after the sentence's end (it
+        reached another process), send the rest as a call update, unless something else replaced the sentence."""
+        conversation, services = self.conversation, self.conversation.services
+        call_sid, continuation = conversation.call_sid, self.continuation
+        wait = conversation.prompt.speaking_for() + UNCLAIMED_SECONDS
+        if continuation.settled.wait(wait) or services.continuations.take(call_sid, continuation.token) is None:
+            return
+        with conversation.prompt.lock:
+            if not conversation.prompt.plays_on(self.prompt) or conversation.held or conversation.closed:
+                return
+            outcome = services.updater.update(call_sid, conversation.reply_document(rest))
+            conversation.prompt.next_prompt()
+        log.warning("call %s: /continue did not reach this process within %.1f s of the first sentence's end; the "
+                    "rest went as a call update (%s)", call_sid, UNCLAIMED_SECONDS, outcome.value)
+        if outcome is UpdateResult.SENT:
+            conversation.answered(rest)
+        elif outcome is UpdateResult.CALL_ENDED:
+            services.store.end(call_sid)
+            conversation.close()
