@@ -1,11 +1,13 @@
 """N concurrent simulated calls against the real gunicorn gateway: turn latency, lost turns, CPU, memory, threads.
 
     PYTHONPATH=. /work/venv/bin/python -m bench.bench_calls --calls 300
+    PYTHONPATH=. /work/venv/bin/python -m bench.bench_calls --calls 300 --redis --workers 2
 
 Twilio is played by several load processes (bench/bench_load.py), Google by the Speech stand-in in scripted mode,
 the chatbot and Twilio's REST API by one small aiohttp process (bench/bench_services.py). The gateway is the
-Procfile's `web:` process; its CPU is read from /proc for the gunicorn worker, so other load on the machine
-does not inflate it.
+Procfile's `web:` process; its CPU is read from /proc for the gunicorn workers (and, with --redis, the
+redis-server they share), so other load on the machine does not inflate it. With --redis the workers share one
+REDIS_URL, and the kernel hands each webhook and each stream to either of them.
 """
 from __future__ import annotations
 
@@ -24,34 +26,52 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import bench_load, bench_services  # noqa: E402
-from chatline.procfile import ProcfileProcess, free_port  # noqa: E402
+from chatline.procfile import ProcfileProcess, free_port, wait_for_port  # noqa: E402
 
 ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL = "AC" + "be9c4" * 6 + "00", "bench-auth-token-0123456789abcdef", "https://chatline.bench"
 UTTERANCES = ["hello", "book_a_table", "goodbye"]
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def worker_of(master: int, timeout: float = 10.0) -> int:
-    """The gunicorn worker: the master's only child."""
+def workers_of(master: int, count: int = 1, timeout: float = 20.0) -> list[int]:
+    """The gunicorn workers: the master's `count` children."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-        if children:
-            return int(children[0])
+        if len(children) >= count:
+            return [int(child) for child in children[:count]]
         time.sleep(0.1)
-    raise RuntimeError("no gunicorn worker appeared")
+    raise RuntimeError(f"fewer than {count} gunicorn workers appeared")
 
 
-def proc_cpu(pid: int) -> float:
-    """CPU seconds (user + system) a process has used."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+def proc_cpu(pids: list[int]) -> float:
+    """CPU seconds (user + system) the processes have used."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / TICK
 
 
-def proc_status(pid: int) -> tuple[int, float]:
-    """(threads, RSS in MB) of a process."""
-    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
-    return int(status["Threads"]), int(status["VmRSS"].split()[0]) / 1024
+def proc_status(pids: list[int]) -> tuple[int, float]:
+    """(threads, RSS in MB) of the processes together."""
+    threads, rss = 0, 0.0
+    for pid in pids:
+        status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                      if ":" in line)
+        threads, rss = threads + int(status["Threads"]), rss + int(status["VmRSS"].split()[0]) / 1024
+    return threads, rss
+
+
+def start_redis(directory: Path) -> tuple[subprocess.Popen, str]:
+    """A redis-server as production would run it (append-only file, fsync every second) on a free port."""
+    port = free_port()
+    log = open(directory / "redis.log", "ab")
+    process = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
+                                "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""],
+                               stdout=log, stderr=subprocess.STDOUT)
+    wait_for_port(port, process, 10)
+    return process, f"redis://127.0.0.1:{port}/0"
 
 
 def loadavg() -> str:
@@ -85,7 +105,9 @@ def main() -> None:
     parser.add_argument("--history", choices=("full", "metadata", "off"), default="full",
                         help="CALL_HISTORY for the gateway (default full, the product's default), with the monitor on; off: both off")
     parser.add_argument("--database", metavar="URL", help="DATABASE_URL (default: a SQLite file in the logs folder)")
-    parser.add_argument("--py-spy", metavar="FILE", help="record a py-spy profile of the gateway worker "
+    parser.add_argument("--redis", action="store_true", help="call state in a redis-server started for the run")
+    parser.add_argument("--workers", type=int, default=1, help="GATEWAY_WORKERS (more than 1 needs --redis)")
+    parser.add_argument("--py-spy", metavar="FILE", help="record a py-spy profile of the (first) gateway worker "
                         "(a flame graph, or collapsed stacks if FILE ends in .txt)")
     args = parser.parse_args()
     n = args.calls
@@ -110,11 +132,13 @@ def main() -> None:
         recognizer = {f"{prefix}_URL": speech_address[0], f"{prefix}_API_KEY": speech_address[1]}
     services_ready.wait(30)
     services_url = f"http://127.0.0.1:{services_port}"
+    redis_server, redis_url = start_redis(logs) if args.redis else (None, "")
+    shared = {"REDIS_URL": redis_url, "GATEWAY_WORKERS": str(args.workers)} if redis_server is not None else {}
     env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "PUBLIC_URL": PUBLIC_URL,
            "CHATBOT_URL": services_url + "/message", "TWILIO_API_URL": services_url, "STT_PROVIDER": args.provider,
            **recognizer, "HINTS": "hello, book a table, goodbye", "CALL_HISTORY": args.history,
            "MONITOR_PASSWORD": "bench" if args.history != "off" else "",
-           "DATABASE_URL": args.database or f"sqlite:///{logs}/history.db"}
+           "DATABASE_URL": args.database or f"sqlite:///{logs}/history.db", **shared}
     if args.threads:
         env["GATEWAY_THREADS"] = str(args.threads)
     else:  # the default settings, even if this shell has other ones
@@ -126,18 +150,26 @@ def main() -> None:
     print("gateway " + next((line.split(": ", 1)[1] for line in gateway.logs().splitlines() if " limits: " in line),
                             "logged no limits line"), flush=True)
     try:
-        run(args, n, ramp, gateway, services_conn, speech_conn, logs)
+        run(args, n, ramp, gateway, services_conn, speech_conn, logs, redis_server)
+        if redis_server is not None:
+            redis_commands(redis_url)
     finally:
         gateway.stop()
+        if redis_server is not None:
+            redis_server.terminate()
+            redis_server.wait(10)
         for process in (services, speech):
             process.join(5)
             if process.is_alive():
                 process.terminate()
 
 
-def run(args, n: int, ramp: float, gateway: ProcfileProcess, services_conn, speech_conn, logs: Path) -> None:
-    worker = worker_of(gateway.process.pid)
-    print(f"gateway worker pid {worker}", flush=True)
+def run(args, n: int, ramp: float, gateway: ProcfileProcess, services_conn, speech_conn, logs: Path,
+        redis_server: subprocess.Popen | None) -> None:
+    workers = workers_of(gateway.process.pid, args.workers)
+    measured = workers + ([redis_server.pid] if redis_server is not None else [])
+    print(f"gateway worker pids {workers}" + (f", redis-server {redis_server.pid}" if redis_server else ""),
+          flush=True)
     port = gateway.port
     opts = {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "public_url": PUBLIC_URL,
             "local_url": f"http://127.0.0.1:{port}", "local_addr": ("127.0.0.1", port),
@@ -154,17 +186,17 @@ def run(args, n: int, ramp: float, gateway: ProcfileProcess, services_conn, spee
     loaders = [start_process(bench_load.run, schedule[k::args.processes], opts) for k in range(args.processes)]
     for _, conn in loaders:
         conn.recv()  # frames built
-    threads0, rss0 = proc_status(worker)
-    cpu0, load_before = proc_cpu(worker), loadavg()
+    threads0, rss0 = proc_status(workers)
+    cpu0, load_before = proc_cpu(measured), loadavg()
     peak = {"threads": threads0, "rss": rss0}
     cpu_samples: list[tuple[float, float]] = []
     done = threading.Event()
 
     def sample() -> None:
         while not done.wait(0.5):
-            threads, rss = proc_status(worker)
+            threads, rss = proc_status(workers)
             peak["threads"], peak["rss"] = max(peak["threads"], threads), max(peak["rss"], rss)
-            cpu_samples.append((time.monotonic(), proc_cpu(worker)))
+            cpu_samples.append((time.monotonic(), proc_cpu(measured)))
 
     threading.Thread(target=sample, daemon=True).start()
     t0 = time.monotonic() + 1.0
@@ -173,12 +205,12 @@ def run(args, n: int, ramp: float, gateway: ProcfileProcess, services_conn, spee
     spy = None
     if args.py_spy:
         spy_format = "raw" if args.py_spy.endswith(".txt") else "flamegraph"
-        spy = subprocess.Popen(["py-spy", "record", "--pid", str(worker), "--output", args.py_spy, "--nonblocking",
+        spy = subprocess.Popen(["py-spy", "record", "--pid", str(workers[0]), "--output", args.py_spy, "--nonblocking",
                                 "--format", spy_format,
                                 "--duration", str(int(ramp + 3 * args.gap + 5))], stdout=subprocess.DEVNULL)
     results = [conn.recv() for _, conn in loaders]
     time.sleep(args.turn_timeout)  # late updates still count as arrivals (and as lost turns if past the limit)
-    cpu1, load_after = proc_cpu(worker), loadavg()
+    cpu1, load_after = proc_cpu(measured), loadavg()
     done.set()
     if spy:
         spy.wait()
@@ -223,13 +255,14 @@ def report(args, n, results, services, speech, gateway_cpu, threads0, rss0, peak
         print(f"  call errors ({len(errors)}), first: {errors[0]}")
     print(f"turn latency, final transcript -> call update received: p50 {percentile(ms, .5):.1f} ms, "
           f"p95 {percentile(ms, .95):.1f} ms, p99 {percentile(ms, .99):.1f} ms, max {max(ms, default=0):.1f} ms")
-    print(f"gateway worker CPU: {gateway_cpu:.2f} s over {call_seconds / 60:.1f} call-minutes = "
+    what = "gateway workers + redis-server" if args.redis else "gateway worker"
+    print(f"{what} CPU: {gateway_cpu:.2f} s over {call_seconds / 60:.1f} call-minutes = "
           f"{60 * gateway_cpu / call_seconds:.3f} CPU s per call-minute = "
           f"{100 * gateway_cpu / call_seconds:.2f} % of one core per active call (call set-up and turns included)")
     if steady:
         print(f"  steady state, all {n} calls streaming ({steady[1]:.1f} s): {100 * steady[0]:.0f} % of a core = "
               f"{100 * steady[0] / n:.2f} % per call")
-    print(f"gateway worker at peak ({concurrency} concurrent calls): {peak['threads']} threads "
+    print(f"gateway worker(s) at peak ({concurrency} concurrent calls): {peak['threads']} threads "
           f"({(peak['threads'] - threads0) / concurrency:.2f} per call), RSS {peak['rss']:.0f} MB "
           f"({1024 * (peak['rss'] - rss0) / concurrency:.0f} kB per call)")
     load_cpu = sum(r["cpu"] for r in results)
@@ -245,6 +278,16 @@ def report(args, n, results, services, speech, gateway_cpu, threads0, rss0, peak
     problems = [line for line in gateway.logs().splitlines() if " ERROR " in line or "Traceback" in line]
     if problems:
         print(f"gateway logged {len(problems)} errors, first: {problems[0]}")
+
+
+def redis_commands(url: str) -> None:
+    """What the run asked of Redis: the commands it served most, from INFO commandstats."""
+    import redis
+
+    stats = redis.Redis.from_url(url).info("commandstats")
+    ranked = sorted(((v["calls"], k.removeprefix("cmdstat_"), v["usec_per_call"]) for k, v in stats.items()),
+                    reverse=True)
+    print("redis commands: " + ", ".join(f"{name} {calls} ({usec:.1f} us)" for calls, name, usec in ranked[:8]))
 
 
 if __name__ == "__main__":

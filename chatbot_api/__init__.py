@@ -20,7 +20,7 @@ from .dialogue import Dialogue, Reply
 from .routes import EXTENSION_KEY, bp, json_http_error
 from .script import Script, ScriptError
 from .script_loader import load_script, parse_script
-from .sessions import SessionStore
+from .sessions import RedisSessionStore, SessionStore
 
 __all__ = [
     "Config",
@@ -39,7 +39,7 @@ __all__ = [
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app; `config` overrides the environment. Raises ScriptError for a broken script.
 
-    Keys: CHATBOT_SCRIPT, SESSION_TTL_SECONDS, MAX_MESSAGE_CHARS, MAX_SESSIONS, MAX_CONTENT_LENGTH, and
+    Keys: CHATBOT_SCRIPT, REDIS_URL (sessions in Redis), SESSION_TTL_SECONDS, MAX_MESSAGE_CHARS, MAX_SESSIONS, MAX_CONTENT_LENGTH, and
     SESSION_STORE (a ready SessionStore-like object, e.g. one with a test clock or in Redis).
     """
     app = Flask(__name__)
@@ -53,6 +53,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # Loading the script here means a broken script stops gunicorn at boot, not mid-call.
     script = load_script(app.config["CHATBOT_SCRIPT"])
     sessions = app.config.get("SESSION_STORE")
+    if sessions is None and app.config.get("REDIS_URL"):  # shared by every worker, as the gateway's call state
+        sessions = RedisSessionStore(app.config["REDIS_URL"], app.config["SESSION_TTL_SECONDS"])
     if sessions is None:
         sessions = SessionStore(app.config["SESSION_TTL_SECONDS"], max_sessions=app.config["MAX_SESSIONS"])
     app.extensions[EXTENSION_KEY] = Dialogue(script, sessions)

@@ -19,6 +19,7 @@ class Config:
     SESSION_TTL_SECONDS  forget a call's dialogue state after this much inactivity
     MAX_MESSAGE_CHARS    longest `message` accepted; longer ones get 400
     MAX_SESSIONS         most dialogues remembered at once; the least recently active is dropped first
+    REDIS_URL            keep the dialogues in this Redis instead, so several workers (or dynos) share them
     """
 
     CHATBOT_SCRIPT = str(DEFAULT_SCRIPT)
@@ -38,6 +39,7 @@ class Config:
             "MAX_MESSAGE_CHARS": cls.MAX_MESSAGE_CHARS,
             "MAX_SESSIONS": cls.MAX_SESSIONS,
             "MAX_CONTENT_LENGTH": cls.MAX_CONTENT_LENGTH,
+            "REDIS_URL": (environ.get("REDIS_URL") or "").strip() or None,
         }
         for key in ("SESSION_TTL_SECONDS", "MAX_MESSAGE_CHARS", "MAX_SESSIONS"):
             if environ.get(key):

@@ -86,3 +86,30 @@ class SessionStore:
             del self._states[session_id]
         self._last_sweep = now
         return len(expired)
+
+
+class RedisSessionStore:
+    """The same interface in Redis (REDIS_URL): GET / SET EX / DEL, so several chatbot workers share every dialogue.
+    Redis's own expiry is the inactivity TTL; its maxmemory policy, not MAX_SESSIONS, bounds memory."""
+
+    PREFIX = "chatline:chatbot-session:"
+
+    def __init__(self, url: str, ttl_seconds: float) -> None:
+        import redis  # only when REDIS_URL is set: the sample chatbot runs without it
+
+        if ttl_seconds <= 0:
+            raise ValueError(f"ttl_seconds must be positive, got {ttl_seconds!r}")
+        self.ttl_seconds = ttl_seconds
+        self._redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2, decode_responses=True)
+
+    def get(self, session_id: str) -> str | None:
+        """The session's state, or None if it is unknown or has expired."""
+        return self._redis.get(self.PREFIX + session_id)
+
+    def put(self, session_id: str, state: str) -> None:
+        """Record the session's state and mark it active now."""
+        self._redis.set(self.PREFIX + session_id, state, ex=max(1, int(self.ttl_seconds)))
+
+    def forget(self, session_id: str) -> None:
+        """Drop the session (the call ended); unknown ids are fine."""
+        self._redis.delete(self.PREFIX + session_id)

@@ -12,10 +12,10 @@ ROOT = Path(__file__).resolve().parent.parent  # the checkout, when running from
 # The repository's Procfile, line for line (tests/test_packaging.py checks they agree): an installed package has no
 # Procfile beside it, and `chatline serve` and `chatline demo` must run the very commands a Heroku-style host does.
 PROCESSES = {
-    "web": "gunicorn --worker-class gthread --workers ${GATEWAY_WORKERS:-1} --threads ${GATEWAY_THREADS:-400} "
+    "web": "gunicorn -c python:gateway.gunicorn_conf --worker-class gthread --threads ${GATEWAY_THREADS:-400} "
            "--timeout 120 --graceful-timeout 25 --bind 0.0.0.0:$PORT 'gateway:create_app()'",
-    "chatbot": "gunicorn --worker-class gthread --workers 1 --threads ${CHATBOT_THREADS:-16} --bind 0.0.0.0:$PORT "
-               "'chatbot_api:create_app()'",
+    "chatbot": "gunicorn --worker-class gthread --workers ${CHATBOT_WORKERS:-1} --threads ${CHATBOT_THREADS:-16} "
+               "--bind 0.0.0.0:$PORT 'chatbot_api:create_app()'",
 }
 
 

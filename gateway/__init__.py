@@ -11,12 +11,12 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from .calls import InMemoryCallStore
 from .chatbots import make_chatbot
 from .config import Config
-from .conversation import Services
-from .live_calls import LiveCalls
 from .drain import Drain
 from .limits import CallDeadlines, stream_capacity
+from .live_calls import LiveCalls
 from .monitor import build_events, install as install_monitor
 from .redact import redact_secrets
+from .services import Services
 from .twilio_calls import CallUpdater
 
 log = logging.getLogger("gateway")
@@ -47,7 +47,8 @@ def create_app(config: Config | None = None) -> Flask:
     app = Flask(__name__)  # gateway/templates, packaged with the code
     # Heroku's router (and ngrok) terminate TLS: trust one hop of X-Forwarded-* to see the public URL.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)
-    store = InMemoryCallStore()
+    client = _redis_client(config)  # REDIS_URL: the call state (and an OpenAI chatbot's history) in Redis
+    store = InMemoryCallStore() if client is None else _redis_store(client)
     services = Services(
         config=config,
         store=store,
@@ -57,6 +58,12 @@ def create_app(config: Config | None = None) -> Flask:
         live=LiveCalls(),
         events=build_events(config),
     )
+    if client is not None:
+        _share_through_redis(app, services, client)
+    elif (os.environ.get("GATEWAY_WORKERS") or "1").strip() not in ("", "1"):
+        log.warning("GATEWAY_WORKERS is above 1 without REDIS_URL: a webhook or stream that reaches a worker which "
+                    "did not answer its call finds no state for it; set REDIS_URL to share call state")
+    services.signals.subscribe(services.heard_signal)
     services.deadlines = CallDeadlines(services)
     services.drain = Drain(services)
     app.extensions["chatline"] = services
@@ -81,3 +88,58 @@ def create_app(config: Config | None = None) -> Flask:
     if not config.validate_signatures:
         log.warning("VALIDATE_SIGNATURES is off: anyone can post to the webhooks")
     return app
+
+
+def _redis_client(config: Config):
+    """A Redis client for REDIS_URL, or None without it (redis-py is imported only then)."""
+    if not config.redis_url:
+        return None
+    from .redis_store import connect
+
+    return connect(config.redis_url)
+
+
+def _redis_store(client):
+    from .redis_store import RedisCallStore
+
+    return RedisCallStore(client)
+
+
+def _share_through_redis(app: Flask, services: Services, client) -> None:
+    """REDIS_URL: call state, turns and signals in Redis, so any process serves any webhook or stream of any call,
+    and a call whose stream's process dies gets a new stream from another."""
+    import redis
+
+    from .redis_store import RedisSignals, RedisTurnLocks
+    from .stream_recovery import StreamRecovery
+
+    config = services.config
+    # A turn holds its lock through the chatbot's answer and the wait for a prompt that may not be cut; a holder that
+    # dies frees it at this expiry, and the fencing check drops a late answer of one that only stalled.
+    services.turns = RedisTurnLocks(client, expiry_seconds=config.chatbot_timeout * 2 + 30)
+    services.signals = RedisSignals(client)
+    app.register_error_handler(redis.RedisError, _store_unavailable)
+    if config.stt_provider != "twilio":
+        StreamRecovery(app, services, services.store).start()
+    log.info("call state in Redis (%s): every process serves every call", redact_url(config.redis_url))
+
+
+def _store_unavailable(exc: Exception):
+    """A webhook while Redis is unreachable: the caller hears the apology and the call keeps listening."""
+    from flask import Response, current_app, request
+
+    from .answers import apology_document
+    from .security import public_base
+
+    log.error("call state unavailable (%s: %s); %s answered with the apology", exc.__class__.__name__, exc,
+              request.path)
+    return Response(apology_document(current_app.extensions["chatline"].config, public_base(request)),
+                    mimetype="text/xml")
+
+
+def redact_url(url: str) -> str:
+    """REDIS_URL without its password, for the log."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}{parts.path}"

@@ -112,6 +112,19 @@ def _monitor(env: Mapping[str, str], problems: list[str]) -> dict:
             "database_url": (env.get("DATABASE_URL") or "").strip() or "sqlite:///chatline-history.db",
             "call_history": history, "call_history_days": _whole(env, "CALL_HISTORY_DAYS", 30, 0, problems),
             "redis_url": (env.get("REDIS_URL") or "").strip() or None}
+
+
+def gateway_workers(env: Mapping[str, str]) -> int:
+    """GATEWAY_WORKERS, else WEB_CONCURRENCY when REDIS_URL is set (the store every worker shares), else 1: without
+    Redis a call's state lives in one process, and a second worker would get webhooks of calls it never saw."""
+    problems: list[str] = []
+    default = _whole(env, "WEB_CONCURRENCY", 1, 1, problems) if (env.get("REDIS_URL") or "").strip() else 1
+    workers = _whole(env, "GATEWAY_WORKERS", default, 1, problems)
+    if problems:
+        raise ConfigError("Configuration problems: " + "; ".join(problems))
+    return workers
+
+
 def _chatbot(env: Mapping[str, str], cls, problems: list[str]) -> dict:
     """What the chatbot at CHATBOT_URL speaks (CHATBOT_PROTOCOL) and the settings of the protocol chosen."""
     protocol = (env.get("CHATBOT_PROTOCOL") or cls.chatbot_protocol).strip().lower()

@@ -1,49 +1,27 @@
 """A live call's dialogue: final transcripts in, chatbot turns out, delivered as call updates, one at a time."""
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import threading
 import time
 from collections import deque
-from concurrent.futures import Executor
-from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Callable
 
 from . import twiml
-from .calls import CallState, CallStore
+from .calls import CallState
 from .chatbot import ChatbotError, Reply
-from .chatbots import Chatbot, FirstSentence
-from .config import Config
-from .first_sentence import Continuations, EarlySentence
-from .monitor import CallEvents
+from .chatbots import FirstSentence
+from .first_sentence import EarlySentence
+from .answers import apology_document, listening, listening_reply
 from .prompt import PromptClock, say_seconds
 from .recognizers import Recognizer, Transcript
-from .speech_outage import OutageFallback, listening_reply
-from .twilio_calls import CallUpdater, UpdateResult
-
-if TYPE_CHECKING:
-    from .live_calls import LiveCalls
+from .services import Services
+from .speech_outage import OutageFallback
+from .twilio_calls import UpdateResult
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Services:
-    """The long-lived collaborators a call needs, built once by the app factory."""
-
-    config: Config
-    store: CallStore
-    chatbot: Chatbot
-    updater: CallUpdater
-    executor: Executor
-    live: LiveCalls
-    deadlines: Any = None  # limits.CallDeadlines: MAX_CALL_SECONDS
-    drain: Any = None  # drain.Drain: graceful shutdown
-    continuations: Continuations = field(default_factory=Continuations)  # answers said a sentence at a time
-    events: CallEvents = field(default_factory=CallEvents.disabled)  # monitor.CallEvents: watchers and history
 
 
 def ask(services: Services, call_sid: str, message: str, input_type: str, caller: str = "",
@@ -62,19 +40,32 @@ def webhook_turn(services: Services, call_sid: str, message: str, input_type: st
     """A turn whose answer is a webhook's own TwiML (keys on /dtmf, a <Gather> result): after any speech turn of the
     call in flight, so the chatbot sees one message at a time, in order. The reply, the failure if any, and the
     call's state once the reply is remembered."""
-    conversation = services.live.get(call_sid)
     heard_at = time.monotonic()
     services.events.caller_said(call_sid, message, input_type)
-    with conversation.turn_lock if conversation is not None else contextlib.nullcontext():
+    with services.turn(call_sid) as turn:
+        if turn is None:
+            log.warning("call %s: another turn is still running; answering this one anyway", call_sid)
         asked_at = time.monotonic()
         reply, error = ask(services, call_sid, message, input_type, caller)
         answered_at = time.monotonic()
-        if conversation is not None:
-            conversation.answered(reply)
         state = remember(services, call_sid, reply)
+        said(services, call_sid, reply)
         services.events.bot_said(call_sid, reply, (answered_at - asked_at) * 1000,
                                  (time.monotonic() - heard_at) * 1000, error)
         return reply, error, state
+
+
+def said(services: Services, call_sid: str, reply: Reply) -> None:
+    """The caller now hears `reply` (a call update or a webhook's TwiML, from any process): until it is over the
+    caller's speech may cut it; an action holds the call; the stream's recognizer follows its hints and language."""
+    store, config = services.store, services.config
+    if reply.action_type is not None:
+        store.hold(call_sid)  # until the goodbye ends the call, or /transfer brings the caller back
+    store.speaking(call_sid, say_seconds(reply.text, config.say_chars_per_second) if reply.text else 0.0,
+                   reply.barge_in and config.barge_in, reply.text)
+    if reply.hints or reply.language:
+        services.tell_stream(call_sid, {"type": "answered", "hints": list(reply.hints),
+                                        "language": reply.language or ""})
 
 
 def greeting(services: Services, call_sid: str, caller: str = "") -> Reply:
@@ -100,20 +91,6 @@ def log_turn(call_sid: str, transcript: str, reply: Reply, elapsed_ms: float, ou
     log.info("turn %s", json.dumps(line))
 
 
-def listening(config: Config, base_url: str) -> dict:
-    """How the stream modes' keep-alive loop waits, as twiml.incoming_call/listen/reply options: a <Pause> inside a
-    keys-only <Gather> posting to /dtmf. The Pause and the Gather's timeout add up to NO_INPUT_SECONDS when set (each
-    /listen hit then ends one silent stretch), else to LISTEN_PAUSE_SECONDS (the call is just kept open)."""
-    total = config.no_input_seconds or config.listen_pause_seconds
-    timeout = min(config.dtmf_timeout, total)
-    return {"pause_seconds": total - timeout, "dtmf_url": base_url + "/dtmf", "dtmf_timeout": timeout}
-
-
-def call_config(config: Config, state: CallState | None) -> Config:
-    """The configuration as this call hears it: in the language and voice its chatbot switched it to."""
-    return config.for_call(state.language, state.voice) if state is not None else config
-
-
 def remember(services: Services, call_sid: str, reply: Reply) -> CallState | None:
     """Keep what a reply changes for the rest of the call: its hints (else the last ones), its reprompt, and a switch
     of language or voice. Returns the call's state afterwards (None for an unknown call)."""
@@ -126,13 +103,6 @@ def remember(services: Services, call_sid: str, reply: Reply) -> CallState | Non
                  reply.language or state.language or services.config.language, reply.voice or "default")
         store.speak_as(call_sid, reply.language or state.language, reply.voice or "")
     return store.record_turn(call_sid, reply.hints or state.hints, reply.reprompt)
-
-
-def stream_reply(config: Config, reply: Reply, base_url: str, stream: tuple[str, dict] | None = None) -> str:
-    """The TwiML that speaks a reply in the stream modes and acts on it: keep listening, hang up, or transfer; with
-    `stream` (security.stream_target) it starts the call's Media Stream first."""
-    return twiml.reply(reply, base_url + "/listen", language=config.language, voice=config.voice, stream=stream,
-                       **listening(config, base_url), **config.transfer_options(base_url + "/transfer"))
 
 
 def no_input(services: Services, call_sid: str, quiet_for: float = 0.0) -> tuple[str, bool] | None:
@@ -168,13 +138,11 @@ class Conversation:
         self.services = services
         self.recognizer = recognizer
         self.base_url = base_url
-        self.turn_lock = threading.Lock()  # one turn at a time per call (speech or keys), in the order heard
         self._queue_lock = threading.Lock()
         self._turns: deque[Callable[[], None]] = deque()  # speech turns (and cuts) waiting for the one task
         self._taking_turns = False
         self._closed = threading.Event()
-        self._held = threading.Event()  # a hangup or transfer is under way: speech gets no answer
-        self.prompt = PromptClock()  # what the caller is hearing, for barge-in
+        self.prompt = PromptClock(services.store, call_sid)  # what the caller is hearing, for barge-in
         # How a turn's reply reaches the call when not by this stream's keep-alive loop: handed to the next process
         # during a graceful shutdown (drain.py), or inside a <Gather> once the stream is gone (limits.py).
         self.reply_twiml: Callable[[Reply], str] | None = None
@@ -182,7 +150,8 @@ class Conversation:
 
     def start(self, greeting_seconds: float = 0.0) -> None:
         """Start hearing the caller, who may speak over the greeting (from /voice's TwiML) for `greeting_seconds`."""
-        self._speaking(greeting_seconds, interruptible=greeting_seconds > 0)
+        if greeting_seconds > 0:  # a restarted stream leaves what the caller hears as it was
+            self._speaking(greeting_seconds, interruptible=True)
         self.recognizer.start(self.on_result, on_health=self.outage.health_changed)
 
     def feed(self, mulaw: bytes) -> None:
@@ -195,13 +164,18 @@ class Conversation:
         """Queue a turn for each non-empty final transcript; the first sound of speech may barge in; returns at once."""
         if self._closed.is_set():
             return
-        if not transcript.is_final:
-            if transcript.speech_started or transcript.text.strip():
-                self._barge_in()
-        elif transcript.text.strip() and self.outage.stream_may_answer(transcript):
-            self.services.store.heard(self.call_sid)  # the silence clock starts again, reprompts are counted afresh
-            self.services.events.caller_said(self.call_sid, transcript.text.strip())
-            self._queue_turn(transcript.text.strip(), time.monotonic())
+        try:
+            if not transcript.is_final:
+                if transcript.speech_started or transcript.text.strip():
+                    self._barge_in()
+            elif transcript.text.strip() and self.outage.stream_may_answer(transcript):
+                self.services.store.heard(self.call_sid)  # the silence clock starts again, reprompts counted afresh
+                self.services.events.caller_said(self.call_sid, transcript.text.strip())
+                self._queue_turn(transcript.text.strip(), time.monotonic())
+        except Exception as exc:  # the recognizer's callback boundary: the call's state may be unreachable
+            log.error("call %s: a transcript could not be handled (%s: %s)", self.call_sid, exc.__class__.__name__, exc)
+            if transcript.is_final and transcript.text.strip():  # its turn apologizes if the state stays unreachable
+                self._queue_turn(transcript.text.strip(), time.monotonic())
 
     def speaking(self, text: str, interruptible: bool = True) -> int:
         """The caller now hears `text`: until it is over, speech from the caller stops it (when interruptible).
@@ -213,31 +187,29 @@ class Conversation:
         return self.prompt.speaking(seconds, interruptible and self.services.config.barge_in, text)
 
     def _barge_in(self) -> None:
-        """The caller started speaking: if the bot is still talking, stop it (once per prompt), and tell the chatbot
-        how much of it the caller heard, in order with the call's turns (after the one whose answer it was)."""
-        prompt = None if self._held.is_set() else self.prompt.barge_in()
+        """The caller started speaking: if the bot is still talking, stop it (once per prompt)."""
+        prompt = self.prompt.barge_in()  # None while held: a goodbye or transfer is never cut
         if prompt is not None:
-            now = time.monotonic()
-            said, heard = self.prompt.heard(now)
-            self.services.executor.submit(self._stop_talking, prompt, now)
-            if said and heard != said:
+            said, heard = self.prompt.heard(self.services.store.now())
+            self.services.executor.submit(self._stop_talking, prompt, time.monotonic())
+            if said and heard != said:  # the chatbot learns what the caller heard, after the turn it answered
                 self._queue(partial(self._cut, said, heard))
 
     def _cut(self, said: str, heard: str) -> None:
         """The caller heard only `heard` of `said`: a chatbot keeping the call's history keeps only that."""
-        with self.turn_lock:
+        with self.services.turn(self.call_sid):
             self.services.chatbot.interrupted(self.call_sid, said, heard)
 
     def _stop_talking(self, prompt: int, heard_at: float) -> None:
         """Replace the prompt being said with the listening loop, unless another prompt replaced it already."""
         try:
             with self.prompt.lock:
-                if not self.prompt.is_current(prompt) or self._held.is_set() or self._call_has_ended():
+                if not self.prompt.is_current(prompt):
                     return
                 config = self.services.config
                 outcome = self.services.updater.update(self.call_sid, twiml.listen(
                     self.base_url + "/listen", **listening(config, self.base_url)))
-                self.prompt.stopped()
+                self.prompt.stopped(prompt)
             self.services.continuations.cut_short(self.call_sid)  # a first sentence's rest is not said now
             if outcome is UpdateResult.SENT:
                 self.services.events.action(self.call_sid, "barge-in")
@@ -271,15 +243,18 @@ class Conversation:
             try:
                 work()
             except Exception:
-                log.exception("turn for call %s failed unexpectedly; the call keeps listening", self.call_sid)
+                log.exception("turn for call %s failed unexpectedly; the caller hears the apology", self.call_sid)
+                self.services.updater.update(self.call_sid, apology_document(self.services.config, self.base_url))
 
     def _turn(self, text: str, heard_at: float) -> None:
         """Ask the chatbot and update the call; runs on the turn executor."""
-        with self.turn_lock:
+        with self.services.turn(self.call_sid) as turn:
+            if turn is None:
+                log.warning("call %s: another turn is still running; answering this one anyway", self.call_sid)
             if self._call_has_ended():
                 log.info("call %s has already ended; dropping a turn of %d characters", self.call_sid, len(text))
                 return
-            if self._held.is_set():  # updating the call now would cut a transfer or the goodbye short
+            if self.held:  # updating the call now would cut a transfer or the goodbye short
                 log.info("call %s is being transferred or hung up; not answering %d characters", self.call_sid,
                          len(text))
                 return
@@ -301,9 +276,13 @@ class Conversation:
             document = self.reply_document(reply)
             if not self.wait_for_protected_prompt():
                 return
+            if turn is not None and not self.services.store.fenced(self.call_sid, turn.token):
+                log.warning("call %s: a newer turn took over while this one ran; its answer is dropped", self.call_sid)
+                return
             with self.prompt.lock:
                 outcome = self.services.updater.update(self.call_sid, document)
-                self.prompt.next_prompt()
+                if outcome is UpdateResult.SENT:
+                    said(self.services, self.call_sid, reply)
             elapsed_ms = (time.monotonic() - heard_at) * 1000
             log_turn(self.call_sid, text, reply, elapsed_ms, outcome.value, error,
                      words=self.services.config.log_transcripts)
@@ -312,9 +291,7 @@ class Conversation:
             if outcome is UpdateResult.CALL_ENDED:
                 self.services.store.end(self.call_sid)
                 self.close()
-            elif outcome is UpdateResult.SENT:
-                self.answered(reply)
-            elif reply.hints:
+            elif outcome is not UpdateResult.SENT and reply.hints:
                 self.recognizer.set_hints(reply.hints)
 
     def reply_document(self, reply: Reply) -> str:
@@ -332,28 +309,29 @@ class Conversation:
         return True
 
     def answered(self, reply: Reply) -> None:
-        """The caller is hearing `reply` (by a call update or a webhook's TwiML): follow its hints, language, action."""
-        if reply.action_type is not None:
-            self._held.set()  # until the goodbye ends the call, or /transfer brings the caller back
-        self.speaking(reply.text, reply.barge_in)
-        if reply.language:
-            self.recognizer.set_language(reply.language)
-        if reply.hints:
-            self.recognizer.set_hints(reply.hints)
+        """The caller is hearing `reply` (by a call update or a webhook's TwiML): see `said`."""
+        said(self.services, self.call_sid, reply)
 
-    @property
-    def speaking_until(self) -> float:
-        """Monotonic time after which an update no longer cuts the prompt being said (an estimate)."""
-        return self.prompt.speaking_until
+    def on_event(self, event: dict) -> None:
+        """Act on word from a webhook (in this process or another) about this call's stream."""
+        kind = event.get("type")
+        if kind == "answered":  # the caller hears a reply: listen for what it expects next
+            if event.get("language"):
+                self.recognizer.set_language(event["language"])
+            if event.get("hints"):
+                self.recognizer.set_hints(tuple(event["hints"]))
+        elif kind == "back_to_stream":
+            self.outage.answer_from_now()
+        elif kind == "stream_taken" and event.get("from") == self.services.me:
+            log.warning("call %s: another process took this stalled process's stream over; closing it here",
+                        self.call_sid)
+            self.close()
 
     @property
     def held(self) -> bool:
         """True while a hangup or transfer is under way (an update now would cut it short)."""
-        return self._held.is_set()
-
-    def resume(self) -> None:
-        """Answer the caller again (a transfer was not answered)."""
-        self._held.clear()
+        state = self.services.store.get(self.call_sid)
+        return state is not None and state.held
 
     def _call_has_ended(self) -> bool:
         """True once the stream stopped or Twilio said the call is over."""

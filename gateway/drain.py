@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING
 
 from . import twiml
 from .chatbot import Reply
-from .conversation import call_config, stream_reply
+from .answers import call_config, stream_reply
 from .resume import Handoff, resume_url
 
 if TYPE_CHECKING:
-    from .conversation import Conversation, Services
+    from .conversation import Conversation
+    from .services import Services
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class Drain:
                      len(conversations))
             for conversation in conversations:  # first, so a turn finishing now delivers its answer via the handoff
                 conversation.reply_twiml = lambda reply, c=conversation: self._hand_on_reply(c, reply)
-            threads = [threading.Thread(target=self._hand_on_when_idle, args=(c,), name="drain-call", daemon=True)
+            threads = [threading.Thread(target=self._hand_on_safely, args=(c,), name="drain-call", daemon=True)
                        for c in conversations]
             for thread in threads:
                 thread.start()
@@ -98,14 +99,23 @@ class Drain:
         log.info("call %s: its turn's answer goes with the call to the next process", conversation.call_sid)
         return self.handoff_twiml(conversation.call_sid, conversation.base_url, reply)
 
+    def _hand_on_safely(self, conversation: Conversation) -> None:
+        """The drain-call thread's boundary: a call that cannot be moved (its state unreachable) ends with us."""
+        try:
+            self._hand_on_when_idle(conversation)
+        except Exception as exc:
+            log.error("call %s: could not be handed on (%s: %s); it ends with this process", conversation.call_sid,
+                      exc.__class__.__name__, exc)
+
     def _hand_on_when_idle(self, conversation: Conversation) -> None:
         """Once the call's turn in flight (if any) is over, move the call unless that turn already did."""
         call_sid = conversation.call_sid
         started = time.monotonic()
-        speaking = conversation.speaking_until - started
+        speaking = conversation.prompt.speaking_for()
         if speaking > 0:  # the caller is probably still hearing an answer: an update now would cut it off
             time.sleep(min(speaking, self.budget / 2))
-        if not conversation.turn_lock.acquire(timeout=max(1.0, self.budget - (time.monotonic() - started))):
+        turn = self.services.turns.acquire(call_sid, max(1.0, self.budget - (time.monotonic() - started)))
+        if turn is None:
             log.warning("call %s: its turn is still running after %g s; left to end with this process", call_sid,
                         self.budget)
             return
@@ -120,7 +130,7 @@ class Drain:
             outcome = self.services.updater.update(call_sid, self.handoff_twiml(call_sid, conversation.base_url))
             log.info("call %s: handed on to the next process (%s)", call_sid, outcome.value)
         finally:
-            conversation.turn_lock.release()
+            turn.release()
 
     def handoff_twiml(self, call_sid: str, base_url: str, reply: Reply | None = None) -> str:
         """DRAIN_MESSAGE, then a redirect to /resume carrying the call's state (and the answer still to be said)."""
@@ -130,7 +140,7 @@ class Drain:
         handoff = Handoff(say=reply.text if reply else "", action=reply.action_type if reply else None,
                           to=reply.transfer_to if reply else None, hints=hints,
                           reprompt=reply.reprompt if reply else (state.reprompt if state else ""),
-                          started=self.services.deadlines.started(call_sid),
+                          started=state.started_at if state else None,
                           language=state.language if state else "", voice=state.voice if state else "")
         config = call_config(config, state)
         return twiml.handoff(resume_url(base_url, handoff), config.drain_message, language=config.language,

@@ -151,7 +151,7 @@ class EarlySentence:
         reached another process), send the rest as a call update, unless something else replaced the sentence."""
         conversation, services = self.conversation, self.conversation.services
         call_sid, continuation = conversation.call_sid, self.continuation
-        wait = max(0.0, conversation.speaking_until - time.monotonic()) + UNCLAIMED_SECONDS
+        wait = conversation.prompt.speaking_for() + UNCLAIMED_SECONDS
         if continuation.settled.wait(wait) or services.continuations.take(call_sid, continuation.token) is None:
             return
         with conversation.prompt.lock:

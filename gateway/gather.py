@@ -6,9 +6,10 @@ import time
 
 from flask import Blueprint, Response, current_app, request
 
-from . import speech_outage, twiml
+from . import answers, twiml
+from .answers import call_config
 from .chatbot import Reply
-from .conversation import call_config, log_turn, no_input, webhook_turn
+from .conversation import log_turn, no_input, webhook_turn
 from .security import public_base, twilio_signed, webhook_call_sid
 
 log = logging.getLogger(__name__)
@@ -40,9 +41,9 @@ def gather_result():
     digits = request.form.get("Digits", "").strip()
     state = services.store.get(call_sid) or services.store.open(call_sid, caller=request.form.get("From", ""))
     config = call_config(services.config, state)
-    services.deadlines.watch(call_sid)  # a call that began in another process starts its clock here
+    services.deadlines.watch(call_sid, state.started_at)  # every process serving the call counts from its start
     if not speech and not digits:  # the <Gather timeout> was the silence clock (NO_INPUT_SECONDS when set)
-        outage_answer = speech_outage.gather_silence(services, call_sid, base)
+        outage_answer = answers.gather_silence(services, call_sid, base)
         if outage_answer is not None:  # a stream-mode call on <Gather> while recognition is (or was) down
             return Response(outage_answer, mimetype="text/xml")
         prompt, hang_up = no_input(services, call_sid) or (services.config.no_input_prompt, False)
@@ -50,13 +51,13 @@ def gather_result():
             return Response(twiml.say_and_hang_up(prompt, language=config.language, voice=config.voice),
                             mimetype="text/xml")
         log.info("call %s: no input; prompting again", call_sid)
-        return Response(speech_outage.gather_document(services, call_sid, base, Reply(prompt)), mimetype="text/xml")
+        return Response(answers.gather_document(services, call_sid, base, Reply(prompt)), mimetype="text/xml")
     services.store.heard(call_sid)
     confidence = _confidence(request.form.get("Confidence"))
     if speech and confidence < config.gather_min_confidence:
         log.info("call %s: heard %d characters with confidence %.2f, below %.2f; asking again", call_sid, len(speech),
                  confidence, config.gather_min_confidence)
-        return Response(speech_outage.gather_document(services, call_sid, base, Reply(NOT_SURE_PROMPT)),
+        return Response(answers.gather_document(services, call_sid, base, Reply(NOT_SURE_PROMPT)),
                         mimetype="text/xml")
     heard_at = time.monotonic()
     message, input_type = (speech, "speech") if speech else (digits, "dtmf")
@@ -64,5 +65,5 @@ def gather_result():
     log_turn(call_sid, message, reply, (time.monotonic() - heard_at) * 1000, "answered", error,
              words=config.log_transcripts)
     if current is not None and current.speech_fallback:  # a stream-mode call: back on the stream once it can hear
-        return Response(speech_outage.listening_reply(services, call_sid, reply, base), mimetype="text/xml")
-    return Response(speech_outage.gather_document(services, call_sid, base, reply), mimetype="text/xml")
+        return Response(answers.listening_reply(services, call_sid, reply, base), mimetype="text/xml")
+    return Response(answers.gather_document(services, call_sid, base, reply), mimetype="text/xml")

@@ -9,11 +9,13 @@ import time
 from typing import TYPE_CHECKING, Callable
 
 from . import twiml
+from .answers import gather_document
 from .chatbot import Reply
 
 if TYPE_CHECKING:
     from .config import Config
-    from .conversation import Conversation, Services
+    from .conversation import Conversation
+    from .services import Services
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +99,6 @@ def switch_to_gather(services: Services, call_sid: str, base_url: str, text: str
 
     A conversation's turn in flight finishes first; it and any turn still queued are answered inside a <Gather> too.
     """
-    # Imported here: speech_outage and conversation import each other, and must not start from this module.
-    from .speech_outage import gather_document
-
-    config = services.config
     answered_in_gather = threading.Event()
 
     def in_gather(reply: Reply) -> str:
@@ -110,10 +108,9 @@ def switch_to_gather(services: Services, call_sid: str, base_url: str, text: str
     if conversation is not None:
         conversation.reply_twiml = in_gather
         conversation.close()
-        if not conversation.turn_lock.acquire(timeout=config.chatbot_timeout + 5):
-            log.warning("call %s: its turn is still running; switching to <Gather> anyway", call_sid)
-        else:
-            conversation.turn_lock.release()
+        with services.turn(call_sid) as turn:
+            if turn is None:
+                log.warning("call %s: its turn is still running; switching to <Gather> anyway", call_sid)
     if answered_in_gather.is_set():
         return  # the turn's own answer already left the call listening in a <Gather>
     services.updater.update(call_sid, gather_document(services, call_sid, base_url, Reply(text)))
@@ -131,7 +128,8 @@ class CallDeadlines:
         self._thread: threading.Thread | None = None
 
     def watch(self, call_sid: str, started_at: float | None = None) -> float:
-        """Start the call's clock (idempotent: the first start time wins); returns the call's start time."""
+        """Start the call's clock in this process (idempotent: the first start time wins; give the store's, so every
+        process serving the call counts from the same moment); returns the call's start time."""
         limit = self.services.config.max_call_seconds
         with self._cond:
             if call_sid in self._started:
@@ -166,16 +164,12 @@ class CallDeadlines:
     def _end(self, call_sid: str) -> None:
         """Say MAX_CALL_GOODBYE and hang up, after any turn in flight; later turns of the call get no answer."""
         services, config = self.services, self.services.config
-        state = services.store.get(call_sid)
-        if state is None or state.ended:
+        if not services.store.claim_deadline(call_sid):  # over, unknown, or another process says the goodbye
             return
-        conversation = services.live.get(call_sid)
-        if conversation is not None:
-            if not conversation.turn_lock.acquire(timeout=config.chatbot_timeout + 5):
+        with services.turn(call_sid) as turn:
+            if turn is None:
                 log.warning("call %s: its turn is still running at MAX_CALL_SECONDS; hanging up anyway", call_sid)
-            else:
-                conversation.answered(Reply("", action_type="hangup"))  # holds the call: no more turns
-                conversation.turn_lock.release()
+            services.store.hold(call_sid)  # no more turns, no barge-in: the goodbye plays out
         log.info("call %s reached MAX_CALL_SECONDS=%d; saying goodbye and hanging up", call_sid, config.max_call_seconds)
         outcome = services.updater.update(call_sid, twiml.say_and_hang_up(config.max_call_goodbye,
                                                                            language=config.language, voice=config.voice))

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import threading
-import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .calls import CallStore
 
 # What must not be cut waits this much past the estimated end of its <Say>: Twilio starts saying it a moment after
 # the update that carried it returned, and an answer a quarter second late is not noticed.
@@ -17,46 +20,29 @@ def say_seconds(text: str, chars_per_second: float) -> float:
 
 
 class PromptClock:
-    """One call's current prompt. `lock` is held while a call update is sent, so a barge-in can never land after
-    (and cut) the answer that followed it: each update moves on to a new prompt under the lock."""
+    """One call's current prompt, as the store keeps it (any process may have sent it). `lock` is held while this
+    process sends a call update, so its own barge-in can never land after (and cut) the answer that followed it."""
 
-    def __init__(self) -> None:
+    def __init__(self, store: CallStore, call_sid: str) -> None:
         self.lock = threading.Lock()
-        self._prompt = 0  # counts prompts the call was sent
-        self._talking_until = 0.0  # monotonic time the current prompt's <Say> should be over by
-        self._may_barge_in = False  # the caller's speech may cut the current prompt short...
-        self._barged = False  # ...and already did
-        self._text = ""  # what the current prompt says, and when it began, to tell how much of it was heard
-        self._started = 0.0
+        self._store, self._call_sid = store, call_sid
 
     def speaking(self, seconds: float, may_barge_in: bool, text: str = "") -> int:
         """A new prompt the caller hears for about `seconds` (saying `text`, when known); returns its number."""
-        with self.lock:
-            self.next_prompt()
-            self._started = time.monotonic()
-            self._talking_until = self._started + seconds
-            self._may_barge_in = may_barge_in
-            self._text = text
-            return self._prompt
+        state = self._store.speaking(self._call_sid, seconds, may_barge_in, text)
+        return state.prompt if state is not None else 0
 
     def next_prompt(self) -> None:
-        """An update replaced what the caller hears (call with `lock` held): pending barge-ins are for the old one."""
-        self._prompt += 1
-        self._barged = False
-
-    def barge_in(self) -> int | None:
-        """The caller started speaking: the prompt to stop, if it may be cut and is still being said (once)."""
-        with self.lock:
-            if not self._may_barge_in or self._barged or time.monotonic() >= self._talking_until:
-                return None
-            self._barged = True
-            return self._prompt
+        """An update replaced what the caller hears: pending barge-ins are for the old prompt."""
+        self._store.speaking(self._call_sid, 0.0, False)
 
     def heard(self, at: float) -> tuple[str, str]:
-        """The current prompt's text and the part of it heard by monotonic time `at` (estimated from its pace,
+        """The current prompt's text and the part of it heard by store-clock time `at` (estimated from its pace,
         back to the last whole word)."""
-        with self.lock:
-            text, started, until = self._text, self._started, self._talking_until
+        state = self._store.get(self._call_sid)
+        if state is None:
+            return "", ""
+        text, started, until = state.prompt_text, state.prompt_started, state.prompt_until
         if not text or until <= started or at >= until:
             return text, text
         cut = text[:int(len(text) * max(0.0, at - started) / (until - started))]
@@ -64,25 +50,29 @@ class PromptClock:
             cut = cut[:cut.rfind(" ") + 1]
         return text, cut.rstrip()
 
-    def is_current(self, prompt: int) -> bool:
-        """Whether `prompt` is still what the caller hears (call with `lock` held)."""
-        return prompt == self._prompt
-
     def plays_on(self, prompt: int) -> bool:
-        """Whether `prompt` is still what the caller hears, and no barge-in cut it short (call with `lock` held)."""
-        return prompt == self._prompt and not self._barged
+        """Whether `prompt` is still what the caller hears, and no barge-in cut it short."""
+        state = self._store.get(self._call_sid)
+        return state is not None and state.prompt == prompt and not state.prompt_cut
 
-    def stopped(self) -> None:
-        """The prompt was cut short (call with `lock` held)."""
-        self._talking_until = 0.0
+    def barge_in(self) -> int | None:
+        """The caller started speaking: the prompt to stop, if it may be cut and is still being said (once)."""
+        return self._store.barge_in(self._call_sid)
+
+    def is_current(self, prompt: int) -> bool:
+        """Whether `prompt` is still what the caller hears, and nothing holds the call."""
+        state = self._store.get(self._call_sid)
+        return state is not None and state.prompt == prompt and not state.held and not state.ended
+
+    def stopped(self, prompt: int) -> None:
+        """The prompt was cut short."""
+        self._store.prompt_stopped(self._call_sid, prompt)
 
     def protected_for(self) -> float:
         """Seconds left of a prompt speech may not cut (BARGE_IN off, or "barge_in": false): an answer waits."""
-        with self.lock:
-            return 0.0 if self._may_barge_in else max(0.0, self._talking_until + SAY_END_MARGIN - time.monotonic())
+        return self._store.protected_for(self._call_sid, SAY_END_MARGIN)
 
-    @property
-    def speaking_until(self) -> float:
-        """Monotonic time after which an update no longer cuts the prompt being said (an estimate)."""
-        with self.lock:
-            return self._talking_until + SAY_END_MARGIN
+    def speaking_for(self) -> float:
+        """Seconds until an update no longer cuts the prompt being said (an estimate; 0 when it is over)."""
+        state = self._store.get(self._call_sid)
+        return 0.0 if state is None else max(0.0, state.prompt_until + SAY_END_MARGIN - self._store.now())

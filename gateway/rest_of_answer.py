@@ -6,9 +6,9 @@ import logging
 from flask import Blueprint, Response, current_app, request
 
 from .chatbot import Reply
-from .conversation import call_config, stream_reply
+from .answers import call_config, listening_reply, stream_reply
+from .conversation import said
 from .security import public_base, twilio_signed, webhook_call_sid
-from .speech_outage import listening_reply
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,5 @@ def rest_of_answer():
                     "listens on", call_sid or "unknown")
         config = call_config(services.config, services.store.get(call_sid) if call_sid else None)
         return Response(stream_reply(config, Reply(""), base), mimetype="text/xml")
-    conversation = services.live.get(call_sid)
-    if conversation is not None:
-        conversation.answered(rest)
+    said(services, call_sid, rest)  # the stream's process (this one or another) follows its hints and action
     return Response(listening_reply(services, call_sid, rest, base), mimetype="text/xml")

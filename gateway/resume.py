@@ -12,11 +12,10 @@ from flask import Blueprint, Response, current_app, request
 
 from . import twiml
 from .chatbot import Reply
-from .conversation import call_config, stream_reply
+from .answers import call_config, gather_document, stream_reply
 from .limits import streams_full
 from .redact import mask_number
 from .security import public_base, stream_target, twilio_signed, webhook_call_sid
-from .speech_outage import gather_document
 
 log = logging.getLogger(__name__)
 

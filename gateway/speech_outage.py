@@ -10,67 +10,19 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from . import conversation as dialogue, twiml
+from .answers import gather_document
 from .audio import SAMPLE_RATE
-from .chatbot import Reply
 from .recognizers import Transcript
 from .twilio_calls import UpdateResult
 
 if TYPE_CHECKING:
-    from .conversation import Conversation, Services
+    from .conversation import Conversation
 
 log = logging.getLogger(__name__)
 
 MAX_PROMPT_WAIT_SECONDS = 30.0  # a prompt's estimated length is bounded; the switch to <Gather> waits no longer
-
-
-def gather_document(services: Services, call_sid: str, base_url: str, reply: Reply | None = None) -> str:
-    """The call listening through a speech-and-keys <Gather> posting to /gather (Gather mode, or Twilio recognizing
-    for a stream-mode call): saying `reply` inside it first, if any, or saying it and hanging up / transferring.
-    In the call's language and voice; without hints of its own, the call's last ones guide Twilio's recognizer."""
-    state = services.store.get(call_sid)
-    config = dialogue.call_config(services.config, state)
-    reply = reply or Reply("")
-    if not reply.hints:
-        reply = replace(reply, hints=(state.hints if state else ()) or config.hints)
-    return twiml.gather_reply(reply, base_url + "/gather", config.transfer_options(base_url + "/transfer"),
-                              **config.gather_options())
-
-
-def listening_reply(services: Services, call_sid: str, reply: Reply, base_url: str) -> str:
-    """The TwiML answering a stream-mode call: <Gather> while recognition is down, else (back on) the stream."""
-    state = services.store.get(call_sid)
-    if state is not None and state.speech_fallback:
-        if state.speech_down:
-            return gather_document(services, call_sid, base_url, reply)
-        _back_to_stream(services, call_sid)
-    return dialogue.stream_reply(dialogue.call_config(services.config, state), reply, base_url)
-
-
-def gather_silence(services: Services, call_sid: str, base_url: str) -> str | None:
-    """A stream-mode call's <Gather> heard nothing: back to the stream if recognition is back, else listen again
-    silently (as the stream would) unless NO_INPUT_SECONDS counts silences; None: Gather mode's reprompts apply."""
-    state = services.store.get(call_sid)
-    if state is None or not state.speech_fallback:
-        return None
-    config = services.config
-    if not state.speech_down:
-        _back_to_stream(services, call_sid)
-        return twiml.listen(base_url + "/listen", **dialogue.listening(config, base_url))
-    return None if config.no_input_seconds else gather_document(services, call_sid, base_url)
-
-
-def _back_to_stream(services: Services, call_sid: str) -> None:
-    """Recognition is back: the call leaves <Gather>; stream transcripts of audio heard before now stay unanswered."""
-    before = services.store.set_speech(call_sid, fallback=False)
-    conversation = services.live.get(call_sid)
-    if conversation is not None:
-        conversation.outage.answer_from_now()
-    if before is not None and before.speech_fallback:
-        log.info("call %s: speech recognition is back; the call listens through the Media Stream again", call_sid)
 
 
 class OutageFallback:
@@ -131,18 +83,18 @@ class OutageFallback:
         """Switch the live call to <Gather> (once), unless a transfer or the goodbye is playing."""
         conversation, services = self.conversation, self.conversation.services
         call_sid = conversation.call_sid
-        with conversation.turn_lock:  # a turn in flight goes first; its answer then comes as <Gather> too
+        with services.turn(call_sid):  # a turn in flight goes first; its answer then comes as <Gather> too
             before = services.store.set_speech(call_sid, down=True, fallback=True)
             if before is None or before.ended or before.speech_fallback:
                 return
             log.warning("call %s: speech recognition down for over %g s; Twilio's <Gather> listens until it is back",
                         call_sid, services.config.speech_outage_seconds)
             services.events.action(call_sid, "speech-outage")
-            if conversation.held:  # updating now would cut it short; its outcome is answered with <Gather>
+            if before.held:  # updating now would cut it short; its outcome is answered with <Gather>
                 log.info("call %s is being transferred or hung up; the call is not updated now", call_sid)
                 return
             # The prompt being said (the greeting, when a wrong key fails the very first stream) plays to its end.
-            time.sleep(min(MAX_PROMPT_WAIT_SECONDS, max(0.0, conversation.speaking_until - time.monotonic())))
+            time.sleep(min(MAX_PROMPT_WAIT_SECONDS, conversation.prompt.speaking_for()))
             outcome = services.updater.update(call_sid, gather_document(services, call_sid, conversation.base_url))
             if outcome is UpdateResult.CALL_ENDED:
                 services.store.end(call_sid)

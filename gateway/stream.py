@@ -7,11 +7,11 @@ import time
 from flask import Blueprint, abort, current_app, request
 
 from .chatbot import Reply
-from .conversation import Conversation, call_config
+from .answers import call_config, gather_document
+from .conversation import Conversation
 from .limits import MessageRate, Verdict, streams_full, switch_to_gather
 from .media_stream import Media, ProtocolError, StreamStart, StreamStop, parse_message
 from .recognizers import make_recognizer
-from .speech_outage import gather_document
 from .security import public_base, public_request_url, signature_is_valid, stream_token_is_valid
 from .timeline import AudioTimeline
 from .websocket import TOO_BIG, ConnectionClosed, HandshakeError, WebSocket
@@ -69,6 +69,8 @@ def _open_conversation(start: StreamStart, base_url: str) -> Conversation | None
                                                                 Reply(config.apology)))
         return None
     services.live.add(conversation)
+    services.store.stream_started(start.call_sid, services.me, base_url)
+    services.deadlines.watch(start.call_sid, state.started_at)  # the call's clock, in the process holding its stream
     if services.store.get(start.call_sid).ended:  # /status came while the recognizer started: it released nothing
         services.live.release(start.call_sid, conversation)
         log.warning("stream %s for call %s refused: the call ended while its stream started", start.stream_sid,
@@ -129,7 +131,8 @@ def _serve(ws: WebSocket) -> None:
             time.sleep(READ_INTERVAL_SECONDS)
     finally:
         if stream.conversation is not None:
-            services.live.release(stream.call_sid, stream.conversation, broken=broken)
+            services.live.release(stream.call_sid, stream.conversation)
+            services.store.stream_gone(stream.call_sid, services.me, broken)
 
 
 class _StreamState:

@@ -63,3 +63,21 @@ class CallUpdater:
                 log.warning("update of call %s raised %s; retrying", call_sid, exc.__class__.__name__)
             time.sleep(self.backoff * (2 ** attempt))
         return UpdateResult.FAILED
+
+    def start_stream(self, call_sid: str, url: str, parameters: dict[str, str]) -> UpdateResult:
+        """Start a one-way Media Stream on the live call (the Streams subresource): what the caller hears goes on
+        uncut, unlike an update's new TwiML. Never raises."""
+        numbered = {}
+        for n, (name, value) in enumerate(parameters.items(), start=1):
+            numbered[f"parameter{n}_name"], numbered[f"parameter{n}_value"] = name, value
+        try:
+            self.client.calls(call_sid).streams.create(url=url, **numbered)
+            return UpdateResult.SENT
+        except TwilioRestException as exc:
+            if exc.code in CALL_GONE_CODES:
+                return UpdateResult.CALL_ENDED
+            log.error("new stream for call %s failed: HTTP %s, Twilio code %s: %s", call_sid, exc.status, exc.code,
+                      exc.msg)
+        except Exception as exc:  # network errors from requests, bad responses: the boundary
+            log.error("new stream for call %s failed: %s: %s", call_sid, exc.__class__.__name__, exc)
+        return UpdateResult.FAILED

@@ -9,11 +9,11 @@ from flask import Blueprint, Response, current_app, render_template, request
 from . import twiml
 from .calls import ENDED_STATUSES
 from .chatbot import Reply
-from .conversation import call_config, greeting, listening, log_turn, no_input, remember, stream_reply, webhook_turn
+from .answers import call_config, gather_document, listening, listening_reply, stream_reply
+from .conversation import greeting, log_turn, no_input, remember, said, webhook_turn
 from .limits import streams_full
 from .prompt import say_seconds
 from .redact import mask_number
-from .speech_outage import gather_document, listening_reply
 from .security import public_base, stream_target, twilio_signed, webhook_call_sid
 
 log = logging.getLogger(__name__)
@@ -44,8 +44,8 @@ def incoming_call():
     base = public_base(request)
     if config.stt_provider != "twilio" and services.drain is not None and services.drain.draining:
         return _twiml_response(services.drain.pass_on_new_call(call_sid, base))
-    services.store.open(call_sid, caller=caller, called=request.form.get("To", ""))
-    services.deadlines.watch(call_sid)
+    state = services.store.open(call_sid, caller=caller, called=request.form.get("To", ""))
+    services.deadlines.watch(call_sid, state.started_at)
     hello = greeting(services, call_sid, caller)
     config = call_config(config, remember(services, call_sid, hello))
     gather_mode = config.stt_provider == "twilio" or (hello.action_type is None and streams_full(services))
@@ -84,14 +84,16 @@ def keep_listening():
     services = _services()
     base = public_base(request)
     call_sid = webhook_call_sid(request)
-    config = call_config(services.config, services.store.get(call_sid))
+    state = services.store.get(call_sid)
+    if state is not None:  # the call's clock in this process too: it fires once per call, from whichever is alive
+        services.deadlines.watch(call_sid, state.started_at)
+    config = call_config(services.config, state)
     silence = no_input(services, call_sid, config.no_input_seconds) if config.no_input_seconds else None
     text, hang_up = silence or ("", False)
     if hang_up:
         return _twiml_response(twiml.say_and_hang_up(text, language=config.language, voice=config.voice))
-    conversation = services.live.get(call_sid)
-    if conversation is not None:
-        conversation.speaking(text)
+    if state is not None:
+        said(services, call_sid, Reply(text))
     return _twiml_response(stream_reply(config, Reply(text), base, stream=_restream(services, call_sid, base)))
 
 
@@ -101,7 +103,7 @@ def _restream(services, call_sid: str, base: str) -> tuple[str, dict] | None:
     now (on <Gather> while Google is down, over the stream limit, ending, or this process shutting down)."""
     state = services.store.get(call_sid)
     if (state is None or state.ended or state.speech_fallback or streams_full(services)
-            or (services.drain is not None and services.drain.draining) or not services.live.take_broken(call_sid)):
+            or (services.drain is not None and services.drain.draining) or not services.store.take_broken(call_sid)):
         return None
     log.warning("call %s: its Media Stream is gone but the call is not; starting a new one", call_sid)
     return stream_target(base, call_sid, state.caller)
@@ -145,10 +147,9 @@ def transfer_outcome():
         return _twiml_response(twiml.say_and_hang_up("", language=config.language))
     log.info("call %s: transfer ended with %s; back to the bot", call_sid, status or "no status")
     services.events.action(call_sid, "transfer-failed", text=status or None)
-    conversation = services.live.get(call_sid)
-    if conversation is not None:
-        conversation.resume()
-        conversation.speaking(config.transfer_failed_message)
+    services.store.hold(call_sid, False)  # the caller is back with the bot
+    if config.stt_provider != "twilio":
+        said(services, call_sid, Reply(config.transfer_failed_message))
     if config.stt_provider == "twilio":
         return _twiml_response(gather_document(services, call_sid, base, Reply(config.transfer_failed_message)))
     return _twiml_response(listening_reply(services, call_sid, Reply(config.transfer_failed_message), base))

@@ -212,18 +212,20 @@ class SimulatedCall:
         with self._cond:
             self.cues.gather = None
 
-    def start_stream(self, url: str, name: str | None, parameters: dict[str, str]) -> None:
+    def start_stream(self, url: str, name: str | None, parameters: dict[str, str]) -> MediaStream | None:
+        """Start a Media Stream (from <Start><Stream> or the REST Streams subresource); None if the call is over."""
         with self._cond:
             if self._end_reason is not None:
-                return
+                return None
             if sum(stream.running for stream in self.streams) >= MAX_STREAMS:
                 self.record("stream-refused", f"more than {MAX_STREAMS} streams")
-                return
+                return None
             stream = MediaStream(url=url, name=name, parameters=parameters, call_sid=self.sid,
                                  account_sid=self.account_sid, webhooks=self.webhooks, line=self.line,
                                  speed=self.speed, record=self.record, on_started=self._stream_started)
             self.streams.append(stream)
         stream.start()
+        return stream
 
     def stop_streams(self, name: str | None = None) -> None:
         with self._cond:

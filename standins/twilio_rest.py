@@ -1,4 +1,5 @@
-"""The stand-in's REST API: the 2010-04-01 Calls resource, with Twilio's auth, JSON shapes and error codes."""
+"""The stand-in's REST API: the 2010-04-01 Calls resource and its Streams subresource, with Twilio's auth, JSON
+shapes and error codes."""
 from __future__ import annotations
 
 import hmac
@@ -126,6 +127,29 @@ def create_rest_app(standin: TwilioStandIn) -> Flask:
         if not call.request_update(form):
             return twilio_error(400, 21220, "Call is not in-progress. Cannot redirect.")
         return jsonify(call.resource())
+
+    @app.post(f"{base}/Calls/<call_sid>/Streams.json")
+    def create_stream(account_sid: str, call_sid: str) -> Response:
+        """Start a one-way Media Stream on a live call, as <Start><Stream> would, without touching its TwiML."""
+        call = standin.get_call(call_sid)
+        if call is None:
+            return not_found()
+        form = request.form.to_dict()
+        url = form.get("Url", "")
+        if urlsplit(url).scheme not in ("wss", "ws") or not urlsplit(url).netloc:
+            return twilio_error(400, 21205, f"Url is not a valid URL: {url}")
+        parameters = {form[f"Parameter{n}.Name"]: form.get(f"Parameter{n}.Value", "")
+                      for n in range(1, 100) if form.get(f"Parameter{n}.Name")}
+        stream = call.start_stream(url, form.get("Name"), parameters)
+        if stream is None:
+            return twilio_error(400, 21220, "Call is not in-progress. Cannot start a stream.")
+        response = jsonify({"sid": stream.stream_sid, "account_sid": account_sid, "call_sid": call_sid,
+                            "name": form.get("Name"), "status": "in-progress",
+                            "date_updated": call.resource()["date_updated"],
+                            "uri": f"/2010-04-01/Accounts/{account_sid}/Calls/{call_sid}/Streams/"
+                                   f"{stream.stream_sid}.json"})
+        response.status_code = 201
+        return response
 
     return app
 

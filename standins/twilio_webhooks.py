@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import logging
 import secrets
 import uuid
@@ -40,14 +41,18 @@ class Tunnel:
 
     `mapping` is kept by reference and read on every request, so entries may be added while calls run.
     Keys and targets are http(s) base URLs; websocket URLs (wss/ws) on the same host follow the same rule.
+    A list of targets is served round-robin, each request and each websocket to the next, as Heroku's router
+    spreads them over a public URL's processes.
     """
 
-    def __init__(self, mapping: dict[str, str] | None = None) -> None:
+    def __init__(self, mapping: dict[str, str | list[str]] | None = None) -> None:
         self.mapping = mapping if mapping is not None else {}
+        self._turns = itertools.count()
 
     def _rules(self) -> list[tuple]:
         rules = []
-        for public, local in list(self.mapping.items()):
+        for public, targets in list(self.mapping.items()):
+            local = targets if isinstance(targets, str) else targets[next(self._turns) % len(targets)]
             p, t = urlsplit(public.rstrip("/")), urlsplit(local.rstrip("/"))
             if p.scheme not in _HTTP_TO_WS or t.scheme not in _HTTP_TO_WS:
                 raise ValueError(f"tunnel entries must be http(s) base URLs: {public!r} -> {local!r}")

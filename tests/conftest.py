@@ -36,6 +36,16 @@ def chatbot(chatbot_process):
 
 
 @pytest.fixture
+def redis_server(tmp_path_factory):
+    """A real redis-server on a free port, its append-only file in a temp dir (restartable: see RedisServer)."""
+    from tests.redis_server import RedisServer
+
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def speech():
     """The Speech-to-Text v1 stand-in over real gRPC."""
     from standins.speech import SpeechStandIn

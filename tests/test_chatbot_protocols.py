@@ -146,9 +146,9 @@ def test_barge_in_cuts_the_last_answer_to_what_was_heard(api):
     bot = _bot(api, store)
     bot.ask("hello", "CA1")
     said = store.history("CA1")[-1]["content"]
-    clock = PromptClock()
+    clock = PromptClock(store, "CA1")
     clock.speaking(2.0, True, said)
-    _, heard = clock.heard(time.monotonic() + 0.8)  # 0.8 of 2 seconds in: about the first 40%
+    _, heard = clock.heard(store.now() + 0.8)  # 0.8 of 2 seconds in: about the first 40%
     assert said.startswith(heard) and 0 < len(heard) < len(said) * 0.5 and not said[len(heard)].isalnum()
     bot.interrupted("CA1", said, heard)
     assert store.history("CA1")[-1]["content"] == heard

@@ -92,7 +92,7 @@ def test_config_keys_and_silence():
 
 
 def test_keep_alive_timing_adds_up_to_the_no_input_silence():
-    from gateway.conversation import listening
+    from gateway.answers import listening
 
     base = {"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": "t", "STT_PROVIDER": "google"}
     off = Config.from_env({**base, "NO_INPUT_SECONDS": "0"})
@@ -171,19 +171,12 @@ def test_call_store_forgets_calls_never_heard_to_end(caplog):
     assert "CA-lost never ended" in caplog.text
 
 
-def test_prompt_clock_lets_speech_cut_a_prompt_once_and_only_while_it_plays():
-    from gateway.prompt import PromptClock, say_seconds
+def test_gateway_workers_follow_web_concurrency_only_with_redis():
+    from gateway.config import gateway_workers
 
-    clock = PromptClock()
-    assert clock.barge_in() is None  # nothing being said
-    clock.speaking(say_seconds("x" * 26, 13.0), may_barge_in=True)  # two seconds of text
-    first = clock.barge_in()
-    assert first is not None and clock.barge_in() is None  # once per prompt
-    with clock.lock:
-        assert clock.is_current(first)
-        clock.next_prompt()  # an answer went out: the pending barge-in is stale
-        assert not clock.is_current(first)
-    clock.speaking(2.0, may_barge_in=False)
-    assert clock.barge_in() is None and 2.0 < clock.protected_for() <= 2.25  # answers wait for its end (+ margin)
-    clock.speaking(0.0, may_barge_in=True)
-    assert clock.barge_in() is None and clock.protected_for() == 0.0  # already over
+    assert gateway_workers({}) == 1 and gateway_workers({"WEB_CONCURRENCY": "4"}) == 1  # one process holds the calls
+    assert gateway_workers({"WEB_CONCURRENCY": "4", "REDIS_URL": "redis://h:6379"}) == 4
+    assert gateway_workers({"WEB_CONCURRENCY": "4", "REDIS_URL": "redis://h", "GATEWAY_WORKERS": "2"}) == 2
+    assert gateway_workers({"REDIS_URL": "redis://h"}) == 1
+    with pytest.raises(ConfigError, match="GATEWAY_WORKERS"):
+        gateway_workers({"GATEWAY_WORKERS": "0"})

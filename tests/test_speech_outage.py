@@ -114,10 +114,11 @@ def test_only_one_source_answers_across_the_switch_back(speech):
     from gateway.chatbot import Reply
     from gateway.chatbots import ChatlineChatbot
     from gateway.config import Config
-    from gateway.conversation import Conversation, Services
+    from gateway.conversation import Conversation
+    from gateway.services import Services
     from gateway.live_calls import LiveCalls
     from gateway.recognizers import Transcript
-    from gateway.speech_outage import listening_reply
+    from gateway.answers import listening_reply
     from gateway.twilio_calls import CallUpdater
 
     config = Config("AC" + "0" * 32, "token")

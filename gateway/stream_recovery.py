@@ -1,0 +1,92 @@
+"""A call outlives the process holding its stream: each process beats in Redis, and the others start a new stream
+(the REST Streams subresource, which leaves what the caller hears uncut) for calls whose process stopped beating."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import redis
+
+from .security import stream_target
+from .twilio_calls import UpdateResult
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from .redis_store import RedisCallStore
+    from .services import Services
+
+log = logging.getLogger(__name__)
+
+BEAT_SECONDS = 0.5  # how often a process says it is alive...
+ALIVE_SECONDS = 2.5  # ...and how long one beat holds
+# A process is dead once its beat has been missing this long as well: one scan's miss may be a process the machine
+# starved for a moment, and taking its streams over would cut calls that were fine.
+CONFIRM_SECONDS = 0.75
+
+
+class StreamRecovery:
+    """This process's heartbeat (its own thread, never held up by recovery work), and the watch for other
+    processes' orphaned streams, each recovered on the turn executor."""
+
+    def __init__(self, app: Flask, services: Services, store: RedisCallStore):
+        self.app, self.services, self.store = app, services, store
+        self._suspects: dict[str, float] = {}  # call -> when its stream's process was first seen without a beat
+        self._recovering: set[str] = set()
+
+    def start(self) -> None:
+        threading.Thread(target=self._beat, name="heartbeat", daemon=True).start()
+        threading.Thread(target=self._watch, name="stream-recovery", daemon=True).start()
+
+    def _beat(self) -> None:
+        while True:
+            try:
+                self.store.beat(self.services.me, ALIVE_SECONDS)
+            except redis.RedisError as exc:  # Redis restarting: beat again once it is back
+                log.warning("heartbeat: %s", exc)
+            time.sleep(BEAT_SECONDS)
+
+    def _watch(self) -> None:
+        while True:
+            try:
+                if not (self.services.drain is not None and self.services.drain.draining):
+                    self._scan(time.monotonic())
+            except redis.RedisError as exc:
+                log.warning("stream recovery: %s", exc)
+            except Exception:  # the thread's boundary: the watch must go on for the next calls
+                log.exception("stream recovery failed; watching on")
+            time.sleep(BEAT_SECONDS)
+
+    def _scan(self, now: float) -> None:
+        orphans = self.store.orphaned_streams(self.services.me)
+        self._suspects = {sid: self._suspects.get(sid, now) for sid in orphans}
+        for call_sid, dead in orphans.items():
+            if now - self._suspects[call_sid] >= CONFIRM_SECONDS and call_sid not in self._recovering:
+                self._recovering.add(call_sid)
+                self.services.executor.submit(self._recover, call_sid, dead)
+
+    def _recover(self, call_sid: str, dead: str) -> None:
+        """Take the call's stream over from `dead` (one process wins) and start a new one on the live call."""
+        try:
+            state = self.store.claim_stream(call_sid, dead, self.services.me)
+            if state is None:  # another process took it, the stream moved on, or the call is over
+                current = self.store.get(call_sid)
+                if current is None or current.ended or not current.stream_owner:
+                    self.store.forget_stream(call_sid)
+                return
+            log.warning("call %s: the process holding its stream (%s) stopped; starting a new stream", call_sid,
+                        dead)
+            # Were it only stalled, it lets its stream go: two streams would answer every turn twice.
+            self.services.signals.publish(call_sid, {"type": "stream_taken", "from": dead})
+            with self.app.app_context():  # the stream token is signed with the app's configuration
+                url, parameters = stream_target(state.base_url, call_sid, state.caller)
+            outcome = self.services.updater.start_stream(call_sid, url, parameters)
+            if outcome is UpdateResult.CALL_ENDED:
+                self.services.store.end(call_sid)
+            log.info("call %s: new stream %s", call_sid, outcome.value)
+        except Exception:  # the executor's boundary
+            log.exception("call %s: starting a new stream failed", call_sid)
+        finally:
+            self._recovering.discard(call_sid)
