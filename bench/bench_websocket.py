@@ -1,6 +1,6 @@
-"""Websocket framing alone: Media Stream frames per CPU-second through gateway/websocket.py, as the gateway reads them.
+"""Websocket framing alone: Media Stream frames per CPU-second through gateway/twilio/websocket.py, as the gateway reads them.
 
-    .venv/bin/python -m bench.bench_websocket                 # this checkout's gateway/websocket.py
+    .venv/bin/python -m bench.bench_websocket                 # this checkout's gateway/twilio/websocket.py
     .venv/bin/python -m bench.bench_websocket --against main  # ... and the one at a git revision, side by side
 
 Each round is what one call's stream read takes every 100 ms: five masked text frames of Twilio's `media` JSON
@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+WEBSOCKET = "gateway/twilio/websocket.py"
 sys.path.insert(0, str(ROOT))
 
 FRAMES_PER_READ = 5  # 100 ms of a Media Stream
@@ -41,13 +42,22 @@ def media_frame(sequence: int) -> bytes:
 
 
 def load(label: str, source: str):
-    """gateway/websocket.py as a module of its own, from source text (a git revision's, or this checkout's)."""
+    """gateway/twilio/websocket.py as a module of its own, from source text (a git revision's, or this checkout's)."""
     path = Path(tempfile.mkdtemp(prefix="bench-ws-")) / f"websocket_{label}.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location(f"websocket_{label}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def source_at(rev: str) -> str:
+    """The websocket module at a git revision: in gateway/twilio/ now, at the package's top in older revisions."""
+    for path in (WEBSOCKET, "gateway/websocket.py"):
+        shown = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:{path}"], capture_output=True, text=True)
+        if shown.returncode == 0:
+            return shown.stdout
+    raise SystemExit(f"no websocket module at {rev}")
 
 
 def measure(module, rounds: int) -> float:
@@ -76,12 +86,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=40_000, help="100 ms batches per measurement")
     parser.add_argument("--repeat", type=int, default=5, help="measurements per implementation (the best is kept)")
-    parser.add_argument("--against", metavar="REV", help="also measure gateway/websocket.py at this git revision")
+    parser.add_argument("--against", metavar="REV", help="also measure gateway/twilio/websocket.py at this git revision")
     args = parser.parse_args()
-    candidates = {"this checkout": (ROOT / "gateway" / "websocket.py").read_text()}
+    candidates = {"this checkout": (ROOT / WEBSOCKET).read_text()}
     if args.against:
-        candidates[args.against] = subprocess.run(["git", "-C", str(ROOT), "show", f"{args.against}:gateway/websocket.py"],
-                                                  check=True, capture_output=True, text=True).stdout
+        candidates[args.against] = source_at(args.against)
     modules = {label: load(str(i), source) for i, (label, source) in enumerate(candidates.items())}
     load_avg = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     print(f"{args.rounds} reads of {FRAMES_PER_READ} frames, best of {args.repeat}; load average {load_avg}")

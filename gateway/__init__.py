@@ -8,16 +8,16 @@ from concurrent.futures import ThreadPoolExecutor
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .calls import InMemoryCallStore
+from .calls.store import InMemoryCallStore
 from .chatbots import make_chatbot
 from .config import Config
-from .drain import Drain
-from .limits import CallDeadlines, stream_capacity
-from .live_calls import LiveCalls
+from .ops.drain import Drain
+from .ops.limits import CallDeadlines, stream_capacity
+from .calls.live_calls import LiveCalls
 from .monitor import build_events, install as install_monitor
-from .redact import redact_secrets
+from .ops.redact import redact_secrets
 from .services import Services
-from .twilio_calls import CallUpdater
+from .twilio.rest import CallUpdater
 
 log = logging.getLogger("gateway")
 
@@ -67,7 +67,7 @@ def create_app(config: Config | None = None) -> Flask:
     services.deadlines = CallDeadlines(services)
     services.drain = Drain(services)
     app.extensions["chatline"] = services
-    from . import gather, rest_of_answer, resume, stream, voice
+    from .web import gather, rest_of_answer, resume, stream, voice
 
     app.register_blueprint(voice.bp)
     app.register_blueprint(gather.bp)
@@ -94,13 +94,13 @@ def _redis_client(config: Config):
     """A Redis client for REDIS_URL, or None without it (redis-py is imported only then)."""
     if not config.redis_url:
         return None
-    from .redis_store import connect
+    from .calls.redis_store import connect
 
     return connect(config.redis_url)
 
 
 def _redis_store(client):
-    from .redis_store import RedisCallStore
+    from .calls.redis_store import RedisCallStore
 
     return RedisCallStore(client)
 
@@ -110,8 +110,8 @@ def _share_through_redis(app: Flask, services: Services, client) -> None:
     and a call whose stream's process dies gets a new stream from another."""
     import redis
 
-    from .redis_store import RedisSignals, RedisTurnLocks
-    from .stream_recovery import StreamRecovery
+    from .calls.redis_store import RedisSignals, RedisTurnLocks
+    from .ops.stream_recovery import StreamRecovery
 
     config = services.config
     # A turn holds its lock through the chatbot's answer and the wait for a prompt that may not be cut; a holder that
@@ -128,8 +128,8 @@ def _store_unavailable(exc: Exception):
     """A webhook while Redis is unreachable: the caller hears the apology and the call keeps listening."""
     from flask import Response, current_app, request
 
-    from .answers import apology_document
-    from .security import public_base
+    from .dialogue.answers import apology_document
+    from .twilio.security import public_base
 
     log.error("call state unavailable (%s: %s); %s answered with the apology", exc.__class__.__name__, exc,
               request.path)

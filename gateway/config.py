@@ -199,7 +199,7 @@ class Config:
     transfer_timeout: int = 30
     transfer_failed_message: str = "Sorry, nobody could take your call right now. Let's carry on."
     gather_min_confidence: float = 0.0
-    # Keys and silence (issue 4). DTMF_TIMEOUT: seconds the keep-alive <Gather input="dtmf"> waits for a (next) key.
+    # Keys and silence. DTMF_TIMEOUT: seconds the keep-alive <Gather input="dtmf"> waits for a (next) key.
     # NO_INPUT_SECONDS: seconds of caller silence before a reprompt (0: never), and after NO_INPUT_MAX_REPROMPTS
     # reprompts in a row, NO_INPUT_GOODBYE and a hang-up.
     dtmf_timeout: int = 5
@@ -212,7 +212,7 @@ class Config:
     barge_in: bool = True
     chatbot_greeting: bool = False
     say_chars_per_second: float = 13.0  # how fast the voice speaks, to know when a <Say> is over (barge-in)
-    # Limits and logs (issue 5, part 4): see gateway/limits.py. MAX_CALL_SECONDS 0 means no limit.
+    # Limits and logs: see gateway/ops/limits.py. MAX_CALL_SECONDS 0 means no limit.
     max_stream_messages_per_second: int = 200
     # GATEWAY_THREADS: gunicorn's threads (the Procfile passes the same fallback). A stream holds one for its whole
     # call and costs about 0.2 MB and 0.3 % of a core, so 400 threads give 300 streams (one core's worth) and leave
@@ -222,7 +222,7 @@ class Config:
     max_call_seconds: int = 3600
     max_call_goodbye: str = "We have reached the time limit for this call. Thank you for calling, goodbye!"
     log_transcripts: bool = False
-    # Graceful shutdown (issue 5, part 5): what a live call hears while it moves to the next process.
+    # Graceful shutdown: what a live call hears while it moves to the next process.
     drain_message: str = "One moment, please."
     # SPEECH_OUTAGE_SECONDS: how long Google streams may keep failing before the call listens through <Gather>.
     speech_outage_seconds: float = 5.0

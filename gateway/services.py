@@ -6,14 +6,14 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
-from .calls import CallStore
+from .calls.store import CallStore
 from .chatbots import Chatbot
 from .config import Config
-from .coordination import CallSignals, LocalSignals, LocalTurnLocks, TurnLocks, held_turn, process_name
-from .first_sentence import Continuations
-from .live_calls import LiveCalls
+from .calls.coordination import CallSignals, LocalSignals, LocalTurnLocks, TurnLocks, held_turn, process_name
+from .dialogue.first_sentence import Continuations
+from .calls.live_calls import LiveCalls
 from .monitor import CallEvents
-from .twilio_calls import CallUpdater
+from .twilio.rest import CallUpdater
 
 log = logging.getLogger(__name__)
 

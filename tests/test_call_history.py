@@ -8,7 +8,7 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from gateway.chatbot import Reply
+from gateway.chatbots.reply import Reply
 from gateway.monitor.events import CallEvents
 from gateway.monitor.history import HistoryStore, calls, database_url, events
 from gateway.monitor.outcome import summary

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from gateway.calls import CallState, InMemoryCallStore
-from gateway.coordination import LocalSignals, LocalTurnLocks
+from gateway.calls.store import CallState, InMemoryCallStore
+from gateway.calls.coordination import LocalSignals, LocalTurnLocks
 
 
 class Clock:
@@ -34,7 +34,7 @@ def clock():
 def store(kind, clock, request):
     if kind == "memory":
         return InMemoryCallStore(clock=clock)
-    from gateway.redis_store import RedisCallStore, connect
+    from gateway.calls.redis_store import RedisCallStore, connect
 
     return RedisCallStore(connect(request.getfixturevalue("redis_server").url), clock=clock)
 
@@ -138,7 +138,7 @@ def test_state_round_trips_through_json_and_ignores_unknown_keys():
 def locks(kind, request):
     if kind == "memory":
         return LocalTurnLocks()
-    from gateway.redis_store import RedisTurnLocks, connect
+    from gateway.calls.redis_store import RedisTurnLocks, connect
 
     return RedisTurnLocks(connect(request.getfixturevalue("redis_server").url), expiry_seconds=5)
 
@@ -156,7 +156,7 @@ def test_one_turn_per_call_at_a_time(locks):
 
 
 def test_a_redis_turn_lock_of_a_dead_holder_expires_and_its_answer_is_fenced(redis_server):
-    from gateway.redis_store import RedisCallStore, RedisTurnLocks, connect
+    from gateway.calls.redis_store import RedisCallStore, RedisTurnLocks, connect
 
     client = connect(redis_server.url)
     store, locks = RedisCallStore(client), RedisTurnLocks(client, expiry_seconds=0.5)
@@ -181,7 +181,7 @@ def test_events_reach_every_subscriber(kind, request):
         events = LocalSignals()
         events.subscribe(handler)
     else:
-        from gateway.redis_store import RedisSignals, connect
+        from gateway.calls.redis_store import RedisSignals, connect
 
         url = request.getfixturevalue("redis_server").url
         events, listener = RedisSignals(connect(url)), RedisSignals(connect(url))  # two processes' clients

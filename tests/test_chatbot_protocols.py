@@ -6,11 +6,11 @@ import time
 
 import pytest
 
-from gateway.calls import InMemoryCallStore
-from gateway.chatbot import ChatbotError
+from gateway.calls.store import InMemoryCallStore
+from gateway.chatbots.reply import ChatbotError
 from gateway.chatbots import OpenAIChatbot, RasaChatbot
 from gateway.chatbots.openai import first_sentence
-from gateway.prompt import PromptClock
+from gateway.dialogue.prompt import PromptClock
 from standins.openai_api import Answer, Fault, OpenAIStandIn
 from standins.rasa import RasaStandIn
 

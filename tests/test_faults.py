@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from gateway.twilio_calls import CallUpdater, UpdateResult
+from gateway.twilio.rest import CallUpdater, UpdateResult
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
 from tests.test_phone_dialogue import APOLOGY, place, updates, wait_until
 
@@ -29,7 +29,7 @@ def test_update_retries_429_and_5xx_with_growing_backoff(twilio, caplog):
     updater = CallUpdater(ACCOUNT_SID, AUTH_TOKEN, twilio.api_url, retries=2, backoff=0.2)
     twilio.fail_next_updates(status=429, count=1)
     twilio.fail_next_updates(status=503, count=1)
-    with caplog.at_level(logging.WARNING, logger="gateway.twilio_calls"):
+    with caplog.at_level(logging.WARNING, logger="gateway.twilio.rest"):
         assert updater.update(call.sid, HELLO) is UpdateResult.SENT
     tried = attempts(twilio, call)
     assert [status for _, status in tried] == [429, 503, 200]
@@ -43,7 +43,7 @@ def test_update_gives_up_after_the_last_retry_and_says_so(twilio, caplog):
     call = live_call(twilio)
     updater = CallUpdater(ACCOUNT_SID, AUTH_TOKEN, twilio.api_url, retries=2, backoff=0.05)
     twilio.fail_next_updates(status=500, count=3)
-    with caplog.at_level(logging.WARNING, logger="gateway.twilio_calls"):
+    with caplog.at_level(logging.WARNING, logger="gateway.twilio.rest"):
         assert updater.update(call.sid, HELLO) is UpdateResult.FAILED
     assert [status for _, status in attempts(twilio, call)] == [500, 500, 500]  # bounded: 1 try + 2 retries
     give_up = [r for r in caplog.records if r.levelname == "ERROR"]

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from gateway.chatbot import ChatbotError, parse_reply
+from gateway.chatbots.reply import ChatbotError, parse_reply
 from tests.figures import count
 from tests.test_fuzz_parsers import _speaks_or_continues, json_values
 from tests.test_fuzz_webhooks import TWILIO_FORM, post_signed

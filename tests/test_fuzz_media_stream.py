@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
-from gateway.media_stream import Media, ProtocolError, StreamStart, StreamStop, parse_message
+from gateway.twilio.media_stream import Media, ProtocolError, StreamStart, StreamStop, parse_message
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
 from tests.figures import count
 from tests.test_fuzz_parsers import mutated_twilio_messages

@@ -9,12 +9,12 @@ import xml.etree.ElementTree as ET
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from gateway import twiml
-from gateway.chatbot import _DIALABLE, MAX_TEXT_CHARS, ChatbotError, Reply, parse_reply, xml_safe
-from gateway.gather import _confidence
-from gateway.media_stream import (Connected, Dtmf, Mark, Media, ProtocolError, StreamStart, StreamStop,
+from gateway.twilio import twiml
+from gateway.chatbots.reply import _DIALABLE, MAX_TEXT_CHARS, ChatbotError, Reply, parse_reply, xml_safe
+from gateway.web.gather import _confidence
+from gateway.twilio.media_stream import (Connected, Dtmf, Mark, Media, ProtocolError, StreamStart, StreamStop,
                                   parse_message)
-from gateway.timeline import MAX_GAP_MS, AudioTimeline
+from gateway.twilio.timeline import MAX_GAP_MS, AudioTimeline
 from tests.figures import count
 
 MANY = settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -1,8 +1,8 @@
 """Pure parts of the gateway: configuration, call state, and the chatbot's answers."""
 import pytest
 
-from gateway.calls import InMemoryCallStore
-from gateway.chatbot import MAX_TEXT_CHARS, ChatbotError, Reply, parse_reply
+from gateway.calls.store import InMemoryCallStore
+from gateway.chatbots.reply import MAX_TEXT_CHARS, ChatbotError, Reply, parse_reply
 from gateway.config import Config, ConfigError
 
 SID = "AC" + "0" * 32
@@ -92,7 +92,7 @@ def test_config_keys_and_silence():
 
 
 def test_keep_alive_timing_adds_up_to_the_no_input_silence():
-    from gateway.answers import listening
+    from gateway.dialogue.answers import listening
 
     base = {"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": "t", "STT_PROVIDER": "google"}
     off = Config.from_env({**base, "NO_INPUT_SECONDS": "0"})

@@ -6,9 +6,9 @@ import pytest
 
 from gateway import create_app
 from gateway.config import Config, ConfigError
-from gateway.limits import MessageRate, Verdict, stream_capacity
-from gateway.redact import RedactingFormatter, mask_number
-from gateway.resume import MAX_URL_CHARS, Handoff, pack, resume_url, unpack
+from gateway.ops.limits import MessageRate, Verdict, stream_capacity
+from gateway.ops.redact import RedactingFormatter, mask_number
+from gateway.web.resume import MAX_URL_CHARS, Handoff, pack, resume_url, unpack
 
 SID = "AC" + "0" * 32
 BASE = {"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": "a-secret-auth-token", "CALL_HISTORY": "off"}

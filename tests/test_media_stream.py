@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from gateway.media_stream import Connected, Dtmf, Media, ProtocolError, StreamStart, StreamStop, parse_message
+from gateway.twilio.media_stream import Connected, Dtmf, Media, ProtocolError, StreamStart, StreamStop, parse_message
 
 
 def test_connected():

@@ -11,7 +11,7 @@ import time
 
 import requests
 
-from gateway.chatbot import Reply
+from gateway.chatbots.reply import Reply
 from gateway.monitor.events import CallEvents
 from gateway.monitor.history import HistoryStore
 from gateway.monitor.writer import HistoryWriter

@@ -110,16 +110,16 @@ def test_recognizer_down_mid_call_moves_the_call_to_gather_and_back(provider, tw
 def test_only_one_source_answers_across_the_switch_back(speech):
     from concurrent.futures import ThreadPoolExecutor
 
-    from gateway.calls import InMemoryCallStore
-    from gateway.chatbot import Reply
+    from gateway.calls.store import InMemoryCallStore
+    from gateway.chatbots.reply import Reply
     from gateway.chatbots import ChatlineChatbot
     from gateway.config import Config
-    from gateway.conversation import Conversation
+    from gateway.dialogue.conversation import Conversation
     from gateway.services import Services
-    from gateway.live_calls import LiveCalls
+    from gateway.calls.live_calls import LiveCalls
     from gateway.recognizers import Transcript
-    from gateway.answers import listening_reply
-    from gateway.twilio_calls import CallUpdater
+    from gateway.dialogue.answers import listening_reply
+    from gateway.twilio.rest import CallUpdater
 
     config = Config("AC" + "0" * 32, "token")
     services = Services(config, InMemoryCallStore(), ChatlineChatbot("http://127.0.0.1:9/message"),

@@ -1,5 +1,5 @@
 """Dropped and repeated Media Stream frames keep the recognizer's timeline true."""
-from gateway.timeline import MAX_GAP_MS, AudioTimeline
+from gateway.twilio.timeline import MAX_GAP_MS, AudioTimeline
 
 FRAME = b"\x01" * 160  # 20 ms
 

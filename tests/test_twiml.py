@@ -1,6 +1,6 @@
 """TwiML documents, checked as exact XML."""
-from gateway import twiml
-from gateway.chatbot import Reply
+from gateway.twilio import twiml
+from gateway.chatbots.reply import Reply
 
 HEAD = '<?xml version="1.0" encoding="UTF-8"?>'
 LISTEN = "https://gw.example/listen"

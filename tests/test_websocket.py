@@ -1,4 +1,4 @@
-"""gateway/websocket.py on a real socket pair: RFC 6455's edge cases, and messages split over reads any way."""
+"""gateway/twilio/websocket.py on a real socket pair: RFC 6455's edge cases, and messages split over reads any way."""
 from __future__ import annotations
 
 import base64
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import CloseConnection, Pong
 
-from gateway.websocket import ConnectionClosed, HandshakeError, WebSocket
+from gateway.twilio.websocket import ConnectionClosed, HandshakeError, WebSocket
 
 FIN, TEXT, BINARY, CONTINUATION, CLOSE, PING = 0x80, 0x1, 0x2, 0x0, 0x8, 0x9
 

@@ -1,7 +1,7 @@
 """The chatbot seam and its protocols (CHATBOT_PROTOCOL): chatline (the contract), rasa (REST channel), openai."""
 from __future__ import annotations
 
-from ..calls import CallStore
+from ..calls.store import CallStore
 from ..config import Config
 from .base import Chatbot, FirstSentence
 from .chatline import ChatlineChatbot

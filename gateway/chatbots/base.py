@@ -9,7 +9,7 @@ import requests
 import requests.adapters
 import urllib3.exceptions
 
-from ..chatbot import MAX_ANSWER_BYTES, ChatbotError, Reply
+from .reply import MAX_ANSWER_BYTES, ChatbotError, Reply
 
 # Called with the first complete sentence of an answer still being written; True when the caller is hearing it.
 FirstSentence = Callable[[str], bool]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from ..chatbot import ChatbotError, Reply, parse_reply
+from .reply import ChatbotError, Reply, parse_reply
 from .base import FirstSentence, HttpJson
 
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import requests
 
-from ..calls import CallStore
-from ..chatbot import MAX_TEXT_CHARS, ChatbotError, Reply, parse_reply, xml_safe
+from ..calls.store import CallStore
+from .reply import MAX_TEXT_CHARS, ChatbotError, Reply, parse_reply, xml_safe
 from .base import FirstSentence, HttpJson
 
 log = logging.getLogger(__name__)

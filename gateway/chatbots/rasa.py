@@ -5,7 +5,7 @@ import logging
 import time
 from typing import Any
 
-from ..chatbot import ChatbotError, Reply, parse_reply
+from .reply import ChatbotError, Reply, parse_reply
 from .base import FirstSentence, HttpJson
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ import uuid
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from ..chatbot import Reply
+    from ..chatbots.reply import Reply
     from .history import HistoryStore
     from .live import LiveView
     from .writer import HistoryWriter

@@ -6,7 +6,7 @@ import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .conversation import Conversation
+    from ..dialogue.conversation import Conversation
 
 log = logging.getLogger(__name__)
 

@@ -6,15 +6,15 @@ import time
 
 from flask import Blueprint, abort, current_app, request
 
-from .chatbot import Reply
-from .answers import call_config, gather_document
-from .conversation import Conversation
-from .limits import MessageRate, Verdict, streams_full, switch_to_gather
-from .media_stream import Media, ProtocolError, StreamStart, StreamStop, parse_message
-from .recognizers import make_recognizer
-from .security import public_base, public_request_url, signature_is_valid, stream_token_is_valid
-from .timeline import AudioTimeline
-from .websocket import TOO_BIG, ConnectionClosed, HandshakeError, WebSocket
+from ..chatbots.reply import Reply
+from ..dialogue.answers import call_config, gather_document
+from ..dialogue.conversation import Conversation
+from ..ops.limits import MessageRate, Verdict, streams_full, switch_to_gather
+from ..twilio.media_stream import Media, ProtocolError, StreamStart, StreamStop, parse_message
+from ..recognizers import make_recognizer
+from ..twilio.security import public_base, public_request_url, signature_is_valid, stream_token_is_valid
+from ..twilio.timeline import AudioTimeline
+from ..twilio.websocket import TOO_BIG, ConnectionClosed, HandshakeError, WebSocket
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """How the processes serving a call agree: one turn of a call at a time, and word to the process holding its stream.
 
-These are the in-process versions (one gateway process); gateway/redis_store.py has the ones shared through Redis.
+These are the in-process versions (one gateway process); gateway/calls/redis_store.py has the ones shared through Redis.
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .calls import CallStore
+    from ..calls.store import CallStore
 
 # What must not be cut waits this much past the estimated end of its <Say>: Twilio starts saying it a moment after
 # the update that carried it returned, and an answer a quarter second late is not noticed.

@@ -6,13 +6,13 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from . import twiml
-from .calls import CallState
-from .chatbot import Reply
-from .config import Config
+from ..twilio import twiml
+from ..calls.store import CallState
+from ..chatbots.reply import Reply
+from ..config import Config
 
 if TYPE_CHECKING:
-    from .services import Services
+    from ..services import Services
 
 log = logging.getLogger(__name__)
 

@@ -6,11 +6,12 @@ import time
 
 from flask import Blueprint, Response, current_app, request
 
-from . import answers, twiml
-from .answers import call_config
-from .chatbot import Reply
-from .conversation import log_turn, no_input, webhook_turn
-from .security import public_base, twilio_signed, webhook_call_sid
+from ..dialogue import answers
+from ..twilio import twiml
+from ..dialogue.answers import call_config
+from ..chatbots.reply import Reply
+from ..dialogue.conversation import log_turn, no_input, webhook_turn
+from ..twilio.security import public_base, twilio_signed, webhook_call_sid
 
 log = logging.getLogger(__name__)
 

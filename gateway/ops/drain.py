@@ -7,14 +7,14 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from . import twiml
-from .chatbot import Reply
-from .answers import call_config, stream_reply
-from .resume import Handoff, resume_url
+from ..twilio import twiml
+from ..chatbots.reply import Reply
+from ..dialogue.answers import call_config, stream_reply
+from ..web.resume import Handoff, resume_url
 
 if TYPE_CHECKING:
-    from .conversation import Conversation
-    from .services import Services
+    from ..dialogue.conversation import Conversation
+    from ..services import Services
 
 log = logging.getLogger(__name__)
 

@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from .security import stream_target
-from .twilio_calls import UpdateResult
+from ..twilio.security import stream_target
+from ..twilio.rest import UpdateResult
 
 if TYPE_CHECKING:
     from flask import Flask
 
-    from .redis_store import RedisCallStore
-    from .services import Services
+    from ..calls.redis_store import RedisCallStore
+    from ..services import Services
 
 log = logging.getLogger(__name__)
 

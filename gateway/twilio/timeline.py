@@ -1,7 +1,7 @@
 """Keeps a stream's audio true to Twilio's media timestamps: gaps become silence, repeats are dropped."""
 from __future__ import annotations
 
-from .audio import MULAW_SILENCE, SAMPLE_RATE
+from ..audio import MULAW_SILENCE, SAMPLE_RATE
 
 BYTES_PER_MS = SAMPLE_RATE // 1000
 MAX_GAP_MS = 10_000  # a longer hole is a broken peer, not dropped frames: don't invent minutes of audio

@@ -10,12 +10,12 @@ from dataclasses import dataclass, replace
 
 from flask import Blueprint, Response, current_app, request
 
-from . import twiml
-from .chatbot import Reply
-from .answers import call_config, gather_document, stream_reply
-from .limits import streams_full
-from .redact import mask_number
-from .security import public_base, stream_target, twilio_signed, webhook_call_sid
+from ..twilio import twiml
+from ..chatbots.reply import Reply
+from ..dialogue.answers import call_config, gather_document, stream_reply
+from ..ops.limits import streams_full
+from ..ops.redact import mask_number
+from ..twilio.security import public_base, stream_target, twilio_signed, webhook_call_sid
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from . import twiml
-from .chatbot import Reply
-from .twilio_calls import UpdateResult
+from ..twilio import twiml
+from ..chatbots.reply import Reply
+from ..twilio.rest import UpdateResult
 
 if TYPE_CHECKING:
     from .conversation import Conversation

@@ -5,10 +5,10 @@ import logging
 
 from flask import Blueprint, Response, current_app, request
 
-from .chatbot import Reply
-from .answers import call_config, listening_reply, stream_reply
-from .conversation import said
-from .security import public_base, twilio_signed, webhook_call_sid
+from ..chatbots.reply import Reply
+from ..dialogue.answers import call_config, listening_reply, stream_reply
+from ..dialogue.conversation import said
+from ..twilio.security import public_base, twilio_signed, webhook_call_sid
 
 log = logging.getLogger(__name__)
 

@@ -8,14 +8,14 @@ import threading
 import time
 from typing import TYPE_CHECKING, Callable
 
-from . import twiml
-from .answers import gather_document
-from .chatbot import Reply
+from ..twilio import twiml
+from ..dialogue.answers import gather_document
+from ..chatbots.reply import Reply
 
 if TYPE_CHECKING:
-    from .config import Config
-    from .conversation import Conversation
-    from .services import Services
+    from ..config import Config
+    from ..dialogue.conversation import Conversation
+    from ..services import Services
 
 log = logging.getLogger(__name__)
 

@@ -9,17 +9,17 @@ from collections import deque
 from functools import partial
 from typing import Callable
 
-from . import twiml
-from .calls import CallState
-from .chatbot import ChatbotError, Reply
-from .chatbots import FirstSentence
+from ..twilio import twiml
+from ..calls.store import CallState
+from ..chatbots.reply import ChatbotError, Reply
+from ..chatbots import FirstSentence
 from .first_sentence import EarlySentence
 from .answers import apology_document, listening, listening_reply
 from .prompt import PromptClock, say_seconds
-from .recognizers import Recognizer, Transcript
-from .services import Services
+from ..recognizers import Recognizer, Transcript
+from ..services import Services
 from .speech_outage import OutageFallback
-from .twilio_calls import UpdateResult
+from ..twilio.rest import UpdateResult
 
 log = logging.getLogger(__name__)
 

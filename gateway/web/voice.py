@@ -6,15 +6,15 @@ import time
 
 from flask import Blueprint, Response, current_app, render_template, request
 
-from . import twiml
-from .calls import ENDED_STATUSES
-from .chatbot import Reply
-from .answers import call_config, gather_document, listening, listening_reply, stream_reply
-from .conversation import greeting, log_turn, no_input, remember, said, webhook_turn
-from .limits import streams_full
-from .prompt import say_seconds
-from .redact import mask_number
-from .security import public_base, stream_target, twilio_signed, webhook_call_sid
+from ..twilio import twiml
+from ..calls.store import ENDED_STATUSES
+from ..chatbots.reply import Reply
+from ..dialogue.answers import call_config, gather_document, listening, listening_reply, stream_reply
+from ..dialogue.conversation import greeting, log_turn, no_input, remember, said, webhook_turn
+from ..ops.limits import streams_full
+from ..dialogue.prompt import say_seconds
+from ..ops.redact import mask_number
+from ..twilio.security import public_base, stream_target, twilio_signed, webhook_call_sid
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ import time
 from typing import TYPE_CHECKING
 
 from .answers import gather_document
-from .audio import SAMPLE_RATE
-from .recognizers import Transcript
-from .twilio_calls import UpdateResult
+from ..audio import SAMPLE_RATE
+from ..recognizers import Transcript
+from ..twilio.rest import UpdateResult
 
 if TYPE_CHECKING:
     from .conversation import Conversation

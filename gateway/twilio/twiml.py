@@ -7,7 +7,7 @@ from typing import Mapping, Sequence
 
 from twilio.twiml.voice_response import Start, VoiceResponse
 
-from .chatbot import Reply, xml_safe
+from ..chatbots.reply import Reply, xml_safe
 
 
 def _say(response, text: str, language: str, voice: str | None) -> None:

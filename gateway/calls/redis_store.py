@@ -12,7 +12,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError, LockError, TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from .calls import (FORGET_ENDED_SECONDS, FORGET_OPEN_SECONDS, CallState, CallStore, Change, add_to_history,
+from .store import (FORGET_ENDED_SECONDS, FORGET_OPEN_SECONDS, CallState, CallStore, Change, add_to_history,
                     cut_in_history)
 from .coordination import EventHandler, Turn
 
