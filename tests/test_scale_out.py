@@ -21,7 +21,10 @@ def two_gateways(redis_server, start_gateway, twilio):
     """Start two `web:` processes on one REDIS_URL; each webhook and each stream goes to the next, in turn."""
 
     def start(**overrides: str):
-        gateways = [start_gateway(REDIS_URL=redis_server.url, **overrides) for _ in range(2)]
+        # Reprompts off unless a test asks for them: the long silences here are room for a kill, a restart or an
+        # outage, not a silent caller (the reprompt test sets its own NO_INPUT_SECONDS).
+        settings = {"REDIS_URL": redis_server.url, "NO_INPUT_SECONDS": "0", **overrides}
+        gateways = [start_gateway(**settings) for _ in range(2)]
         twilio.tunnel[PUBLIC_URL] = [gateway.url for gateway in gateways]
         return gateways
 
