@@ -116,11 +116,11 @@ def _share_through_redis(app: Flask, services: Services, client) -> None:
     config = services.config
     # A turn holds its lock through the chatbot's answer and the wait for a prompt that may not be cut; a holder that
     # dies frees it at this expiry, and the fencing check drops a late answer of one that only stalled.
-    services.turns = RedisTurnLocks(client, expiry_seconds=config.chatbot_timeout * 2 + 30)
+    services.turns = RedisTurnLocks(client, expiry_seconds=config.chatbot_timeout * 2 + 30, owner=services.me)
     services.signals = RedisSignals(client)
     app.register_error_handler(redis.RedisError, _store_unavailable)
     if config.stt_provider != "twilio":
-        StreamRecovery(app, services, services.store).start()
+        StreamRecovery(app, services, services.store, services.turns).start()
     log.info("call state in Redis (%s): every process serves every call", redact_url(config.redis_url))
 
 

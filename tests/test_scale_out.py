@@ -134,6 +134,28 @@ def test_kill_9_of_the_stream_holder_and_the_call_goes_on(twilio, chatbot, two_g
     assert "stopped; starting a new stream" in survivor.logs()
 
 
+def test_kill_9_during_a_turn_frees_the_turn_for_the_callers_next_words(twilio, chatbot, two_gateways,
+                                                                         redis_server):
+    gateways = two_gateways()
+    from standins.twilio import Caller
+
+    chatbot.delay = 3.0  # the stream's process is still asking the chatbot about "hello" when it dies
+    call = place(twilio, Caller.at_times([(1.0, "hello"), (24.0, "goodbye")]))
+    assert wait_until(lambda: chatbot.requests, timeout=30), call.transcript()
+    holder, survivor = stream_holder(gateways, redis_server, call)
+    twilio.tunnel[PUBLIC_URL] = [survivor.url]
+    os.killpg(holder.process.pid, signal.SIGKILL)
+    chatbot.delay = 0.0
+    assert call.wait_ended(timeout=60), call.transcript()
+    # The dead process's turn lock does not hold up the caller's next words until it expires (CHATBOT_TIMEOUT + 5 s
+    # of waiting, 40 call seconds here): they are answered as promptly as any.
+    assert call.said()[-1] == BYE, call.transcript()
+    spoke = next(t for t, kind, d in call.events if kind == "caller-speaks" and d == "goodbye")
+    answered = next(t for t, kind, d in call.events if kind == "say" and d == BYE)
+    assert answered - spoke < 12, call.transcript()
+    assert "freed the turn the stopped process held" in survivor.logs()
+
+
 def test_redis_gone_mid_call_leaves_the_caller_an_apology_not_silence(twilio, chatbot, two_gateways, redis_server):
     from tests.test_phone_dialogue import APOLOGY
 

@@ -5,6 +5,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from typing import Callable
 
 import redis
@@ -190,25 +191,43 @@ class _RedisTurn:
             log.warning("a turn lock expired before its turn ended")
 
 
+# Delete the lock only if its token starts with the dead process's name: one atomic step, so a turn another process
+# took meanwhile is never freed.
+FREE_IF_HELD_BY = """
+local token = redis.call('GET', KEYS[1])
+if token and string.sub(token, 1, string.len(ARGV[1])) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
 class RedisTurnLocks:
     """One turn per call across processes: a Redis lock that expires (a dead holder frees it) plus a fencing token
     (INCR), which the store's `fenced` check uses to drop the answer of a holder whose lock expired."""
 
-    def __init__(self, client: redis.Redis, expiry_seconds: float):
+    def __init__(self, client: redis.Redis, expiry_seconds: float, owner: str = ""):
         self._redis = client
         self._expiry = expiry_seconds
+        self._owner = owner  # this process: its name starts every lock token, so a dead holder's lock can be freed
+        self._free_if_held_by = client.register_script(FREE_IF_HELD_BY)
 
     def acquire(self, call_sid: str, timeout: float) -> Turn | None:
         """Wait up to `timeout` seconds for the call's turn; None if another turn still holds it."""
         lock = self._redis.lock(f"{PREFIX}turn:{call_sid}", timeout=self._expiry, sleep=0.01,
                                 blocking_timeout=timeout, thread_local=False)
-        if not lock.acquire():
+        if not lock.acquire(token=f"{self._owner}|{uuid.uuid4().hex}"):
             return None
         pipe = self._redis.pipeline()
         pipe.incr(f"{PREFIX}fence:{call_sid}")
         pipe.expire(f"{PREFIX}fence:{call_sid}", int(FORGET_OPEN_SECONDS))
         token, _ = pipe.execute()
         return _RedisTurn(lock, int(token))
+
+    def free_if_held_by(self, call_sid: str, process: str) -> bool:
+        """Free the call's turn if `process` (found dead) holds it, so the next turn need not wait for its expiry; a
+        holder that was only stalled loses its answer to the fencing check. True when a lock was freed."""
+        return bool(self._free_if_held_by(keys=[f"{PREFIX}turn:{call_sid}"], args=[process + "|"]))
 
 
 class RedisSignals:

@@ -15,7 +15,7 @@ from ..twilio.rest import UpdateResult
 if TYPE_CHECKING:
     from flask import Flask
 
-    from ..calls.redis_store import RedisCallStore
+    from ..calls.redis_store import RedisCallStore, RedisTurnLocks
     from ..services import Services
 
 log = logging.getLogger(__name__)
@@ -31,8 +31,8 @@ class StreamRecovery:
     """This process's heartbeat (its own thread, never held up by recovery work), and the watch for other
     processes' orphaned streams, each recovered on the turn executor."""
 
-    def __init__(self, app: Flask, services: Services, store: RedisCallStore):
-        self.app, self.services, self.store = app, services, store
+    def __init__(self, app: Flask, services: Services, store: RedisCallStore, turns: RedisTurnLocks):
+        self.app, self.services, self.store, self.turns = app, services, store, turns
         self._suspects: dict[str, float] = {}  # call -> when its stream's process was first seen without a beat
         self._recovering: set[str] = set()
 
@@ -80,6 +80,9 @@ class StreamRecovery:
                         dead)
             # Were it only stalled, it lets its stream go: two streams would answer every turn twice.
             self.services.signals.publish(call_sid, {"type": "stream_taken", "from": dead})
+            # A turn it was taking dies with it: the caller's next words need not wait for its lock to expire.
+            if self.turns.free_if_held_by(call_sid, dead):
+                log.warning("call %s: freed the turn the stopped process held", call_sid)
             with self.app.app_context():  # the stream token is signed with the app's configuration
                 url, parameters = stream_target(state.base_url, call_sid, state.caller)
             outcome = self.services.updater.start_stream(call_sid, url, parameters)
