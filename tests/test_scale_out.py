@@ -134,7 +134,7 @@ def test_kill_9_of_the_stream_holder_and_the_call_goes_on(twilio, chatbot, two_g
     assert "stopped; starting a new stream" in survivor.logs()
 
 
-def test_kill_9_during_a_turn_frees_the_turn_for_the_callers_next_words(twilio, chatbot, two_gateways,
+def test_kill_9_during_a_turn_answers_its_words_and_frees_the_turn(twilio, chatbot, two_gateways,
                                                                          redis_server):
     gateways = two_gateways()
     from standins.twilio import Caller
@@ -147,6 +147,11 @@ def test_kill_9_during_a_turn_frees_the_turn_for_the_callers_next_words(twilio, 
     os.killpg(holder.process.pid, signal.SIGKILL)
     chatbot.delay = 0.0
     assert call.wait_ended(timeout=60), call.transcript()
+    # The words the dead process was answering are answered by the survivor (the chatbot hears them again): the
+    # caller is not left in silence.
+    assert call.said()[:2] == [GREETING, HI], call.transcript()
+    assert "died answering 5 characters; answering them here" in survivor.logs()
+    assert chatbot.messages()[-1] == "goodbye" and chatbot.messages().count("hello") == 2
     # The dead process's turn lock does not hold up the caller's next words until it expires (CHATBOT_TIMEOUT + 5 s
     # of waiting, 40 call seconds here): they are answered as promptly as any.
     assert call.said()[-1] == BYE, call.transcript()

@@ -47,6 +47,7 @@ class CallState:
     stream_seen: float = 0.0  # the owner's last heartbeat for that stream
     stream_broken: bool = False  # its stream broke without a `stop` while the call went on
     base_url: str = ""  # the gateway's public base URL as the call's stream saw it: where a new stream goes
+    unanswered: str = ""  # the caller's words a turn is answering right now: a process that dies leaves them here
 
     def to_dict(self) -> dict:
         """The state as plain JSON-ready values."""
@@ -134,6 +135,10 @@ class CallStore:
     def prompt_stopped(self, call_sid: str, prompt: int) -> CallState | None:
         """The prompt `prompt` was cut short: nothing is being said now."""
         return self._apply(call_sid, lambda s, now: replace(s, prompt_until=0.0) if s.prompt == prompt else s)
+
+    def answering(self, call_sid: str, words: str) -> CallState | None:
+        """A turn is answering `words` ("": it is done), so another process can answer them if this one dies."""
+        return self._apply(call_sid, lambda s, now: replace(s, unanswered=words))
 
     def hold(self, call_sid: str, held: bool = True) -> CallState | None:
         """A hangup or transfer is under way (or, `held` false, the caller is back with the bot)."""

@@ -7,7 +7,7 @@ import threading
 import time
 from collections import deque
 from functools import partial
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..twilio import twiml
 from ..calls.store import CallState
@@ -20,6 +20,9 @@ from ..recognizers import Recognizer, Transcript
 from ..services import Services
 from .speech_outage import OutageFallback
 from ..twilio.rest import UpdateResult
+
+if TYPE_CHECKING:
+    from ..calls.coordination import Turn
 
 log = logging.getLogger(__name__)
 
@@ -247,52 +250,65 @@ class Conversation:
                 self.services.updater.update(self.call_sid, apology_document(self.services.config, self.base_url))
 
     def _turn(self, text: str, heard_at: float) -> None:
-        """Ask the chatbot and update the call; runs on the turn executor."""
+        """Ask the chatbot and update the call; runs on the turn executor. Until it is done the words wait in the
+        call's state, so that if this process dies mid-turn the process that takes the call over answers them."""
         with self.services.turn(self.call_sid) as turn:
-            if turn is None:
-                log.warning("call %s: another turn is still running; answering this one anyway", self.call_sid)
-            if self._call_has_ended():
-                log.info("call %s has already ended; dropping a turn of %d characters", self.call_sid, len(text))
-                return
-            if self.held:  # updating the call now would cut a transfer or the goodbye short
-                log.info("call %s is being transferred or hung up; not answering %d characters", self.call_sid,
-                         len(text))
-                return
-            first = EarlySentence(self, heard_at)
-            asked_at = time.monotonic()
-            reply, error = ask(self.services, self.call_sid, text, "speech", self.caller, first.say)
-            chatbot_ms = (time.monotonic() - asked_at) * 1000
-            if self._call_has_ended():
-                first.drop()
-                log.info("call %s has already ended while its reply was in flight; reply dropped", self.call_sid)
-                return
-            remember(self.services, self.call_sid, reply)
-            if first.rest(reply):  # its first sentence is being said: /continue answers with the rest
-                elapsed_ms = (time.monotonic() - heard_at) * 1000
-                log_turn(self.call_sid, text, reply, elapsed_ms, "first-sentence", error,
-                         words=self.services.config.log_transcripts)
-                self.services.events.bot_said(self.call_sid, reply, chatbot_ms, elapsed_ms, error)
-                return
-            document = self.reply_document(reply)
-            if not self.wait_for_protected_prompt():
-                return
-            if turn is not None and not self.services.store.fenced(self.call_sid, turn.token):
-                log.warning("call %s: a newer turn took over while this one ran; its answer is dropped", self.call_sid)
-                return
-            with self.prompt.lock:
-                outcome = self.services.updater.update(self.call_sid, document)
-                if outcome is UpdateResult.SENT:
-                    said(self.services, self.call_sid, reply)
+            self.services.store.answering(self.call_sid, text)
+            delivered = False
+            try:
+                delivered = self._answer(turn, text, heard_at)
+            finally:
+                if not delivered:
+                    self.services.store.answering(self.call_sid, "")
+
+    def _answer(self, turn: Turn | None, text: str, heard_at: float) -> bool:
+        """The turn itself, under the call's turn lock; True once its answer went out (and the words were let go)."""
+        if turn is None:
+            log.warning("call %s: another turn is still running; answering this one anyway", self.call_sid)
+        if self._call_has_ended():
+            log.info("call %s has already ended; dropping a turn of %d characters", self.call_sid, len(text))
+            return False
+        if self.held:  # updating the call now would cut a transfer or the goodbye short
+            log.info("call %s is being transferred or hung up; not answering %d characters", self.call_sid,
+                     len(text))
+            return False
+        first = EarlySentence(self, heard_at)
+        asked_at = time.monotonic()
+        reply, error = ask(self.services, self.call_sid, text, "speech", self.caller, first.say)
+        chatbot_ms = (time.monotonic() - asked_at) * 1000
+        if self._call_has_ended():
+            first.drop()
+            log.info("call %s has already ended while its reply was in flight; reply dropped", self.call_sid)
+            return False
+        remember(self.services, self.call_sid, reply)
+        if first.rest(reply):  # its first sentence is being said: /continue answers with the rest
             elapsed_ms = (time.monotonic() - heard_at) * 1000
-            log_turn(self.call_sid, text, reply, elapsed_ms, outcome.value, error,
+            log_turn(self.call_sid, text, reply, elapsed_ms, "first-sentence", error,
                      words=self.services.config.log_transcripts)
-            self.services.events.bot_said(self.call_sid, reply, chatbot_ms, elapsed_ms, error,
-                                          delivered=outcome is UpdateResult.SENT)
-            if outcome is UpdateResult.CALL_ENDED:
-                self.services.store.end(self.call_sid)
-                self.close()
-            elif outcome is not UpdateResult.SENT and reply.hints:
-                self.recognizer.set_hints(reply.hints)
+            self.services.events.bot_said(self.call_sid, reply, chatbot_ms, elapsed_ms, error)
+            return False
+        document = self.reply_document(reply)
+        if not self.wait_for_protected_prompt():
+            return False
+        if turn is not None and not self.services.store.fenced(self.call_sid, turn.token):
+            log.warning("call %s: a newer turn took over while this one ran; its answer is dropped", self.call_sid)
+            return False
+        with self.prompt.lock:
+            outcome = self.services.updater.update(self.call_sid, document)
+            if outcome is UpdateResult.SENT:
+                self.services.store.answering(self.call_sid, "")  # the caller hears the answer: nothing to redo
+                said(self.services, self.call_sid, reply)
+        elapsed_ms = (time.monotonic() - heard_at) * 1000
+        log_turn(self.call_sid, text, reply, elapsed_ms, outcome.value, error,
+                 words=self.services.config.log_transcripts)
+        self.services.events.bot_said(self.call_sid, reply, chatbot_ms, elapsed_ms, error,
+                                      delivered=outcome is UpdateResult.SENT)
+        if outcome is UpdateResult.CALL_ENDED:
+            self.services.store.end(self.call_sid)
+            self.close()
+        elif outcome is not UpdateResult.SENT and reply.hints:
+            self.recognizer.set_hints(reply.hints)
+        return outcome is UpdateResult.SENT
 
     def reply_document(self, reply: Reply) -> str:
         """The TwiML that gives the caller `reply` by a call update: by reply_twiml when set, else on this stream."""

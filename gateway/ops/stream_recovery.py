@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from ..twilio.security import stream_target
+from ..dialogue.answers import listening_reply
+from ..dialogue.conversation import ask, log_turn, remember, said
 from ..twilio.rest import UpdateResult
+from ..twilio.security import stream_target
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -89,7 +91,32 @@ class StreamRecovery:
             if outcome is UpdateResult.CALL_ENDED:
                 self.services.store.end(call_sid)
             log.info("call %s: new stream %s", call_sid, outcome.value)
+            if state.unanswered and outcome is UpdateResult.SENT:
+                self._answer_lost_turn(call_sid, state.unanswered, state.base_url)
         except Exception:  # the executor's boundary
             log.exception("call %s: starting a new stream failed", call_sid)
         finally:
             self._recovering.discard(call_sid)
+
+    def _answer_lost_turn(self, call_sid: str, words: str, base_url: str) -> None:
+        """The stopped process died answering the caller's `words`: answer them here, so the caller is not left in
+        silence (the chatbot may see them twice if it had already answered the dead process)."""
+        services = self.services
+        with services.turn(call_sid) as turn:
+            if turn is None:
+                log.warning("call %s: a turn is still running; the lost words are not answered again", call_sid)
+                return
+            log.warning("call %s: the stopped process died answering %d characters; answering them here", call_sid,
+                        len(words))
+            started = time.monotonic()
+            state = services.store.get(call_sid)
+            reply, error = ask(services, call_sid, words, "speech", state.caller if state else "")
+            chatbot_ms = (time.monotonic() - started) * 1000
+            remember(services, call_sid, reply)
+            outcome = services.updater.update(call_sid, listening_reply(services, call_sid, reply, base_url))
+            if outcome is UpdateResult.SENT:
+                said(services, call_sid, reply)
+            elapsed_ms = (time.monotonic() - started) * 1000
+            log_turn(call_sid, words, reply, elapsed_ms, outcome.value, error, words=services.config.log_transcripts)
+            services.events.bot_said(call_sid, reply, chatbot_ms, elapsed_ms, error,
+                                     delivered=outcome is UpdateResult.SENT)
