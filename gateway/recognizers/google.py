@@ -36,7 +36,7 @@ def streaming_config(language: str, hints: Sequence[str], model: str = "phone_ca
     )
 
 
-class GoogleRecognizer:
+class GoogleRecognizer(google_loop.LoopRecognizer):
     """One call's recognition: audio batched to ~100 ms, streams restarted before Google's limits, nothing lost.
 
     The public methods may be called from any thread; they only hand work to the shared loop. Everything else (the
@@ -75,37 +75,6 @@ class GoogleRecognizer:
         self._health = StreamHealth(outage_seconds)
         self._working_after = working_after_seconds
         self._on_health: HealthCallback | None = None
-
-    def start(self, on_result: ResultCallback, on_health: HealthCallback | None = None) -> None:
-        """Open the first stream on the shared loop; `on_health(False)`/`(True)` tell of an outage and its end."""
-        self._on_result = on_result
-        self._on_health = on_health
-        self._health.on_change = self._report_health
-        google_loop.call_soon(self._begin)
-
-    def feed(self, mulaw: bytes) -> None:
-        """Queue caller audio for the loop (a wake-up shared with other calls): cheap, for the websocket thread."""
-        self._inbox.put(mulaw)
-
-    def set_hints(self, hints: Sequence[str]) -> None:
-        """Use new phrase hints: the stream restarts now, re-sending the audio not yet finalized."""
-        hints = tuple(hints)
-        if hints != self._hints:
-            self._hints = hints
-            google_loop.call_soon(self._restart)
-
-    def set_language(self, language: str) -> None:
-        """Recognize another language from now on: the stream restarts, re-sending the audio not yet finalized."""
-        if language != self.language:
-            self.language = language
-            google_loop.call_soon(self._restart)
-
-    def close(self) -> None:
-        """End the stream and its task (idempotent); once this returns, no result or health report is delivered."""
-        if not self._inbox.close():
-            return
-        # Waits for the loop: a result being delivered right now finishes first, and none follows.
-        google_loop.run_on_loop(self._shutdown)
 
     # Everything below runs on the loop thread.
 
@@ -170,6 +139,10 @@ class GoogleRecognizer:
         if excess > 0:
             del self._unfinalized[:excess]
             self._finalized_at += excess
+
+    def _hints_changed(self) -> None:
+        """Google takes phrase hints only when a stream opens: restart it, re-sending the audio not yet finalized."""
+        self._restart()
 
     def _restart(self) -> None:
         """End the current stream now (cancel, so Google finalizes nothing half-heard); `_run` opens the next."""

@@ -5,9 +5,10 @@ from typing import Any
 
 from grpc import aio
 
-from .speech_loop import THREAD_NAME, AudioInbox, call_soon, event_loop, forget_on_new_loop, run_on_loop, run_soon
+from .speech_loop import (THREAD_NAME, AudioInbox, LoopRecognizer, call_soon, event_loop, forget_on_new_loop,
+                          run_on_loop, run_soon)
 
-__all__ = ["THREAD_NAME", "AudioInbox", "call_soon", "event_loop", "run_on_loop", "run_soon", "transport"]
+__all__ = ["THREAD_NAME", "AudioInbox", "LoopRecognizer", "call_soon", "event_loop", "run_on_loop", "run_soon", "transport"]
 
 _transports: dict[str | None, Any] = {}  # touched on the loop thread only
 forget_on_new_loop(_transports.clear)

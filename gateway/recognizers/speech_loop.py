@@ -172,3 +172,45 @@ class AudioInbox:
             audio = bytes(self._audio)
             self._audio.clear()
         self._drain(audio)
+
+
+class LoopRecognizer:
+    """The public half of a recognizer whose streams live on the shared loop: each method may be called from any
+    thread and only hands work to the loop. A subclass sets `language`, `_hints`, `_inbox` (an AudioInbox) and
+    `_health` (a StreamHealth), and supplies the loop-thread steps `_begin`, `_shutdown`, `_restart`,
+    `_hints_changed` and `_report_health`."""
+
+    language: str
+    _hints: tuple[str, ...]
+    _inbox: AudioInbox
+    _health: Any
+
+    def start(self, on_result: Callable, on_health: Callable | None = None) -> None:
+        """Open the first stream on the shared loop; `on_health(False)`/`(True)` tell of an outage and its end."""
+        self._on_result, self._on_health = on_result, on_health
+        self._health.on_change = self._report_health
+        call_soon(self._begin)
+
+    def feed(self, mulaw: bytes) -> None:
+        """Queue caller audio for the loop (a wake-up shared with other calls): cheap, for the websocket thread."""
+        self._inbox.put(mulaw)
+
+    def set_hints(self, hints) -> None:
+        """Use new hints from the next stream on (or the open one, where the provider takes them there)."""
+        hints = tuple(hints)
+        if hints != self._hints:
+            self._hints = hints
+            call_soon(self._hints_changed)
+
+    def set_language(self, language: str) -> None:
+        """Recognize another language from now on: a new stream, re-sending the audio not yet finalized."""
+        if language != self.language:
+            self.language = language
+            call_soon(self._restart)
+
+    def close(self) -> None:
+        """End the stream and its task (idempotent); once this returns, no result or health report is delivered."""
+        if not self._inbox.close():
+            return
+        # Waits for the loop: a result being delivered right now finishes first, and none follows.
+        run_on_loop(self._shutdown)

@@ -30,7 +30,7 @@ BYTES_PER_SECOND = 8000  # 8 kHz mu-law, one byte a sample
 _END, _RESTART = object(), object()  # outbox sentinels: the call is over / open a new stream
 
 
-class WebSocketRecognizer:
+class WebSocketRecognizer(speech_loop.LoopRecognizer):
     """One call's recognition over a provider's websocket; the public methods hand work to the shared loop.
 
     Like GoogleRecognizer: only the inbox is touched from other threads; everything else is the loop thread's.
@@ -60,35 +60,6 @@ class WebSocketRecognizer:
         self._refusal_logged = False
         self.streams_started = 0
 
-    def start(self, on_result: ResultCallback, on_health: HealthCallback | None = None) -> None:
-        """Open the first stream on the shared loop; `on_health(False)`/`(True)` tell of an outage and its end."""
-        self._on_result, self._on_health = on_result, on_health
-        self._health.on_change = self._report_health
-        speech_loop.call_soon(self._begin)
-
-    def feed(self, mulaw: bytes) -> None:
-        """Queue caller audio for the loop (a wake-up shared with other calls): cheap, for the websocket thread."""
-        self._inbox.put(mulaw)
-
-    def set_hints(self, hints: Sequence[str]) -> None:
-        """Use new hints: sent on the open stream if the provider can take them there, else a new stream."""
-        hints = tuple(hints)
-        if hints != self._hints:
-            self._hints = hints
-            speech_loop.call_soon(self._new_hints)
-
-    def set_language(self, language: str) -> None:
-        """Recognize another language from now on: a new stream, re-sending the audio not yet finalized."""
-        if language != self.language:
-            self.language = language
-            speech_loop.call_soon(self._restart)
-
-    def close(self) -> None:
-        """End the stream cleanly and its task (idempotent); once this returns, no result or report is delivered."""
-        if not self._inbox.close():
-            return
-        speech_loop.run_on_loop(self._shutdown)
-
     # Everything below runs on the loop thread.
 
     def _begin(self) -> None:
@@ -107,7 +78,7 @@ class WebSocketRecognizer:
         if self._outbox is not None:
             self._outbox.put_nowait(_RESTART)
 
-    def _new_hints(self) -> None:
+    def _hints_changed(self) -> None:
         message = self.dialect.hints_message(self._hints)
         if message is None:
             self._restart()
