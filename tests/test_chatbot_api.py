@@ -168,7 +168,7 @@ def test_bad_requests_get_400_with_a_reason_and_one_log_line(client, caplog, bod
     response = client.post("/message", data=body, content_type="application/json")
     assert response.status_code == 400
     assert reason in response.get_json()["error"]
-    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("chatbot_api")]
     assert len(warnings) == 1 and reason in warnings[0].getMessage()
 
 
