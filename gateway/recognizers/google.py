@@ -254,16 +254,3 @@ class GoogleRecognizer(google_loop.LoopRecognizer):
             if soft_limit:
                 self._restart()  # a quiet moment right after a final: the cheapest time to roll over
 
-    def _report_health(self, ok: bool) -> None:
-        """Pass a health change on unless the recognizer was closed meanwhile."""
-        if not self._inbox.closed and self._on_health is not None:
-            self._on_health(ok)
-
-    def _emit(self, transcript: Transcript) -> None:
-        """Deliver a result unless the recognizer was closed meanwhile; a failing callback costs only that result."""
-        if self._inbox.closed or self._on_result is None:
-            return
-        try:
-            self._on_result(transcript)
-        except Exception:
-            log.exception("speech result callback failed")

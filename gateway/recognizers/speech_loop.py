@@ -178,7 +178,7 @@ class LoopRecognizer:
     """The public half of a recognizer whose streams live on the shared loop: each method may be called from any
     thread and only hands work to the loop. A subclass sets `language`, `_hints`, `_inbox` (an AudioInbox) and
     `_health` (a StreamHealth), and supplies the loop-thread steps `_begin`, `_shutdown`, `_restart`,
-    `_hints_changed` and `_report_health`."""
+    `_hints_changed`; `_emit` and `_report_health` pass results and health on from the loop thread."""
 
     language: str
     _hints: tuple[str, ...]
@@ -214,3 +214,17 @@ class LoopRecognizer:
             return
         # Waits for the loop: a result being delivered right now finishes first, and none follows.
         run_on_loop(self._shutdown)
+
+    def _report_health(self, ok: bool) -> None:
+        """Pass a health change on unless the recognizer was closed meanwhile."""
+        if not self._inbox.closed and self._on_health is not None:
+            self._on_health(ok)
+
+    def _emit(self, transcript) -> None:
+        """Deliver a result unless the recognizer was closed meanwhile; a failing callback costs only that result."""
+        if self._inbox.closed or self._on_result is None:
+            return
+        try:
+            self._on_result(transcript)
+        except Exception:  # the callback's boundary: the stream goes on
+            log.exception("speech result callback failed")

@@ -249,15 +249,3 @@ class WebSocketRecognizer(speech_loop.LoopRecognizer):
             return transcript
         return replace(transcript, end_seconds=self._stream_start / BYTES_PER_SECOND + transcript.end_seconds)
 
-    def _report_health(self, ok: bool) -> None:
-        if not self._inbox.closed and self._on_health is not None:
-            self._on_health(ok)
-
-    def _emit(self, transcript: Transcript) -> None:
-        """Deliver a result unless closed meanwhile; a failing callback costs only that result."""
-        if self._inbox.closed or self._on_result is None:
-            return
-        try:
-            self._on_result(transcript)
-        except Exception:
-            log.exception("speech result callback failed")
