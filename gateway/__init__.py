@@ -11,6 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from .calls.store import InMemoryCallStore
 from .chatbots import make_chatbot
 from .config import Config
+from . import metrics
 from .ops.drain import Drain
 from .ops.limits import CallDeadlines, stream_capacity
 from .calls.live_calls import LiveCalls
@@ -67,11 +68,12 @@ def create_app(config: Config | None = None) -> Flask:
     services.deadlines = CallDeadlines(services)
     services.drain = Drain(services)
     app.extensions["chatline"] = services
-    from .web import gather, rest_of_answer, resume, stream, voice
+    from .web import gather, health, rest_of_answer, resume, stream, voice
 
     app.register_blueprint(voice.bp)
     app.register_blueprint(gather.bp)
     app.register_blueprint(resume.bp)
+    app.register_blueprint(health.bp)
     install_monitor(app, services.events)
     if config.stt_provider != "twilio":  # Gather mode needs no websocket at all
         app.register_blueprint(stream.bp)
@@ -131,6 +133,7 @@ def _store_unavailable(exc: Exception):
     from .dialogue.answers import apology_document
     from .twilio.security import public_base
 
+    metrics.redis_error("webhook")
     log.error("call state unavailable (%s: %s); %s answered with the apology", exc.__class__.__name__, exc,
               request.path)
     return Response(apology_document(current_app.extensions["chatline"].config, public_base(request)),

@@ -1,6 +1,46 @@
-"""gunicorn settings for the Procfile's `web:` process: how many workers (see config.gateway_workers)."""
+"""gunicorn settings for the Procfile's `web:` process: how many workers (see config.gateway_workers), and the
+directory where the workers share their Prometheus figures (gateway/metrics.py)."""
+import logging
 import os
+import shutil
+import tempfile
 
 from gateway.config import gateway_workers
+from gateway.metrics import MULTIPROC_DIR
 
 workers = gateway_workers(os.environ)
+log = logging.getLogger("gunicorn.error")
+_made_here = None  # the temporary directory this master made (PROMETHEUS_MULTIPROC_DIR unset), removed at exit
+
+
+def on_starting(server):
+    """In the master, before any worker: the metrics directory, empty, in the environment the workers inherit.
+
+    Unset (a Heroku dyno, `chatline serve`): a fresh temporary directory of this master's. Set: emptied, since
+    figures of an earlier run would be added to this one's. prometheus-client is not imported here: the workers
+    import it after the fork, with the variable already set, so they start in its multiprocess mode.
+    """
+    global _made_here
+    path = os.environ.get(MULTIPROC_DIR)
+    if path:
+        os.makedirs(path, exist_ok=True)
+        for name in os.listdir(path):
+            if name.endswith(".db"):
+                os.remove(os.path.join(path, name))
+    else:
+        path = _made_here = tempfile.mkdtemp(prefix="chatline-metrics-")
+        os.environ[MULTIPROC_DIR] = path
+    log.info("metrics: the workers share their figures in %s", path)
+
+
+def child_exit(server, worker):
+    """A worker is gone: its live gauges (calls, streams) stop counting; its counters stay in the totals."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    """The master stops: remove the temporary metrics directory it made."""
+    if _made_here:
+        shutil.rmtree(_made_here, ignore_errors=True)

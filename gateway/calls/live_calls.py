@@ -5,6 +5,8 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
+from .. import metrics
+
 if TYPE_CHECKING:
     from ..dialogue.conversation import Conversation
 
@@ -23,6 +25,7 @@ class LiveCalls:
         with self._lock:
             old = self._calls.get(conversation.call_sid)
             self._calls[conversation.call_sid] = conversation
+            metrics.live_calls(len(self._calls))
         if old is not None:
             log.warning("call %s opened a second stream; closing the first", conversation.call_sid)
             old.close()
@@ -35,6 +38,7 @@ class LiveCalls:
                 current = None
             else:
                 del self._calls[call_sid]
+                metrics.live_calls(len(self._calls))
         if current is not None:
             current.close()
 

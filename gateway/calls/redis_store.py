@@ -15,6 +15,7 @@ from redis.retry import Retry
 
 from .store import (FORGET_ENDED_SECONDS, FORGET_OPEN_SECONDS, CallState, CallStore, Change, add_to_history,
                     cut_in_history)
+from .. import metrics
 from .coordination import EventHandler, Turn
 
 log = logging.getLogger(__name__)
@@ -258,6 +259,7 @@ class RedisSignals:
                 for message in pubsub.listen():
                     self._dispatch(message.get("data"))
             except redis.RedisError as exc:  # Redis restarting: listen again once it is back
+                metrics.redis_error("signals")
                 log.warning("call signals: %s; listening again in a second", exc)
                 time.sleep(1.0)
 

@@ -9,6 +9,7 @@ import time
 
 import redis
 
+from .. import metrics
 from .live import LiveView
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ class RedisBus:
             self._outbox.put_nowait(event)
         except queue.Full:
             self.lost += 1
+            metrics.call_events_lost(1, "watchers")
             self.view.add(event)
 
     def listen(self) -> None:
@@ -74,6 +76,8 @@ class RedisBus:
                 self._client.publish(CHANNEL, json.dumps(event))
             except redis.RedisError as exc:
                 self.lost += 1
+                metrics.redis_error("monitor")
+                metrics.call_events_lost(1, "watchers")
                 self.view.add(event)  # our own watchers still see it
                 self._complain(f"cannot publish call events to Redis ({type(exc).__name__}: {exc}); other "
                                "processes' watchers miss them")
@@ -88,6 +92,7 @@ class RedisBus:
                     if message is not None and message.get("type") == "message":
                         self._deliver(message["data"])
             except redis.RedisError as exc:
+                metrics.redis_error("monitor")
                 self._complain(f"lost the Redis call-event channel ({type(exc).__name__}: {exc}); reconnecting")
                 time.sleep(RETRY_SECONDS)
 

@@ -7,6 +7,8 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Protocol
 
+from .. import metrics
+
 if TYPE_CHECKING:
     from ..chatbots.reply import Reply
     from .history import HistoryStore
@@ -74,6 +76,10 @@ class CallEvents:
         """The bot answered (how long the chatbot took, and the whole turn from the caller's words to the call
         hearing it), and what its answer does to the call."""
         gateway_ms = None if chatbot_ms is None or total_ms is None else max(0.0, total_ms - chatbot_ms)
+        if chatbot_ms is not None:  # a turn (the greeting comes with no timings): counted with the monitor on or off
+            metrics.chatbot_answered(chatbot_ms / 1000, failed=error is not None)
+        if total_ms is not None and delivered:
+            metrics.turn_answered(total_ms / 1000)
         if reply.text:  # an empty GREETING says nothing: no bubble
             self.publish(call_sid, "bot", text=reply.text, chatbot_ms=_ms(chatbot_ms), gateway_ms=_ms(gateway_ms),
                          error=error, status=None if delivered else "not delivered")
@@ -83,6 +89,10 @@ class CallEvents:
     def action(self, call_sid: str, name: str, text: str | None = None, target: str | None = None) -> None:
         """Something done to the call: hangup, transfer, transferred, transfer-failed, barge-in, reprompt,
         no-input, call-limit, speech-outage, speech-back."""
+        if name == "barge-in":
+            metrics.barge_in()
+        elif name == "reprompt":
+            metrics.reprompt()
         self.publish(call_sid, "action", action=name, text=text, target=target)
 
     def call_ended(self, call_sid: str, status: str = "completed") -> None:

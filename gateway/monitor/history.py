@@ -114,6 +114,11 @@ class HistoryStore:
                         connection.execute(DDL(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
                     log.info("call history: added column %s.%s", table.name, column.name)
 
+    def ping(self) -> None:
+        """Reach the database (SELECT 1), raising what stops it: the readiness check."""
+        with self.engine.connect() as connection:
+            connection.execute(select(1))
+
     def write(self, batch: Iterable[dict]) -> None:
         """Write a batch of events in one transaction; writing the same events again changes nothing. Rows are
         inserted many at a time, and each call's row is updated once per batch, by its latest deciding event."""

@@ -8,6 +8,7 @@ import time
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from .. import metrics
 from .history import HistoryStore
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,7 @@ class HistoryWriter:
 
     def _lose(self, count: int, why: str) -> None:
         """Count lost events; one log line at most every LOG_EVERY_SECONDS."""
+        metrics.call_events_lost(count, "history")
         with self._lock:
             self.lost += count
             self._unlogged += count

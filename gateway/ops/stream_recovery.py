@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import redis
 
+from .. import metrics
 from ..dialogue.answers import listening_reply
 from ..dialogue.conversation import ask, log_turn, remember, said
 from ..twilio.rest import UpdateResult
@@ -56,6 +57,7 @@ class StreamRecovery:
                 if not (self.services.drain is not None and self.services.drain.draining):
                     self._scan(time.monotonic())
             except redis.RedisError as exc:
+                metrics.redis_error("stream-recovery")
                 log.warning("stream recovery: %s", exc)
             except Exception:  # the thread's boundary: the watch must go on for the next calls
                 log.exception("stream recovery failed; watching on")

@@ -6,6 +6,8 @@ import threading
 import time
 from typing import Callable
 
+from .. import metrics
+
 log = logging.getLogger(__name__)
 
 
@@ -33,6 +35,7 @@ class StreamHealth:
 
     def failed(self) -> None:
         """A stream failed (not one Google ends by design); report down once failures have lasted long enough."""
+        metrics.recognizer_reconnect()
         with self._lock:
             now = self._clock()
             if self._failing_since is None:
@@ -42,6 +45,7 @@ class StreamHealth:
                 self._down = True
         if report:
             log.warning("speech recognition has failed for %.1f s; reporting it down", now - self._failing_since)
+            metrics.recognizer_outage()
             self._report(False)
 
     def refused(self) -> None:
@@ -52,6 +56,7 @@ class StreamHealth:
                 self._failing_since = self._clock()
             report, self._down = not self._down, True
         if report:
+            metrics.recognizer_outage()
             self._report(False)
 
     def retry_delay(self, failures: int) -> float:

@@ -6,6 +6,7 @@ import time
 
 from flask import Blueprint, abort, current_app, request
 
+from .. import metrics
 from ..chatbots.reply import Reply
 from ..dialogue.answers import call_config, gather_document
 from ..dialogue.conversation import Conversation
@@ -98,9 +99,11 @@ def media_stream():
     except HandshakeError as exc:
         log.warning("refused Media Stream handshake: %s", exc)
         abort(400)
+    metrics.stream_opened()
     try:
         _serve(ws)
     finally:
+        metrics.stream_closed()
         ws.close()
     return ws.response()
 
