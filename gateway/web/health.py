@@ -65,7 +65,10 @@ def _redis_client(url: str):
 
             client = _clients[url] = redis.Redis.from_url(url, socket_timeout=CHECK_TIMEOUT_SECONDS,
                                                           socket_connect_timeout=CHECK_TIMEOUT_SECONDS,
-                                                          retry=Retry(NoBackoff(), 0))
+                                                          retry=Retry(NoBackoff(), 0),
+                                                          # Heroku Redis's self-signed certificate, as the store takes it
+                                                          **({"ssl_cert_reqs": None} if url.startswith("rediss://")
+                                                             else {}))
         return client
 
 
