@@ -123,6 +123,17 @@ def test_recognizer_failures_count_reconnects_and_one_outage():
     assert sample("chatline_recognizer_outages_total") == outages + 1  # down once, not once per failure
 
 
+def test_a_refused_stream_is_an_outage_at_once_and_counted_once():
+    from gateway.recognizers.health import StreamHealth
+
+    health = StreamHealth(5.0, clock=lambda: 0.0)
+    reconnects, outages = sample("chatline_recognizer_reconnects_total"), sample("chatline_recognizer_outages_total")
+    health.refused()
+    health.refused()
+    assert sample("chatline_recognizer_outages_total") == outages + 1
+    assert sample("chatline_recognizer_reconnects_total") == reconnects + 2  # retried, slowly, each time
+
+
 def test_text_messages_and_lost_events_and_redis_errors():
     sent, refused = sample("chatline_text_messages_sent_total"), sample("chatline_text_messages_refused_total",
                                                                         code="21610")

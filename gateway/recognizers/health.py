@@ -51,6 +51,7 @@ class StreamHealth:
     def refused(self) -> None:
         """The provider refused the stream itself (a wrong key, bad settings): no retry can hide that, so report
         down at once and the call listens through <Gather> while the gateway keeps retrying slowly."""
+        metrics.recognizer_reconnect()
         with self._lock:
             if self._failing_since is None:
                 self._failing_since = self._clock()
