@@ -51,12 +51,14 @@ def test_one_scrape_counts_the_calls_and_turns_of_both_workers(twilio, chatbot, 
     figures = scrape(gateway)
     assert figures["chatline_live_calls"] == 0 and figures["chatline_turn_seconds_count"] == 0
     calls, workers = [], set()
-    while len(workers) < 2 and len(calls) < 8:  # until the kernel has given streams to both workers
-        call = place(twilio, ["hello", ("silence", 60), "goodbye"])
-        assert call.wait_for_say(HI, timeout=30), call.transcript()
-        calls.append(call)
-        workers.add(stream_worker(redis_server, call))
-    assert len(workers) == 2, "every stream went to one worker"
+    while len(workers) < 2 and len(calls) < 12:  # until the kernel has given streams to both workers
+        batch = [place(twilio, ["hello", ("silence", 60), "goodbye"]) for _ in range(3)]  # at once: spread
+        for call in batch:
+            assert call.wait_for_say(HI, timeout=30), call.transcript()
+            workers.add(stream_worker(redis_server, call))
+        calls += batch
+    assert len(workers) == 2, f"all {len(calls)} streams went to one worker"
+    print(f"\nmetrics: both workers held streams after {len(calls)} calls")
     assert {os.getpgid(pid) for pid in workers} == {gateway.process.pid}  # both are this gunicorn's workers
 
     # Whichever worker answers the scrape, it counts every worker's calls, streams and turns (a turn is counted
