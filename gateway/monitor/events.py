@@ -27,7 +27,8 @@ class Bus(Protocol):
 
 
 class CallEvents:
-    """Publishes a call's events to the watchers (the bus) and the history (the writer); both may be absent."""
+    """Publishes a call's events to the watchers (the bus) and the history (the writer), both may be absent; turns,
+    barge-ins and reprompts are also counted in the metrics (gateway/metrics.py), whatever is absent."""
 
     def __init__(self, view: LiveView | None = None, bus: Bus | None = None, writer: HistoryWriter | None = None,
                  store: HistoryStore | None = None, mode: str = "off"):
