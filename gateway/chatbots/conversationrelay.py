@@ -127,9 +127,9 @@ class ConversationRelayChatbot:
 
     async def _open(self, call: CallFacts) -> None:
         session = self._session(call)
-        if not session.connected and not session.ended:
+        if not session.ended:
             try:
-                await session.connect()
+                await session.ensure_connected()
             except ChatbotError as exc:
                 log.error("call %s: the ConversationRelay bot at %s %s; its first prompt tries again",
                           call.call_sid, self.url, exc)

@@ -44,6 +44,7 @@ class RelaySession:
         self.opened_at = time.monotonic()
         self._ws = None
         self._reader: asyncio.Task | None = None
+        self._connecting: asyncio.Future | None = None
         self._assembler = rp.SentenceAssembler()
         self._token_lang: str | None = None
         self._token_interruptible: bool | None = None
@@ -60,6 +61,15 @@ class RelaySession:
 
     # Opening and closing.
 
+    async def ensure_connected(self) -> None:
+        """Open the websocket unless it is open or opening (an `open` at the call's start and its first prompt may
+        race); ChatbotError when the bot refuses."""
+        if self._ws is not None:
+            return
+        if self._connecting is None or self._connecting.done():
+            self._connecting = asyncio.ensure_future(self.connect())
+        await asyncio.shield(self._connecting)
+
     async def connect(self) -> None:
         """Open the websocket and send `setup`; ChatbotError (logged by the caller) when the bot refuses."""
         client = self.client
@@ -71,6 +81,9 @@ class RelaySession:
             raise ChatbotError(f"refused the websocket handshake: HTTP {exc.response.status_code}") from exc
         except (OSError, InvalidHandshake, asyncio.TimeoutError) as exc:
             raise ChatbotError(f"cannot open the websocket: {exc!r:.120}") from exc
+        if self.closed:  # the call ended while the socket was opening
+            await ws.close(1000, "call ended")
+            raise ChatbotError("the call ended")
         f = self.facts
         await ws.send(rp.setup_message(
             self.session_id, f.call_sid, client.account_sid, f.caller, f.called,
@@ -98,8 +111,7 @@ class RelaySession:
         """Send the frames and wait for what the bot says first; ChatbotError past `timeout` when required."""
         if self.ended:
             raise ChatbotError("the bot ended the session")
-        if self._ws is None:
-            await self.connect()  # a session that could not be reopened: one new try per prompt
+        await self.ensure_connected()  # a session that could not be reopened: one new try per prompt
         if self._waiter is not None and not self._waiter.done():
             self._waiter.cancel()  # a newer prompt: the older one's answer goes to push when it comes
         waiter = self._waiter = asyncio.get_running_loop().create_future()
@@ -163,7 +175,7 @@ class RelaySession:
         log.warning("call %s: the bot closed its websocket mid-call (code %s); reopening it with a new setup",
                     self.facts.call_sid, code)
         try:
-            await self.connect()
+            await self.ensure_connected()
             for frame in self._pending_frames:
                 await self._ws.send(frame)
         except (ChatbotError, ConnectionClosed) as exc:
