@@ -1,6 +1,7 @@
 """Gateway configuration, read from the environment (and a local .env file) once at start-up."""
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field, replace
 from typing import Mapping
@@ -11,7 +12,7 @@ KEYED_PROVIDERS = {
     "deepgram": ("DEEPGRAM_API_KEY", "DEEPGRAM_URL", "wss://api.deepgram.com/v1/listen"),
     "assemblyai": ("ASSEMBLYAI_API_KEY", "ASSEMBLYAI_URL", "wss://streaming.assemblyai.com/v3/ws"),
 }
-CHATBOT_PROTOCOLS = ("chatline", "rasa", "openai")
+CHATBOT_PROTOCOLS = ("chatline", "rasa", "openai", "conversationrelay")
 
 
 class ConfigError(ValueError):
@@ -146,6 +147,7 @@ def _chatbot(env: Mapping[str, str], cls, problems: list[str]) -> dict:
     if protocol == "openai" and not (env.get("CHATBOT_MODEL") or "").strip():
         problems.append("CHATBOT_MODEL is required with CHATBOT_PROTOCOL=openai")
     return {
+        **_relay(env, protocol, problems),
         "chatbot_protocol": protocol,
         "chatbot_model": (env.get("CHATBOT_MODEL") or "").strip(),
         "chatbot_prompt": env.get("CHATBOT_PROMPT") or cls.chatbot_prompt,
@@ -155,6 +157,30 @@ def _chatbot(env: Mapping[str, str], cls, problems: list[str]) -> dict:
         "chatbot_stream": _flag(env.get("CHATBOT_STREAM"), True),
         "chatbot_greeting_message": env.get("CHATBOT_GREETING_MESSAGE") or cls.chatbot_greeting_message,
     }
+
+
+def _relay(env: Mapping[str, str], protocol: str, problems: list[str]) -> dict:
+    """ConversationRelay's settings: a ws(s):// CHATBOT_URL, CHATBOT_PARAMETERS (a JSON object, the `setup`
+    message's customParameters) and CHATBOT_HANDOFF_URL (the `<Connect action>` the bot's `end` is posted to)."""
+    url = (env.get("CHATBOT_URL") or "").strip()
+    if protocol == "conversationrelay" and not url.startswith(("wss://", "ws://")):
+        problems.append("CHATBOT_URL must be the bot's websocket, wss://... (ws:// for a local bot), with "
+                        f"CHATBOT_PROTOCOL=conversationrelay (got {url!r})")
+    raw = (env.get("CHATBOT_PARAMETERS") or "").strip()
+    parameters: dict = {}
+    if raw:
+        try:
+            parameters = json.loads(raw)
+        except ValueError:
+            parameters = None
+        if not isinstance(parameters, dict):
+            problems.append(f"CHATBOT_PARAMETERS must be a JSON object such as {{\"tier\": \"gold\"}} "
+                            f"(got {raw[:80]!r})")
+            parameters = {}
+    handoff = (env.get("CHATBOT_HANDOFF_URL") or "").strip() or None
+    if handoff and not handoff.startswith(("https://", "http://")):
+        problems.append(f"CHATBOT_HANDOFF_URL must start with https:// (got {handoff!r})")
+    return {"chatbot_parameters": parameters, "chatbot_handoff_url": handoff}
 
 
 def _flag(value: str | None, default: bool) -> bool:
@@ -242,6 +268,9 @@ class Config:
     chatbot_history_turns: int = 20
     chatbot_stream: bool = True  # openai: say the first sentence while the model writes the rest
     chatbot_greeting_message: str = "/greet"  # rasa: the message whose answer is the greeting (CHATBOT_GREETING)
+    # conversationrelay: the `setup` message's customParameters, and where the bot's `end` is posted.
+    chatbot_parameters: Mapping[str, object] = field(default_factory=dict)
+    chatbot_handoff_url: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def for_call(self, language: str = "", voice: str = "") -> "Config":

@@ -121,3 +121,31 @@ def test_first_sentence_is_said_then_the_rest_is_fetched():
                                 voice="Polly.Joanna") == (
         HEAD + '<Response><Say language="en-US" voice="Polly.Joanna">Fish &amp; chips, &lt;fresh&gt;.</Say>'
         '<Redirect method="POST">https://gw.example/continue?answer=ab12</Redirect></Response>')
+
+
+def test_a_conversationrelay_reply_says_plays_and_sends_tones_in_the_bots_order():
+    from gateway.chatbots import relay_protocol as rp
+    answer = rp.relay_reply([rp.Say("Hello & welcome."), rp.Play("https://x.example/a.mp3", 2),
+                             rp.SendDigits("12w#"), rp.Say("Hola.", "es-ES")])
+    assert twiml.reply(answer, LISTEN, pause_seconds=30, dtmf_url=DTMF, voice="Polly.Joanna") == (
+        HEAD + '<Response>' + KEYS + '<Say language="en-US" voice="Polly.Joanna">Hello &amp; welcome.</Say>'
+        '<Play loop="2">https://x.example/a.mp3</Play><Play digits="12w#" /><Say language="es-ES">Hola.</Say>'
+        '<Pause length="30" /></Gather>' + BACK)
+
+
+def test_a_conversationrelay_end_hangs_up_after_the_pending_text():
+    from gateway.chatbots import relay_protocol as rp
+    answer = rp.relay_reply([rp.Say("Goodbye.")], ended=True)
+    assert twiml.reply(answer, LISTEN, dtmf_url=DTMF) == (
+        HEAD + '<Response><Say language="en-US">Goodbye.</Say><Hangup /></Response>')
+
+
+def test_a_conversationrelay_handoff_runs_the_twiml_the_handoff_url_answered():
+    from gateway.chatbots import relay_protocol as rp
+    handoff = '<?xml version="1.0"?><Response><Dial timeout="20"><Number>+15550001111</Number></Dial></Response>'
+    answer = rp.relay_reply([rp.Say("Transferring you.")], ended=True, handoff_twiml=handoff)
+    assert twiml.reply(answer, LISTEN, dtmf_url=DTMF) == (
+        HEAD + '<Response><Say language="en-US">Transferring you.</Say>'
+        '<Dial timeout="20"><Number>+15550001111</Number></Dial></Response>')
+    alone = rp.relay_reply([], ended=True, handoff_twiml='<Response><Enqueue>support</Enqueue></Response>')
+    assert twiml.reply(alone, LISTEN) == HEAD + '<Response><Enqueue>support</Enqueue></Response>'

@@ -1,18 +1,27 @@
-"""The chatbot seam and its protocols (CHATBOT_PROTOCOL): chatline (the contract), rasa (REST channel), openai."""
+"""The chatbot seam and its protocols (CHATBOT_PROTOCOL): chatline (the contract), rasa (REST channel), openai,
+conversationrelay (Twilio ConversationRelay's websocket, the gateway in Twilio's place)."""
 from __future__ import annotations
 
 from ..calls.store import CallStore
 from ..config import Config
 from .base import Chatbot, FirstSentence
 from .chatline import ChatlineChatbot
+from .conversationrelay import ConversationRelayChatbot
 from .openai import OpenAIChatbot
 from .rasa import RasaChatbot
 
-__all__ = ["Chatbot", "FirstSentence", "ChatlineChatbot", "OpenAIChatbot", "RasaChatbot", "make_chatbot"]
+__all__ = ["Chatbot", "FirstSentence", "ChatlineChatbot", "ConversationRelayChatbot", "OpenAIChatbot", "RasaChatbot", "make_chatbot"]
 
 
 def make_chatbot(config: Config, store: CallStore) -> Chatbot:
     """The chatbot client CHATBOT_PROTOCOL names, for CHATBOT_URL; `store` keeps the history of those that need it."""
+    if config.chatbot_protocol == "conversationrelay":
+        # What the bot says with no prompt pending reaches the call through `on_unprompted`, set by the turn path.
+        return ConversationRelayChatbot(config.chatbot_url, account_sid=config.twilio_account_sid,
+                                        auth_token=config.twilio_auth_token, api_key=config.chatbot_api_key,
+                                        parameters=config.chatbot_parameters, handoff_url=config.chatbot_handoff_url,
+                                        timeout=config.chatbot_timeout, language=config.language,
+                                        chars_per_second=config.say_chars_per_second)
     if config.chatbot_protocol == "rasa":
         return RasaChatbot(config.chatbot_url, config.chatbot_timeout, config.chatbot_greeting_message)
     if config.chatbot_protocol == "openai":

@@ -4,9 +4,11 @@ from __future__ import annotations
 from dataclasses import replace
 from functools import partial
 from typing import Mapping, Sequence
+from xml.etree import ElementTree
 
 from twilio.twiml.voice_response import Start, VoiceResponse
 
+from ..chatbots.relay_protocol import Play, RelayReply, Say, SendDigits
 from ..chatbots.reply import Reply, xml_safe
 
 
@@ -15,6 +17,30 @@ def _say(response, text: str, language: str, voice: str | None) -> None:
     if text:
         attrs = {"voice": voice} if voice else {}
         response.say(text, language=language, **attrs)
+
+
+def _parts(response, answer: Reply, language: str, voice: str | None) -> None:
+    """Say the answer: its text, or a ConversationRelay bot's parts in order (sentences, <Play loop>, <Play digits>).
+    A sentence in another language than the call's is said in Twilio's voice for that language."""
+    if not isinstance(answer, RelayReply) or not answer.parts:
+        _say(response, answer.text, language, voice)
+        return
+    for part in answer.parts:
+        if isinstance(part, Say):
+            other = part.language and part.language != language
+            _say(response, part.text, part.language if other else language, None if other else voice)
+        elif isinstance(part, Play):
+            response.play(part.source, loop=part.loop)
+        elif isinstance(part, SendDigits):
+            response.play(digits=part.digits)
+
+
+def _then(document: str, twiml: str) -> str:
+    """`document` followed by the verbs of another TwiML document (a ConversationRelay handoff's answer)."""
+    verbs = "".join(ElementTree.tostring(verb, encoding="unicode") for verb in ElementTree.fromstring(twiml))
+    if document.endswith("<Response />"):  # nothing said before: the SDK closes an empty <Response/> at once
+        return document[:-len("<Response />")] + "<Response>" + verbs + "</Response>"
+    return document[:-len("</Response>")] + verbs + "</Response>"
 
 
 def _keys(response: VoiceResponse, dtmf_url: str | None, dtmf_timeout: int):
@@ -88,9 +114,12 @@ def _reply(answer: Reply, listen_url: str, language: str, voice: str | None, pau
     response = VoiceResponse()
     if stream is not None:
         _start_stream(response, *stream)
-    listening = answer.action_type not in ("hangup", "transfer")
+    handoff = answer.handoff_twiml if isinstance(answer, RelayReply) else None
+    listening = answer.action_type not in ("hangup", "transfer") and handoff is None
     prompt = _keys(response, dtmf_url, dtmf_timeout) if listening else response  # a key may cut the answer short
-    _say(prompt, answer.text, language, voice)
+    _parts(prompt, answer, language, voice)
+    if handoff is not None:
+        return _then(str(response), handoff)  # the TwiML the handoff URL answered runs once the bot's words are said
     if answer.action_type == "hangup":
         response.hangup()
     elif answer.action_type == "transfer":
