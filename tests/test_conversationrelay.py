@@ -206,6 +206,7 @@ def test_malformed_frames_and_unknown_types_never_end_the_session(bot, pushes, c
     with caplog.at_level(logging.WARNING, "gateway.chatbots"):
         assert client.ask("hello", "CA112").text == "Still here."
     assert len([r for r in caplog.records if "invalid frame" in r.getMessage()]) == 2
+    assert bot.wait_for(lambda: len(bot.connections[0].of_type("error")) == 2)  # answered as Twilio answers them
     assert [m["description"][:24] for m in bot.connections[0].of_type("error")] == ["Invalid message received"] * 2
     assert len(bot.connections) == 1
     client.close()
