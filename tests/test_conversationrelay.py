@@ -251,3 +251,35 @@ def test_the_socket_closes_when_the_call_ends(bot, pushes):
     client.end_call("CA116")
     assert bot.wait_for(lambda: bot.connections[0].closed_at is not None, 10.0)
     client.close()
+
+
+def test_the_settings_name_every_problem_at_once():
+    from gateway.config import Config, ConfigError
+    account = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
+    config = Config.from_env({**account, "CHATBOT_PROTOCOL": "conversationrelay", "CHATBOT_URL": "wss://bot.example/ws",
+                              "CHATBOT_PARAMETERS": '{"tier": "gold"}',
+                              "CHATBOT_HANDOFF_URL": "https://bot.example/handoff"})
+    assert (config.chatbot_parameters, config.chatbot_handoff_url) == ({"tier": "gold"}, "https://bot.example/handoff")
+    assert Config.from_env({**account, "CHATBOT_PROTOCOL": "conversationrelay",
+                            "CHATBOT_URL": "ws://localhost:8080/ws"}).chatbot_parameters == {}
+    with pytest.raises(ConfigError) as refused:
+        Config.from_env({**account, "CHATBOT_PROTOCOL": "conversationrelay", "CHATBOT_URL": "https://bot.example/ws",
+                         "CHATBOT_PARAMETERS": '["not", "an object"]', "CHATBOT_HANDOFF_URL": "bot.example"})
+    message = str(refused.value)
+    assert "CHATBOT_URL must be the bot's websocket" in message and "CHATBOT_PARAMETERS must be a JSON object" in message
+    assert "CHATBOT_HANDOFF_URL must start with https://" in message
+
+
+def test_make_chatbot_builds_the_relay_client_from_the_settings(bot, pushes):
+    from gateway.calls.store import CallStore
+    from gateway.chatbots import make_chatbot
+    from gateway.config import Config
+    config = Config.from_env({"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+                              "CHATBOT_PROTOCOL": "conversationrelay", "CHATBOT_URL": bot.url,
+                              "CHATBOT_PARAMETERS": '{"tier": "gold"}', "LANGUAGE": "fr-FR"})
+    client = make_chatbot(config, CallStore())
+    client.on_unprompted = pushes
+    assert client.ask("bonjour", "CA117").text == "You said bonjour."
+    assert bot.connections[0].setup["customParameters"] == {"tier": "gold"}
+    assert bot.connections[0].of_type("prompt")[0]["lang"] == "fr-FR"
+    client.close()

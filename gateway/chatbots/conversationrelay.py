@@ -174,7 +174,10 @@ class ConversationRelayChatbot:
             if call_sid in self._pushing:
                 return
             self._pushing.add(call_sid)
-        self._pool.submit(self._drain, call_sid)
+        try:
+            self._pool.submit(self._drain, call_sid)
+        except RuntimeError:  # closing down: the pool takes no more work
+            log.info("call %s: the bot spoke while the gateway was closing; not said", call_sid)
 
     def _drain(self, call_sid: str) -> None:
         while True:
