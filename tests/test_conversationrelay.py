@@ -283,3 +283,10 @@ def test_make_chatbot_builds_the_relay_client_from_the_settings(bot, pushes):
     assert bot.connections[0].setup["customParameters"] == {"tier": "gold"}
     assert bot.connections[0].of_type("prompt")[0]["lang"] == "fr-FR"
     client.close()
+
+
+def test_a_socket_left_open_past_the_longest_call_is_closed(bot, pushes):
+    client = relay(bot, pushes, max_session_seconds=0.5)
+    client.open("CA118", caller=CALLER)
+    assert bot.wait_for(lambda: bot.connections and bot.connections[0].closed_at is not None, 5.0)
+    client.close()

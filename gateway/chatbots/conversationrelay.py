@@ -39,13 +39,14 @@ class ConversationRelayChatbot:
     def __init__(self, url: str, *, account_sid: str, auth_token: str, api_key: str = "",
                  parameters: Mapping[str, Any] | None = None, handoff_url: str | None = None, timeout: float = 5.0,
                  language: str = "en-US", on_unprompted: PushCallback | None = None, quiet_seconds: float = 1.0,
-                 chars_per_second: float = 13.0, push_threads: int = 8):
+                 chars_per_second: float = 13.0, push_threads: int = 8, max_session_seconds: float = 0):
         self.url, self.account_sid, self._auth_token = url, account_sid, auth_token
         self._api_key = api_key
         self.parameters = dict(parameters or {})
         self.handoff_url, self.timeout, self.language = handoff_url, timeout, language
         self.on_unprompted = on_unprompted  # may be set after construction, before the first call
         self.quiet_seconds, self.chars_per_second = quiet_seconds, chars_per_second
+        self.max_session_seconds = max_session_seconds  # 0: a socket stays open until end_call or the bot's end
         self._sessions: dict[str, RelaySession] = {}  # the loop thread's alone
         self._pushes: dict[str, deque] = {}
         self._pushing: set[str] = set()

@@ -45,6 +45,7 @@ class RelaySession:
         self._ws = None
         self._reader: asyncio.Task | None = None
         self._connecting: asyncio.Future | None = None
+        self._deadline: asyncio.TimerHandle | None = None
         self._assembler = rp.SentenceAssembler()
         self._token_lang: str | None = None
         self._token_interruptible: bool | None = None
@@ -91,11 +92,20 @@ class RelaySession:
             caller_name=f.caller_name, call_status=f.call_status, parent_call_sid=f.parent_call_sid))
         self._ws = ws
         self._reader = asyncio.ensure_future(self._read(ws))
+        if client.max_session_seconds and self._deadline is None:  # a call whose end this process never heard of
+            self._deadline = asyncio.get_running_loop().call_later(client.max_session_seconds, self._expire)
+
+    def _expire(self) -> None:
+        log.warning("call %s: the bot's websocket is still open past the longest call; closing it",
+                    self.facts.call_sid)
+        asyncio.ensure_future(self.close())
 
     async def close(self, fail_waiter: bool = True) -> None:
         """Close the websocket for good (the call is over, or the bot ended the session)."""
         self.closed = True
         self._cancel_quiet()
+        if self._deadline is not None:
+            self._deadline.cancel()
         ws, self._ws = self._ws, None
         if fail_waiter and self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(ChatbotError("the call ended while the bot was answering"))
