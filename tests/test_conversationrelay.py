@@ -290,3 +290,33 @@ def test_a_socket_left_open_past_the_longest_call_is_closed(bot, pushes):
     client.open("CA118", caller=CALLER)
     assert bot.wait_for(lambda: bot.connections and bot.connections[0].closed_at is not None, 5.0)
     client.close()
+
+
+def test_the_interrupt_reaches_the_bot_before_the_prompt_of_the_interrupting_words(bot, pushes):
+    client = relay(bot, pushes)
+    said = client.ask("hello", "CA119").text
+    for attempt in range(5):
+        client.interrupted("CA119", said, "You")
+        client.ask(f"wait {attempt}", "CA119")
+    kinds = [m["type"] for m in bot.connections[0].received if m["type"] in ("interrupt", "prompt")]
+    assert kinds == ["prompt"] + ["interrupt", "prompt"] * 5
+    client.close()
+
+
+def test_the_stand_in_catches_what_twilio_would_never_send():
+    from websockets.sync.client import connect
+
+    from gateway.chatbots.relay_handoff import twilio_signature
+    with ConversationRelayBot(AUTH_TOKEN) as strict:
+        with connect(strict.url, additional_headers={"X-Twilio-Signature": twilio_signature(AUTH_TOKEN, strict.url)}) \
+                as ws:
+            ws.send('{"type": "prompt", "voicePrompt": "hi", "lang": "en-US", "last": false}')
+            ws.send('{"type": "setup", "sessionId": "", "callSid": "CA1", "accountSid": "AC1", "from": "", '
+                    '"to": "", "direction": "inbound", "customParameters": "tier=gold", "extra": 1}')
+            ws.send('{"type": "dtmf", "digit": "12"}')
+            ws.send('{"type": "interrupt", "utteranceUntilInterrupt": "Hi", "durationUntilInterruptMs": "460"}')
+        assert strict.wait_for(lambda: len(strict.violations) >= 7)
+    found = " | ".join(strict.violations)
+    for breach in ("first message is 'prompt'", "a partial prompt", "second setup", "empty sessionId",
+                   "customParameters", "'extra'", "not one key", "durationUntilInterruptMs"):
+        assert breach in found, breach
