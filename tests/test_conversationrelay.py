@@ -315,7 +315,7 @@ def test_the_stand_in_catches_what_twilio_would_never_send():
                     '"to": "", "direction": "inbound", "customParameters": "tier=gold", "extra": 1}')
             ws.send('{"type": "dtmf", "digit": "12"}')
             ws.send('{"type": "interrupt", "utteranceUntilInterrupt": "Hi", "durationUntilInterruptMs": "460"}')
-        assert strict.wait_for(lambda: len(strict.violations) >= 7)
+            assert strict.wait_for(lambda: len(strict.violations) >= 8)
     found = " | ".join(strict.violations)
     for breach in ("first message is 'prompt'", "a partial prompt", "second setup", "empty sessionId",
                    "customParameters", "'extra'", "not one key", "durationUntilInterruptMs"):
