@@ -320,3 +320,15 @@ def test_the_stand_in_catches_what_twilio_would_never_send():
     for breach in ("first message is 'prompt'", "a partial prompt", "second setup", "empty sessionId",
                    "customParameters", "'extra'", "not one key", "durationUntilInterruptMs"):
         assert breach in found, breach
+
+
+def test_a_tokens_language_and_protection_hold_for_its_sentence_only(bot, pushes):
+    bot.on("terms", tokens("Las condiciones", " se aplican. ", lang="es-ES", interruptible=False),
+           say("Anything else?"))
+    client = relay(bot, pushes)
+    protected = client.ask("terms", "CA120")
+    assert protected.parts == (rp.Say("Las condiciones se aplican.", "es-ES", False),)
+    assert protected.barge_in is False
+    (after,) = pushes.wait(1)
+    assert after.parts == (rp.Say("Anything else?"),) and after.barge_in is True
+    client.close()

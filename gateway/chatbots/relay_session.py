@@ -211,10 +211,11 @@ class RelaySession:
             await self.send(rp.error_message(f"Invalid message received: {event.reason}"))
 
     def _text(self, event: rp.Text) -> None:
+        """A token's `lang` and `interruptible: false` hold for the sentences it is part of, then lapse."""
         if event.lang:
             self._token_lang = event.lang
-        if event.interruptible is not None:
-            self._token_interruptible = event.interruptible
+        if event.interruptible is False:
+            self._token_interruptible = False
         for sentence in self._assembler.add(event.token):
             self._deliver([self._say(sentence)])
         self._cancel_quiet()
@@ -222,6 +223,8 @@ class RelaySession:
             self._deliver(self._flushed())
         elif self._assembler.pending.strip():
             self._quiet = asyncio.get_running_loop().call_later(self.client.quiet_seconds, self._quiet_flush)
+        if not self._assembler.pending.strip():
+            self._token_lang = self._token_interruptible = None
 
     def _say(self, sentence: str) -> rp.Say:
         return rp.Say(sentence[:rp.MAX_TEXT_CHARS], self._token_lang, self._token_interruptible)
@@ -234,6 +237,7 @@ class RelaySession:
     def _quiet_flush(self) -> None:
         self._quiet = None
         self._deliver(self._flushed())
+        self._token_lang = self._token_interruptible = None
 
     def _cancel_quiet(self) -> None:
         if self._quiet is not None:
