@@ -1,57 +1,25 @@
 """The ConversationRelay client against a bot written for ConversationRelay (the stand-in checks Twilio's shapes)."""
-import logging
-import threading
 import time
 
 import pytest
 from twilio.request_validator import RequestValidator
 
 from gateway.chatbots import relay_protocol as rp
-from gateway.chatbots.conversationrelay import ConversationRelayChatbot, session_id_for
+from gateway.chatbots.conversationrelay import session_id_for
 from gateway.chatbots.reply import ChatbotError
-from standins.conversationrelay_bot import (ConversationRelayBot, close, end, language, pause, play, raw, say,
-                                            send_digits, tokens)
+from standins.conversationrelay_bot import end, language, pause, play, say, send_digits, tokens
 from standins.relay_handoff import HandoffEndpoint
-
-AUTH_TOKEN = "test-auth-token-0123456789abcdef"
-ACCOUNT_SID = "AC" + "c0ffee" * 5 + "00"
-CALLER, CALLED = "+15551230001", "+15550009999"
-
-
-class Pushes:
-    """What the client pushed (said with no prompt pending), for tests to wait on."""
-
-    def __init__(self):
-        self.replies: list[tuple[str, rp.RelayReply]] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, call_sid, reply):
-        with self._lock:
-            self.replies.append((call_sid, reply))
-
-    def wait(self, count: int, timeout: float = 5.0) -> list[rp.RelayReply]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and len(self.replies) < count:
-            time.sleep(0.02)
-        return [reply for _, reply in self.replies]
+from tests.relay_fixtures import ACCOUNT_SID, AUTH_TOKEN, CALLED, CALLER, Pushes, checked_bot, relay
 
 
 @pytest.fixture
 def bot():
-    with ConversationRelayBot(AUTH_TOKEN) as standin:
-        yield standin
-    assert standin.violations == []  # nothing the gateway sent broke Twilio's documented shapes
+    yield from checked_bot()
 
 
 @pytest.fixture
 def pushes():
     return Pushes()
-
-
-def relay(bot, pushes, **options) -> ConversationRelayChatbot:
-    options = {"timeout": 2.0, "quiet_seconds": 0.3, **options}
-    return ConversationRelayChatbot(bot.url, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, on_unprompted=pushes,
-                                    **options)
 
 
 def test_setup_is_sent_once_at_the_calls_start_signed_as_twilio_signs(bot, pushes):
@@ -181,117 +149,6 @@ def test_end_without_a_handoff_url_hangs_up_after_the_last_words(bot, pushes):
     client.close()
 
 
-def test_a_refused_handshake_is_a_chatbot_error_with_one_clear_line(pushes, caplog):
-    with ConversationRelayBot(AUTH_TOKEN, refuse=403) as refusing:
-        client = relay(refusing, pushes)
-        with caplog.at_level(logging.WARNING, "gateway.chatbots"), pytest.raises(ChatbotError, match="HTTP 403"):
-            client.ask("hello", "CA110")
-        client.close()
-    lines = [r for r in caplog.records if r.name.startswith("gateway.chatbots")]
-    assert len(lines) == 1 and "CA110" in lines[0].getMessage() and "403" in lines[0].getMessage()
-
-
-def test_a_wrong_auth_token_is_refused_by_a_bot_that_validates(pushes):
-    with ConversationRelayBot("another-token") as strict:
-        client = relay(strict, pushes)
-        with pytest.raises(ChatbotError, match="HTTP 403"):
-            client.ask("hello", "CA111")
-        client.close()
-        assert strict.violations and "X-Twilio-Signature" in strict.violations[0]
-
-
-def test_malformed_frames_and_unknown_types_never_end_the_session(bot, pushes, caplog):
-    bot.on("hello", raw("{this is not json"), raw('{"type":"dance"}'), say("Still here."))
-    client = relay(bot, pushes)
-    with caplog.at_level(logging.WARNING, "gateway.chatbots"):
-        assert client.ask("hello", "CA112").text == "Still here."
-    assert len([r for r in caplog.records if "invalid frame" in r.getMessage()]) == 2
-    assert bot.wait_for(lambda: len(bot.connections[0].of_type("error")) == 2)  # answered as Twilio answers them
-    assert [m["description"][:24] for m in bot.connections[0].of_type("error")] == ["Invalid message received"] * 2
-    assert len(bot.connections) == 1
-    client.close()
-
-
-def test_a_silent_bot_is_a_chatbot_error_past_the_timeout(bot, pushes):
-    bot.on("anyone there", pause(0))
-    client = relay(bot, pushes, timeout=0.5)
-    started = time.monotonic()
-    with pytest.raises(ChatbotError, match="no answer within 0.5 s"):
-        client.ask("anyone there", "CA113")
-    assert time.monotonic() - started < 1.5
-    assert client.ask("hello", "CA113").text == "You said hello."  # the session goes on
-    client.close()
-
-
-def test_a_socket_closed_mid_call_is_reopened_once_with_a_new_setup_for_the_same_session(bot, pushes):
-    bot.on("book", close(1011))  # the first time; then:
-    bot.on("book", say("Booked."))
-    client = relay(bot, pushes)
-    assert client.ask("book", "CA114", caller=CALLER).text == "Booked."  # the prompt went again on the new socket
-    first, second = bot.connections
-    assert first.setup["sessionId"] == second.setup["sessionId"] == session_id_for("CA114")
-    assert [m["type"] for m in second.received] == ["setup", "prompt"]
-    client.close()
-
-
-def test_a_socket_closed_again_gives_up_until_the_next_prompt(bot, pushes):
-    for answer in (close(1011), close(1011), say("Booked.")):  # in turn
-        bot.on("book", answer)
-    client = relay(bot, pushes)
-    with pytest.raises(ChatbotError):
-        client.ask("book", "CA115")
-    assert client.ask("book", "CA115").text == "Booked."  # the next prompt opens a new socket
-    assert len(bot.connections) == 3
-    client.close()
-
-
-def test_the_socket_closes_when_the_call_ends(bot, pushes):
-    client = relay(bot, pushes)
-    client.ask("hello", "CA116")
-    client.end_call("CA116")
-    assert bot.wait_for(lambda: bot.connections[0].closed_at is not None, 10.0)
-    client.close()
-
-
-def test_the_settings_name_every_problem_at_once():
-    from gateway.config import Config, ConfigError
-    account = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
-    config = Config.from_env({**account, "CHATBOT_PROTOCOL": "conversationrelay", "CHATBOT_URL": "wss://bot.example/ws",
-                              "CHATBOT_PARAMETERS": '{"tier": "gold"}',
-                              "CHATBOT_HANDOFF_URL": "https://bot.example/handoff"})
-    assert (config.chatbot_parameters, config.chatbot_handoff_url) == ({"tier": "gold"}, "https://bot.example/handoff")
-    assert Config.from_env({**account, "CHATBOT_PROTOCOL": "conversationrelay",
-                            "CHATBOT_URL": "ws://localhost:8080/ws"}).chatbot_parameters == {}
-    with pytest.raises(ConfigError) as refused:
-        Config.from_env({**account, "CHATBOT_PROTOCOL": "conversationrelay", "CHATBOT_URL": "https://bot.example/ws",
-                         "CHATBOT_PARAMETERS": '["not", "an object"]', "CHATBOT_HANDOFF_URL": "bot.example"})
-    message = str(refused.value)
-    assert "CHATBOT_URL must be the bot's websocket" in message and "CHATBOT_PARAMETERS must be a JSON object" in message
-    assert "CHATBOT_HANDOFF_URL must start with https://" in message
-
-
-def test_make_chatbot_builds_the_relay_client_from_the_settings(bot, pushes):
-    from gateway.calls.store import CallStore
-    from gateway.chatbots import make_chatbot
-    from gateway.config import Config
-    config = Config.from_env({"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-                              "CHATBOT_PROTOCOL": "conversationrelay", "CHATBOT_URL": bot.url,
-                              "CHATBOT_PARAMETERS": '{"tier": "gold"}', "LANGUAGE": "fr-FR"})
-    client = make_chatbot(config, CallStore())
-    client.on_unprompted = pushes
-    assert client.ask("bonjour", "CA117").text == "You said bonjour."
-    assert bot.connections[0].setup["customParameters"] == {"tier": "gold"}
-    assert bot.connections[0].of_type("prompt")[0]["lang"] == "fr-FR"
-    client.close()
-
-
-def test_a_socket_left_open_past_the_longest_call_is_closed(bot, pushes):
-    client = relay(bot, pushes, max_session_seconds=0.5)
-    client.open("CA118", caller=CALLER)
-    assert bot.wait_for(lambda: bot.connections and bot.connections[0].closed_at is not None, 5.0)
-    client.close()
-
-
 def test_the_interrupt_reaches_the_bot_before_the_prompt_of_the_interrupting_words(bot, pushes):
     client = relay(bot, pushes)
     said = client.ask("hello", "CA119").text
@@ -301,25 +158,6 @@ def test_the_interrupt_reaches_the_bot_before_the_prompt_of_the_interrupting_wor
     kinds = [m["type"] for m in bot.connections[0].received if m["type"] in ("interrupt", "prompt")]
     assert kinds == ["prompt"] + ["interrupt", "prompt"] * 5
     client.close()
-
-
-def test_the_stand_in_catches_what_twilio_would_never_send():
-    from websockets.sync.client import connect
-
-    from gateway.chatbots.relay_handoff import twilio_signature
-    with ConversationRelayBot(AUTH_TOKEN) as strict:
-        with connect(strict.url, additional_headers={"X-Twilio-Signature": twilio_signature(AUTH_TOKEN, strict.url)}) \
-                as ws:
-            ws.send('{"type": "prompt", "voicePrompt": "hi", "lang": "en-US", "last": false}')
-            ws.send('{"type": "setup", "sessionId": "", "callSid": "CA1", "accountSid": "AC1", "from": "", '
-                    '"to": "", "direction": "inbound", "customParameters": "tier=gold", "extra": 1}')
-            ws.send('{"type": "dtmf", "digit": "12"}')
-            ws.send('{"type": "interrupt", "utteranceUntilInterrupt": "Hi", "durationUntilInterruptMs": "460"}')
-            assert strict.wait_for(lambda: len(strict.violations) >= 8)
-    found = " | ".join(strict.violations)
-    for breach in ("first message is 'prompt'", "a partial prompt", "second setup", "empty sessionId",
-                   "customParameters", "'extra'", "not one key", "durationUntilInterruptMs"):
-        assert breach in found, breach
 
 
 def test_a_tokens_language_and_protection_hold_for_its_sentence_only(bot, pushes):
