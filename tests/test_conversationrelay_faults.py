@@ -1,5 +1,6 @@
 """The ConversationRelay client's faults and settings: refusals, bad frames, silence, closed sockets, one reopen."""
 import logging
+import threading
 import time
 
 import pytest
@@ -148,3 +149,24 @@ def test_the_stand_in_catches_what_twilio_would_never_send():
     for breach in ("first message is 'prompt'", "a partial prompt", "second setup", "empty sessionId",
                    "customParameters", "'extra'", "not one key", "durationUntilInterruptMs"):
         assert breach in found, breach
+
+
+def test_a_prompt_overtaken_by_a_newer_one_is_a_chatbot_error_not_a_crash(bot, pushes):
+    bot.on("slow", pause(0.6), say("Slow answer."))
+    client = relay(bot, pushes)
+    client.ask("hello", "CA121")
+    outcome = []
+
+    def older():
+        try:
+            outcome.append(client.ask("slow", "CA121").text)
+        except ChatbotError as exc:
+            outcome.append(f"error: {exc}")
+
+    thread = threading.Thread(target=older)
+    thread.start()
+    time.sleep(0.2)
+    assert client.ask("newer", "CA121").text == "Slow answer."  # the bot's next words answer the newer prompt
+    thread.join(5)
+    assert outcome == ["error: a newer prompt took its place"]
+    client.close()

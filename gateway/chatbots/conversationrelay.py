@@ -12,7 +12,7 @@ import hashlib
 import logging
 import threading
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from typing import Any, Mapping
 
 from ..recognizers import speech_loop
@@ -90,8 +90,10 @@ class ConversationRelayChatbot:
         except ChatbotError as exc:
             log.warning("call %s: the ConversationRelay bot at %s: %s", session_id, self.url, exc)
             raise
-        except TimeoutError as exc:
+        except (TimeoutError, CancelledError) as exc:  # the loop is stuck or was closed under the prompt
             future.cancel()
+            log.warning("call %s: the ConversationRelay bot at %s: no answer within %g s", session_id, self.url,
+                        self.timeout)
             raise ChatbotError(f"no answer within {self.timeout:g} s") from exc
 
     def interrupted(self, session_id: str, said: str, heard: str, duration_ms: int | None = None) -> None:

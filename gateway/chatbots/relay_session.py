@@ -118,13 +118,20 @@ class RelaySession:
     # Prompts.
 
     async def ask(self, frames: list[str], timeout: float, answer_required: bool = True) -> rp.RelayReply:
-        """Send the frames and wait for what the bot says first; ChatbotError past `timeout` when required."""
+        """Send the frames and wait for what the bot says first; ChatbotError past `timeout` (opening the socket
+        included) when an answer is required, else an empty reply."""
         if self.ended:
             raise ChatbotError("the bot ended the session")
-        await self.ensure_connected()  # a session that could not be reopened: one new try per prompt
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:  # a session that could not be reopened: one new try per prompt
+            await asyncio.wait_for(self.ensure_connected(), timeout)
+        except asyncio.TimeoutError:
+            raise ChatbotError(f"cannot open the websocket within {timeout:g} s") from None
         if self._waiter is not None and not self._waiter.done():
-            self._waiter.cancel()  # a newer prompt: the older one's answer goes to push when it comes
-        waiter = self._waiter = asyncio.get_running_loop().create_future()
+            # A newer prompt: the bot's next words answer it (they are said either way).
+            self._waiter.set_exception(ChatbotError("a newer prompt took its place"))
+        waiter = self._waiter = loop.create_future()
         self._pending_frames = frames
         try:
             for frame in frames:
@@ -132,7 +139,7 @@ class RelaySession:
         except (ConnectionClosed, AttributeError):
             pass  # the reader reopens the socket and re-sends the pending frames
         try:
-            return await asyncio.wait_for(asyncio.shield(waiter), timeout)
+            return await asyncio.wait_for(asyncio.shield(waiter), max(0.0, deadline - loop.time()))
         except asyncio.TimeoutError:
             if not answer_required:
                 return rp.relay_reply([])
@@ -142,6 +149,8 @@ class RelaySession:
                 self._waiter, self._pending_frames = None, []
                 if not waiter.done():
                     waiter.cancel()
+            elif waiter.done() and not waiter.cancelled():
+                waiter.exception()  # retrieved: a superseded prompt's error is not "never retrieved"
 
     async def send(self, frame: str) -> None:
         """Send a frame that needs no answer (an interrupt); lost quietly when the socket is down."""
