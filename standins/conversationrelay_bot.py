@@ -206,9 +206,10 @@ class ConversationRelayBot:
             if not first:
                 self._violation(f"connection {record.id}: a second setup, or setup after other messages")
             self._check_setup(record, message)
-        elif first:
+            return message
+        if first:
             self._violation(f"connection {record.id}: the first message is {kind!r}, not setup")
-        elif kind in SHAPES:
+        if kind in SHAPES:
             self._check_fields(record, message, SHAPES[kind], {})
         else:
             self._violation(f"connection {record.id}: unknown message type {kind!r}")

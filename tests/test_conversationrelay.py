@@ -1,57 +1,25 @@
 """The ConversationRelay client against a bot written for ConversationRelay (the stand-in checks Twilio's shapes)."""
-import logging
-import threading
 import time
 
 import pytest
 from twilio.request_validator import RequestValidator
 
 from gateway.chatbots import relay_protocol as rp
-from gateway.chatbots.conversationrelay import ConversationRelayChatbot, session_id_for
+from gateway.chatbots.conversationrelay import session_id_for
 from gateway.chatbots.reply import ChatbotError
-from standins.conversationrelay_bot import (ConversationRelayBot, close, end, language, pause, play, raw, say,
-                                            send_digits, tokens)
+from standins.conversationrelay_bot import end, language, pause, play, say, send_digits, tokens
 from standins.relay_handoff import HandoffEndpoint
-
-AUTH_TOKEN = "test-auth-token-0123456789abcdef"
-ACCOUNT_SID = "AC" + "c0ffee" * 5 + "00"
-CALLER, CALLED = "+15551230001", "+15550009999"
-
-
-class Pushes:
-    """What the client pushed (said with no prompt pending), for tests to wait on."""
-
-    def __init__(self):
-        self.replies: list[tuple[str, rp.RelayReply]] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, call_sid, reply):
-        with self._lock:
-            self.replies.append((call_sid, reply))
-
-    def wait(self, count: int, timeout: float = 5.0) -> list[rp.RelayReply]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and len(self.replies) < count:
-            time.sleep(0.02)
-        return [reply for _, reply in self.replies]
+from tests.relay_fixtures import ACCOUNT_SID, AUTH_TOKEN, CALLED, CALLER, Pushes, checked_bot, relay
 
 
 @pytest.fixture
 def bot():
-    with ConversationRelayBot(AUTH_TOKEN) as standin:
-        yield standin
-    assert standin.violations == []  # nothing the gateway sent broke Twilio's documented shapes
+    yield from checked_bot()
 
 
 @pytest.fixture
 def pushes():
     return Pushes()
-
-
-def relay(bot, pushes, **options) -> ConversationRelayChatbot:
-    options = {"timeout": 2.0, "quiet_seconds": 0.3, **options}
-    return ConversationRelayChatbot(bot.url, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, on_unprompted=pushes,
-                                    **options)
 
 
 def test_setup_is_sent_once_at_the_calls_start_signed_as_twilio_signs(bot, pushes):
@@ -181,72 +149,24 @@ def test_end_without_a_handoff_url_hangs_up_after_the_last_words(bot, pushes):
     client.close()
 
 
-def test_a_refused_handshake_is_a_chatbot_error_with_one_clear_line(pushes, caplog):
-    with ConversationRelayBot(AUTH_TOKEN, refuse=403) as refusing:
-        client = relay(refusing, pushes)
-        with caplog.at_level(logging.WARNING, "gateway.chatbots"), pytest.raises(ChatbotError, match="HTTP 403"):
-            client.ask("hello", "CA110")
-        client.close()
-    lines = [r for r in caplog.records if r.name.startswith("gateway.chatbots")]
-    assert len(lines) == 1 and "CA110" in lines[0].getMessage() and "403" in lines[0].getMessage()
-
-
-def test_a_wrong_auth_token_is_refused_by_a_bot_that_validates(pushes):
-    with ConversationRelayBot("another-token") as strict:
-        client = relay(strict, pushes)
-        with pytest.raises(ChatbotError, match="HTTP 403"):
-            client.ask("hello", "CA111")
-        client.close()
-        assert strict.violations and "X-Twilio-Signature" in strict.violations[0]
-
-
-def test_malformed_frames_and_unknown_types_never_end_the_session(bot, pushes, caplog):
-    bot.on("hello", raw("{this is not json"), raw('{"type":"dance"}'), say("Still here."))
+def test_the_interrupt_reaches_the_bot_before_the_prompt_of_the_interrupting_words(bot, pushes):
     client = relay(bot, pushes)
-    with caplog.at_level(logging.WARNING, "gateway.chatbots"):
-        assert client.ask("hello", "CA112").text == "Still here."
-    assert len([r for r in caplog.records if "invalid frame" in r.getMessage()]) == 2
-    assert [m["description"][:24] for m in bot.connections[0].of_type("error")] == ["Invalid message received"] * 2
-    assert len(bot.connections) == 1
+    said = client.ask("hello", "CA119").text
+    for attempt in range(5):
+        client.interrupted("CA119", said, "You")
+        client.ask(f"wait {attempt}", "CA119")
+    kinds = [m["type"] for m in bot.connections[0].received if m["type"] in ("interrupt", "prompt")]
+    assert kinds == ["prompt"] + ["interrupt", "prompt"] * 5
     client.close()
 
 
-def test_a_silent_bot_is_a_chatbot_error_past_the_timeout(bot, pushes):
-    bot.on("anyone there", pause(0))
-    client = relay(bot, pushes, timeout=0.5)
-    started = time.monotonic()
-    with pytest.raises(ChatbotError, match="no answer within 0.5 s"):
-        client.ask("anyone there", "CA113")
-    assert time.monotonic() - started < 1.5
-    assert client.ask("hello", "CA113").text == "You said hello."  # the session goes on
-    client.close()
-
-
-def test_a_socket_closed_mid_call_is_reopened_once_with_a_new_setup_for_the_same_session(bot, pushes):
-    bot.on("book", close(1011))  # the first time; then:
-    bot.on("book", say("Booked."))
+def test_a_tokens_language_and_protection_hold_for_its_sentence_only(bot, pushes):
+    bot.on("terms", tokens("Las condiciones", " se aplican. ", lang="es-ES", interruptible=False),
+           say("Anything else?"))
     client = relay(bot, pushes)
-    assert client.ask("book", "CA114", caller=CALLER).text == "Booked."  # the prompt went again on the new socket
-    first, second = bot.connections
-    assert first.setup["sessionId"] == second.setup["sessionId"] == session_id_for("CA114")
-    assert [m["type"] for m in second.received] == ["setup", "prompt"]
-    client.close()
-
-
-def test_a_socket_closed_again_gives_up_until_the_next_prompt(bot, pushes):
-    for answer in (close(1011), close(1011), say("Booked.")):  # in turn
-        bot.on("book", answer)
-    client = relay(bot, pushes)
-    with pytest.raises(ChatbotError):
-        client.ask("book", "CA115")
-    assert client.ask("book", "CA115").text == "Booked."  # the next prompt opens a new socket
-    assert len(bot.connections) == 3
-    client.close()
-
-
-def test_the_socket_closes_when_the_call_ends(bot, pushes):
-    client = relay(bot, pushes)
-    client.ask("hello", "CA116")
-    client.end_call("CA116")
-    assert bot.wait_for(lambda: bot.connections[0].closed_at is not None, 10.0)
+    protected = client.ask("terms", "CA120")
+    assert protected.parts == (rp.Say("Las condiciones se aplican.", "es-ES", False),)
+    assert protected.barge_in is False
+    (after,) = pushes.wait(1)
+    assert after.parts == (rp.Say("Anything else?"),) and after.barge_in is True
     client.close()

@@ -73,3 +73,15 @@ def test_a_reply_joins_its_sentences_and_is_protected_when_a_part_asks():
     assert rp.relay_reply([rp.Say("Bye.")], ended=True).action_type == "hangup"
     handed = rp.relay_reply([], ended=True, handoff_twiml="<Response/>")
     assert handed.action_type is None and handed.ended
+
+
+def test_replies_queued_behind_a_sentence_go_out_as_one():
+    greeting = rp.relay_reply([rp.Say("Welcome.")])
+    switch = rp.relay_reply([], tts_language="es-ES", transcription_language="es-ES")
+    goodbye = rp.relay_reply([rp.Say("Adiós.", interruptible=False)], ended=True, handoff_twiml="<Response/>")
+    one = rp.merged([greeting, switch, goodbye])
+    assert one.parts == (rp.Say("Welcome."), rp.Say("Adiós.", interruptible=False)) and one.text == "Welcome. Adiós."
+    assert (one.tts_language, one.transcription_language, one.ended, one.handoff_twiml) == (
+        "es-ES", "es-ES", True, "<Response/>")
+    assert one.barge_in is False and one.action_type is None
+    assert rp.merged([greeting]).action_type is None and not rp.merged([greeting]).ended

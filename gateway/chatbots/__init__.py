@@ -21,7 +21,9 @@ def make_chatbot(config: Config, store: CallStore) -> Chatbot:
                                         auth_token=config.twilio_auth_token, api_key=config.chatbot_api_key,
                                         parameters=config.chatbot_parameters, handoff_url=config.chatbot_handoff_url,
                                         timeout=config.chatbot_timeout, language=config.language,
-                                        chars_per_second=config.say_chars_per_second)
+                                        chars_per_second=config.say_chars_per_second,
+                                        max_session_seconds=config.max_call_seconds + 60 if config.max_call_seconds
+                                        else 0)
     if config.chatbot_protocol == "rasa":
         return RasaChatbot(config.chatbot_url, config.chatbot_timeout, config.chatbot_greeting_message)
     if config.chatbot_protocol == "openai":

@@ -12,7 +12,7 @@ import hashlib
 import logging
 import threading
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from typing import Any, Mapping
 
 from ..recognizers import speech_loop
@@ -39,13 +39,14 @@ class ConversationRelayChatbot:
     def __init__(self, url: str, *, account_sid: str, auth_token: str, api_key: str = "",
                  parameters: Mapping[str, Any] | None = None, handoff_url: str | None = None, timeout: float = 5.0,
                  language: str = "en-US", on_unprompted: PushCallback | None = None, quiet_seconds: float = 1.0,
-                 chars_per_second: float = 13.0, push_threads: int = 8):
+                 chars_per_second: float = 13.0, push_threads: int = 8, max_session_seconds: float = 0):
         self.url, self.account_sid, self._auth_token = url, account_sid, auth_token
         self._api_key = api_key
         self.parameters = dict(parameters or {})
         self.handoff_url, self.timeout, self.language = handoff_url, timeout, language
         self.on_unprompted = on_unprompted  # may be set after construction, before the first call
         self.quiet_seconds, self.chars_per_second = quiet_seconds, chars_per_second
+        self.max_session_seconds = max_session_seconds  # 0: a socket stays open until end_call or the bot's end
         self._sessions: dict[str, RelaySession] = {}  # the loop thread's alone
         self._pushes: dict[str, deque] = {}
         self._pushing: set[str] = set()
@@ -89,8 +90,10 @@ class ConversationRelayChatbot:
         except ChatbotError as exc:
             log.warning("call %s: the ConversationRelay bot at %s: %s", session_id, self.url, exc)
             raise
-        except TimeoutError as exc:
+        except (TimeoutError, CancelledError) as exc:  # the loop is stuck or was closed under the prompt
             future.cancel()
+            log.warning("call %s: the ConversationRelay bot at %s: no answer within %g s", session_id, self.url,
+                        self.timeout)
             raise ChatbotError(f"no answer within {self.timeout:g} s") from exc
 
     def interrupted(self, session_id: str, said: str, heard: str, duration_ms: int | None = None) -> None:
@@ -174,7 +177,10 @@ class ConversationRelayChatbot:
             if call_sid in self._pushing:
                 return
             self._pushing.add(call_sid)
-        self._pool.submit(self._drain, call_sid)
+        try:
+            self._pool.submit(self._drain, call_sid)
+        except RuntimeError:  # closing down: the pool takes no more work
+            log.info("call %s: the bot spoke while the gateway was closing; not said", call_sid)
 
     def _drain(self, call_sid: str) -> None:
         while True:

@@ -269,3 +269,14 @@ def relay_reply(parts: list, *, tts_language: str | None = None, transcription_l
                       language=tts_language, barge_in=barge_in, parts=tuple(parts),
                       tts_language=tts_language, transcription_language=transcription_language, ended=ended,
                       handoff_twiml=handoff_twiml)
+
+
+def merged(replies: list[RelayReply]) -> RelayReply:
+    """Replies queued while the call was still saying an earlier one, as one (said in order, in one call update):
+    their parts in turn, the last language switch of each kind, and the end with its handoff if one ended."""
+    parts = [part for reply in replies for part in reply.parts]
+    last = next((r for r in reversed(replies) if r.ended), None)
+    return relay_reply(parts, tts_language=next((r.tts_language for r in reversed(replies) if r.tts_language), None),
+                       transcription_language=next((r.transcription_language for r in reversed(replies)
+                                                    if r.transcription_language), None),
+                       ended=last is not None, handoff_twiml=last.handoff_twiml if last else None)

@@ -45,6 +45,7 @@ class RelaySession:
         self._ws = None
         self._reader: asyncio.Task | None = None
         self._connecting: asyncio.Future | None = None
+        self._deadline: asyncio.TimerHandle | None = None
         self._assembler = rp.SentenceAssembler()
         self._token_lang: str | None = None
         self._token_interruptible: bool | None = None
@@ -91,11 +92,20 @@ class RelaySession:
             caller_name=f.caller_name, call_status=f.call_status, parent_call_sid=f.parent_call_sid))
         self._ws = ws
         self._reader = asyncio.ensure_future(self._read(ws))
+        if client.max_session_seconds and self._deadline is None:  # a call whose end this process never heard of
+            self._deadline = asyncio.get_running_loop().call_later(client.max_session_seconds, self._expire)
+
+    def _expire(self) -> None:
+        log.warning("call %s: the bot's websocket is still open past the longest call; closing it",
+                    self.facts.call_sid)
+        asyncio.ensure_future(self.close())
 
     async def close(self, fail_waiter: bool = True) -> None:
         """Close the websocket for good (the call is over, or the bot ended the session)."""
         self.closed = True
         self._cancel_quiet()
+        if self._deadline is not None:
+            self._deadline.cancel()
         ws, self._ws = self._ws, None
         if fail_waiter and self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(ChatbotError("the call ended while the bot was answering"))
@@ -108,13 +118,20 @@ class RelaySession:
     # Prompts.
 
     async def ask(self, frames: list[str], timeout: float, answer_required: bool = True) -> rp.RelayReply:
-        """Send the frames and wait for what the bot says first; ChatbotError past `timeout` when required."""
+        """Send the frames and wait for what the bot says first; ChatbotError past `timeout` (opening the socket
+        included) when an answer is required, else an empty reply."""
         if self.ended:
             raise ChatbotError("the bot ended the session")
-        await self.ensure_connected()  # a session that could not be reopened: one new try per prompt
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:  # a session that could not be reopened: one new try per prompt
+            await asyncio.wait_for(self.ensure_connected(), timeout)
+        except asyncio.TimeoutError:
+            raise ChatbotError(f"cannot open the websocket within {timeout:g} s") from None
         if self._waiter is not None and not self._waiter.done():
-            self._waiter.cancel()  # a newer prompt: the older one's answer goes to push when it comes
-        waiter = self._waiter = asyncio.get_running_loop().create_future()
+            # A newer prompt: the bot's next words answer it (they are said either way).
+            self._waiter.set_exception(ChatbotError("a newer prompt took its place"))
+        waiter = self._waiter = loop.create_future()
         self._pending_frames = frames
         try:
             for frame in frames:
@@ -122,7 +139,7 @@ class RelaySession:
         except (ConnectionClosed, AttributeError):
             pass  # the reader reopens the socket and re-sends the pending frames
         try:
-            return await asyncio.wait_for(asyncio.shield(waiter), timeout)
+            return await asyncio.wait_for(asyncio.shield(waiter), max(0.0, deadline - loop.time()))
         except asyncio.TimeoutError:
             if not answer_required:
                 return rp.relay_reply([])
@@ -132,6 +149,8 @@ class RelaySession:
                 self._waiter, self._pending_frames = None, []
                 if not waiter.done():
                     waiter.cancel()
+            elif waiter.done() and not waiter.cancelled():
+                waiter.exception()  # retrieved: a superseded prompt's error is not "never retrieved"
 
     async def send(self, frame: str) -> None:
         """Send a frame that needs no answer (an interrupt); lost quietly when the socket is down."""
@@ -201,10 +220,11 @@ class RelaySession:
             await self.send(rp.error_message(f"Invalid message received: {event.reason}"))
 
     def _text(self, event: rp.Text) -> None:
+        """A token's `lang` and `interruptible: false` hold for the sentences it is part of, then lapse."""
         if event.lang:
             self._token_lang = event.lang
-        if event.interruptible is not None:
-            self._token_interruptible = event.interruptible
+        if event.interruptible is False:
+            self._token_interruptible = False
         for sentence in self._assembler.add(event.token):
             self._deliver([self._say(sentence)])
         self._cancel_quiet()
@@ -212,6 +232,8 @@ class RelaySession:
             self._deliver(self._flushed())
         elif self._assembler.pending.strip():
             self._quiet = asyncio.get_running_loop().call_later(self.client.quiet_seconds, self._quiet_flush)
+        if not self._assembler.pending.strip():
+            self._token_lang = self._token_interruptible = None
 
     def _say(self, sentence: str) -> rp.Say:
         return rp.Say(sentence[:rp.MAX_TEXT_CHARS], self._token_lang, self._token_interruptible)
@@ -224,6 +246,7 @@ class RelaySession:
     def _quiet_flush(self) -> None:
         self._quiet = None
         self._deliver(self._flushed())
+        self._token_lang = self._token_interruptible = None
 
     def _cancel_quiet(self) -> None:
         if self._quiet is not None:
