@@ -83,7 +83,7 @@ def test_openai_sends_prompt_history_and_tools_and_keeps_calls_apart(api):
     assert bot.ask("for four", "CA1").text == "You said for four. I have 4 messages so far."
     first, _, third = api.requests
     assert first["model"] == "gpt-test" and first["temperature"] == 0.3 and "stream" not in first
-    assert [t["function"]["name"] for t in first["tools"]] == ["end_call", "transfer_call"]
+    assert [t["function"]["name"] for t in first["tools"]] == ["end_call", "transfer_call", "offer_options"]
     assert third["messages"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello"},
                                  {"role": "assistant", "content": "You said hello. I have 2 messages so far."},
                                  {"role": "user", "content": "for four"}]
