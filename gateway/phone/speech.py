@@ -25,17 +25,21 @@ Part = Union[str, Pause, SayAs]
 
 _SPACE_BEFORE_MARK = re.compile(r"\s+([,.;:!?…])")
 _REPEATED_MARKS = re.compile(r"([,;:])\s*(?=[,.;:!?…])|\(\s*\)|\[\s*\]")
+_COMMA_AFTER_MARK = re.compile(r"(?<=[.!?…:;])\s*,")
 _SPACES = re.compile(r"\s+")
+_OPEN_COLON = re.compile(r"[:;,]\s*$")  # "Details:" whose link was taken out
 
 
-def tidy(text: str) -> str:
+def tidy(text: str, closing: bool = True) -> str:
     """One line of speech: single spaces, no space before a mark, no empty brackets or marks doubled where a link or
     an emoji was taken out ("Details: ." → "Details.")."""
     text = _SPACES.sub(" ", text)
     for _ in range(2):  # taking out one leftover may leave the next next to a mark
         text = _REPEATED_MARKS.sub("", text)
+        text = _COMMA_AFTER_MARK.sub("", text)
         text = _SPACE_BEFORE_MARK.sub(r"\1", text)
-    return text.strip(" ,;")
+    text = text.strip()
+    return _OPEN_COLON.sub(".", text).strip(" ,;") if closing else text
 
 
 def merge(parts: Iterable[Part]) -> tuple[Part, ...]:
@@ -50,7 +54,7 @@ def merge(parts: Iterable[Part]) -> tuple[Part, ...]:
     for n, part in enumerate(merged):
         if isinstance(part, str):
             before, after = (part[:1].isspace(), part[-1:].isspace())
-            text = tidy(part)
+            text = tidy(part, closing=n == len(merged) - 1 or isinstance(merged[n + 1], Pause))
             if text:
                 lead = " " if before and n > 0 else ""
                 trail = " " if after and n < len(merged) - 1 else ""
