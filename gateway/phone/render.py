@@ -53,5 +53,7 @@ def render(text: str, language: str = "en-US", ssml: bool = False, *, voice: str
         if isinstance(piece, Pause):
             parts.append(piece if ssml else ", ")
         else:
-            parts += speak_numbers(_clean(piece), language, ssml, digits_as)
+            # Numbers first: a card's mask (**** 4242) is markup to _clean but tells that the digits are a card's.
+            parts += [_clean(part) if isinstance(part, str) else part
+                      for part in speak_numbers(piece, language, ssml, digits_as)]
     return Spoken(parts=merge(parts), language=language, ssml=ssml, links=tuple(links))

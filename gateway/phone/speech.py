@@ -25,7 +25,7 @@ Part = Union[str, Pause, SayAs]
 
 _SPACE_BEFORE_MARK = re.compile(r"\s+([,.;:!?…])")
 _REPEATED_MARKS = re.compile(r"([,;:])\s*(?=[,.;:!?…])|\(\s*\)|\[\s*\]")
-_COMMA_AFTER_MARK = re.compile(r"(?<=[.!?…:;])\s*,")
+_COMMA_AFTER_MARK = re.compile(r"(?<=[.!?…:;])\s*,|(?<=[!?…])\s*\.|(?<=[.])\s+\.|(?<![.])(?<=\.)\.(?!\.)")
 _SPACES = re.compile(r"\s+")
 _OPEN_COLON = re.compile(r"[:;,]\s*$")  # "Details:" whose link was taken out
 
@@ -39,33 +39,49 @@ def tidy(text: str, closing: bool = True) -> str:
         text = _COMMA_AFTER_MARK.sub("", text)
         text = _SPACE_BEFORE_MARK.sub(r"\1", text)
     text = text.strip()
-    return _OPEN_COLON.sub(".", text).strip(" ,;") if closing else text
+    return _OPEN_COLON.sub(".", text).rstrip(" ,;") if closing else text
+
+
+def _joined(parts: Iterable[Part]) -> list[Part]:
+    """Neighbouring strings joined into one."""
+    joined: list[Part] = []
+    for part in parts:
+        if isinstance(part, str) and joined and isinstance(joined[-1], str):
+            joined[-1] += part
+        elif part != "":
+            joined.append(part)
+    return joined
 
 
 def merge(parts: Iterable[Part]) -> tuple[Part, ...]:
-    """Neighbouring words joined into one string, tidied; empty strings dropped, and no pause at either end."""
-    merged: list[Part] = []
-    for part in parts:
-        if isinstance(part, str) and merged and isinstance(merged[-1], str):
-            merged[-1] += part
-        else:
-            merged.append(part)
+    """Speech parts made sayable: neighbouring words joined and tidied, leftovers with no word in them (a lone mark
+    where an emoji or a link was) dropped beside a pause or at either end, no pause doubled or at either end."""
+    joined = _joined(parts)
+    kept: list[Part] = []
+    for n, part in enumerate(joined):
+        if not isinstance(part, str):
+            kept.append(part)
+            continue
+        at_edge = n == 0 or n == len(joined) - 1
+        closing = n == len(joined) - 1 or isinstance(joined[n + 1], Pause)
+        text = tidy(part, closing)
+        if not any(c.isalnum() for c in text) and (at_edge or closing or isinstance(joined[n - 1], Pause)):
+            continue
+        if text:
+            lead = part[:1].isspace() and n > 0 and not isinstance(joined[n - 1], Pause)
+            kept.append((" " if lead else "") + text + (" " if part[-1:].isspace() and not closing else ""))
     out: list[Part] = []
-    for n, part in enumerate(merged):
-        if isinstance(part, str):
-            before, after = (part[:1].isspace(), part[-1:].isspace())
-            text = tidy(part, closing=n == len(merged) - 1 or isinstance(merged[n + 1], Pause))
-            if text:
-                lead = " " if before and n > 0 else ""
-                trail = " " if after and n < len(merged) - 1 else ""
-                out.append(lead + text + trail)
-        else:
-            out.append(part)
-    while out and isinstance(out[0], Pause):
-        out.pop(0)
+    for part in _joined(kept):
+        if isinstance(part, Pause) and (not out or isinstance(out[-1], Pause)):
+            continue
+        out.append(part)
     while out and isinstance(out[-1], Pause):
         out.pop()
-    return tuple(out)
+    if out and isinstance(out[0], str):
+        out[0] = out[0].lstrip(" ,;")
+    if out and isinstance(out[-1], str):
+        out[-1] = out[-1].rstrip()
+    return tuple(part for part in out if part != "")
 
 
 @dataclass(frozen=True)
