@@ -25,7 +25,7 @@ Part = Union[str, Pause, SayAs]
 
 _SPACE_BEFORE_MARK = re.compile(r"\s+([,.;:!?…])")
 _REPEATED_MARKS = re.compile(r"([,;:])\s*(?=[,.;:!?…])|\(\s*\)|\[\s*\]")
-_COMMA_AFTER_MARK = re.compile(r"(?<=[.!?…:;])\s*,|(?<=[!?…])\s*\.|(?<=[.])\s+\.|(?<![.])(?<=\.)\.(?!\.)")
+_COMMA_AFTER_MARK = re.compile(r"(?<=[.!?…:;])\s*,|(?<=[!?…])\s*\.|(?<=[.])\s+\.|(?<=[^.]\.)\.(?!\.)")
 _SPACES = re.compile(r"\s+")
 _OPEN_COLON = re.compile(r"[:;,]\s*$")  # "Details:" whose link was taken out
 
