@@ -14,8 +14,9 @@ SENTENCE_MARKS = ".!?:;…"
 
 @lru_cache(maxsize=1)
 def _parser() -> MarkdownIt:
-    """CommonMark with GitHub's tables and strikethrough, and bare URLs / www. / emails found as links."""
-    return MarkdownIt("commonmark", {"linkify": True, "html": True}).enable(["linkify", "table", "strikethrough"])
+    """CommonMark with GitHub's tables and strikethrough, and bare URLs / www. / emails found as links; no HTML, so a
+    "<" is said as written (contract section 1)."""
+    return MarkdownIt("commonmark", {"linkify": True, "html": False}).enable(["linkify", "table", "strikethrough"])
 
 
 class _Reader:

@@ -23,7 +23,8 @@ _TIME = re.compile(r"(?<![\d:])([01]?\d|2[0-3]):([0-5]\d)(?![\d:])(?!\s?[AaPp]\.
 _MASKED_CARD = re.compile(r"(?:[*•xX]{2,}[\s-]?)+(\d{4})\b")
 _KEYWORD_DIGITS = re.compile(
     r"\b(PIN|code|código|Code|Kennziffer|ending in|ending with|endet auf|terminada en|termina en|"
-    r"se terminant par|finissant par|last four digits|last 4 digits)\s*[:#]?\s*(\d{3,8})\b", re.IGNORECASE)
+    r"se terminant par|finissant par|last four digits|last 4 digits)(?:\s+(?:is|es|ist|est|lautet))?\s*[:#]?\s*"
+    r"(\d{3,8})\b", re.IGNORECASE)
 _CODE = re.compile(r"\b(?=[A-Z0-9-]*\d)(?=[A-Z0-9-]*[A-Z])[A-Z0-9]+(?:-[A-Z0-9]+)+\b"  # BK-4821, X7-K29
                    r"|\b(?=[A-Z0-9]*\d)(?=[A-Z0-9]*[A-Z])[A-Z0-9]{5,}\b")  # AB12CD, 7QX9K
 _LONG_DIGITS = re.compile(r"(?<![\d.,$€£¥#])(?<![\d.,][\s])\b\d{5,}\b(?![.,]\d)(?!\s?(?:€|EUR|USD|\$|%))")

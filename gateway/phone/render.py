@@ -12,7 +12,7 @@ from .speech import Part, Pause, Spoken, merge
 
 SSML_VOICES = ("Polly.", "Google.")  # Twilio's Amazon Polly and Google voices take SSML; man, woman, alice do not
 KEPT_SYMBOLS = frozenset("°")  # a symbol a voice says ("20 °C"); every other pictograph is decoration
-MARKUP_LEFTOVERS = frozenset("*_~`|#>")  # markdown markers that no parse made into structure (unbalanced **)
+MARKUP_LEFTOVERS = frozenset("*_~`|#")  # markdown markers that no parse made into structure (unbalanced **)
 DECORATIVE_NAMES = ("ARROW", "BULLET", "BOX DRAWINGS", "BLACK SQUARE", "WHITE SQUARE", "TRIANGLE")
 
 
@@ -37,7 +37,7 @@ def _clean(text: str) -> str:
             category in ("Sm", "Po") and not char.isascii() and any(n in unicodedata.name(char, "") for n in
                                                                      DECORATIVE_NAMES))
         if char in MARKUP_LEFTOVERS or char in "\u200d\ufe0f\ufe0e" or decorative:
-            kept.append(" " if char in "|>" else "")
+            kept.append(" " if char == "|" else "")
         else:
             kept.append(char)
     return "".join(kept)

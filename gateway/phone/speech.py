@@ -62,10 +62,10 @@ def merge(parts: Iterable[Part]) -> tuple[Part, ...]:
         if not isinstance(part, str):
             kept.append(part)
             continue
-        at_edge = n == 0 or n == len(joined) - 1
+        opening = n == 0 or isinstance(joined[n - 1], Pause)
         closing = n == len(joined) - 1 or isinstance(joined[n + 1], Pause)
         text = tidy(part, closing)
-        if not any(c.isalnum() for c in text) and (at_edge or closing or isinstance(joined[n - 1], Pause)):
+        if not any(c.isalnum() for c in text) and opening and closing:  # not the "." after a say-as run
             continue
         if text:
             lead = part[:1].isspace() and n > 0 and not isinstance(joined[n - 1], Pause)
