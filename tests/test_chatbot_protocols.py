@@ -26,15 +26,17 @@ RASA_SCRIPT = {
 }
 
 
-def test_rasa_texts_in_order_buttons_as_hints_and_custom_actions(caplog):
+def test_rasa_texts_in_order_buttons_as_options_and_hints_and_custom_actions(caplog):
     with RasaStandIn(RASA_SCRIPT) as rasa:
         bot = RasaChatbot(rasa.url, timeout=3, greeting_message="/greet")
         greeting = bot.ask("", "CA1", "start")
         assert greeting.text == "Welcome to the bakery. What would you like?" and greeting.hints == ("bread", "cake")
+        assert greeting.options == (("bread", "/bread"), ("cake", "/cake"))
         with caplog.at_level(logging.DEBUG, logger="gateway.chatbots.rasa"):
             cake = bot.ask("cake", "CA1")
-        assert cake.text == "Cake it is. Anything else?" and cake.hints == ()
-        assert "image message" in caplog.text and "attachment message" in caplog.text
+        # The image is a link in the text: the phone-text layer sends it by SMS and never reads it out.
+        assert cake.text == "Cake it is. ![image](https://example.com/cake.png) Anything else?" and cake.hints == ()
+        assert "attachment" in caplog.text
         bye = bot.ask("bye", "CA1")
         assert (bye.text, bye.action_type) == ("Bye & thanks!", "hangup")
         agent = bot.ask("agent", "CA2")
