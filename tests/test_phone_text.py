@@ -24,8 +24,8 @@ CORPUS = [
      'Your booking code is B K, 4 8 2 1. See you on December 24, 2026 at 7:30 PM!',
      ()),
     ('en-US', 'You can reach our front desk at +1 555 123 4567, or email us at frontdesk@example.com.',
-     'You can reach our front desk at plus 1, 5 5 5, 1 2 3, 4 5 6 7, or email us at.',
-     'You can reach our front desk at <say-as interpret-as="telephone">+1 555 123 4567</say-as>, or email us at.',
+     'You can reach our front desk at plus 1, 5 5 5, 1 2 3, 4 5 6 7, or email us at the email address.',
+     'You can reach our front desk at <say-as interpret-as="telephone">+1 555 123 4567</say-as>, or email us at the email address.',
      ('frontdesk@example.com',)),
     ('en-US', 'The card ending in 4242 was charged $45.90.',
      'The card ending in 4 2 4 2 was charged $45.90.',
@@ -84,8 +84,8 @@ CORPUS = [
      'Your PIN is <say-as interpret-as="digits">1234</say-as>. Never share it with anyone.',
      ()),
     ('en-US', 'Visit www.example.org/faq for answers, or write to help@example.org.',
-     'Visit for answers, or write to.',
-     'Visit for answers, or write to.',
+     'Visit the link for answers, or write to the email address.',
+     'Visit the link for answers, or write to the email address.',
      ('http://www.example.org/faq', 'help@example.org')),
     ('en-US', 'Total: **$1,250.00** for 3 nights (Dec 24–27).',
      'Total: $1,250.00 for 3 nights (Dec 24 to 27).',
@@ -124,16 +124,16 @@ CORPUS = [
      'Su código de reserva es R E S, 5 5 2 1. Le esperamos el 24 de diciembre de 2026 a las 21:00.',
      ()),
     ('es-ES', 'Puede llamarnos al +34 912 345 678 o escribir a info@ejemplo.es.',
-     'Puede llamarnos al más 3 4, 9 1 2, 3 4, 5 6, 7 8 o escribir a.',
-     'Puede llamarnos al <say-as interpret-as="telephone">+34 912 345 678</say-as> o escribir a.',
+     'Puede llamarnos al más 3 4, 9 1 2, 3 4, 5 6, 7 8 o escribir a la dirección de correo.',
+     'Puede llamarnos al <say-as interpret-as="telephone">+34 912 345 678</say-as> o escribir a la dirección de correo.',
      ('info@ejemplo.es',)),
     ('es-ES', 'La tarjeta terminada en 9876 ha sido rechazada. ❌',
      'La tarjeta terminada en 9 8 7 6 ha sido rechazada.',
      'La tarjeta terminada en <say-as interpret-as="digits">9876</say-as> ha sido rechazada.',
      ()),
     ('es-ES', 'Más información en https://ejemplo.es/ayuda 👉',
-     'Más información en.',
-     'Más información en.',
+     'Más información en el enlace.',
+     'Más información en el enlace.',
      ('https://ejemplo.es/ayuda',)),
     ('es-MX', 'Tenemos 3 opciones:\n1. Básico\n2. Premium\n3. Empresa',
      'Tenemos 3 opciones: Básico, Premium, Empresa.',
@@ -160,8 +160,8 @@ CORPUS = [
      'Ihr Termin ist am 24. Dezember 2026 um 9:30 Uhr bestätigt.',
      ()),
     ('de-DE', 'Rufen Sie uns an unter 030 12345678 oder schreiben Sie an service@beispiel.de.',
-     'Rufen Sie uns an unter 0 3 0, 1 2 3 4 5 6 7 8 oder schreiben Sie an.',
-     'Rufen Sie uns an unter <say-as interpret-as="telephone">030 12345678</say-as> oder schreiben Sie an.',
+     'Rufen Sie uns an unter 0 3 0, 1 2 3 4 5 6 7 8 oder schreiben Sie an die E-Mail-Adresse.',
+     'Rufen Sie uns an unter <say-as interpret-as="telephone">030 12345678</say-as> oder schreiben Sie an die E-Mail-Adresse.',
      ('service@beispiel.de',)),
     ('de-DE', 'Ihre Buchungsnummer lautet **HB-7731**.',
      'Ihre Buchungsnummer lautet H B, 7 7 3 1.',
@@ -196,8 +196,8 @@ CORPUS = [
      'Votre rendez-vous est confirmé le 24 décembre 2026 à 14:30.',
      ()),
     ('fr-FR', 'Appelez-nous au 01 23 45 67 89 ou écrivez à contact@exemple.fr.',
-     'Appelez-nous au 0 1, 2 3, 4 5, 6 7, 8 9 ou écrivez à.',
-     'Appelez-nous au <say-as interpret-as="telephone">01 23 45 67 89</say-as> ou écrivez à.',
+     "Appelez-nous au 0 1, 2 3, 4 5, 6 7, 8 9 ou écrivez à l'adresse e-mail.",
+     'Appelez-nous au <say-as interpret-as="telephone">01 23 45 67 89</say-as> ou écrivez à l\'adresse e-mail.',
      ('contact@exemple.fr',)),
     ('fr-FR', 'Votre code de réservation est **FR-2290**.',
      'Votre code de réservation est F R, 2 2 9 0.',
@@ -294,6 +294,10 @@ def test_the_sentence_about_links_is_in_the_answers_language(language, sent, cou
 
 
 def test_then_appends_the_menu_or_the_note_after_the_words():
-    spoken = render("See https://example.com/a", "en-US")
-    assert spoken.then(link_note("en-US", True)).text == "See. I've sent you the link by text message."
+    spoken = render("See https://example.com/a for the menu", "en-US")
+    assert spoken.then(link_note("en-US", True)).text == (
+        "See the link for the menu. I've sent you the link by text message.")
+    assert render("Menu: https://example.com/a", "en-US").then(link_note("en-US", False)).text == (
+        "Menu. I couldn't send you the link by text message.")
+    assert render("https://example.com/a", "en-US").parts == ()  # a link alone: only the sentence about it
     assert render("", "en-US").then("Hello.").parts == ("Hello.",)

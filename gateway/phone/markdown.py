@@ -7,6 +7,7 @@ from functools import lru_cache
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from . import phrases
 from .speech import Pause
 
 SENTENCE_MARKS = ".!?:;…"
@@ -22,7 +23,8 @@ def _parser() -> MarkdownIt:
 class _Reader:
     """Walks markdown-it's tokens once, gathering the words (with pauses) and the links."""
 
-    def __init__(self) -> None:
+    def __init__(self, language: str) -> None:
+        self.language = language
         self.pieces: list[str | Pause] = []
         self.links: list[str] = []
         self.lists = 0
@@ -52,10 +54,16 @@ class _Reader:
         """An inline run's words: emphasis and code markers dropped, links' own words kept, bare links taken out."""
         words: list[str] = []
         skipping = False  # inside a bare link, whose words are the URL itself
+        stand_ins: set[int] = set()  # where in `words` a bare link's stand-in words are
         for child in token.children or ():
             if child.type == "link_open":
-                self.link(str(child.attrs.get("href") or ""))
+                href = str(child.attrs.get("href") or "")
+                self.link(href)
                 skipping = child.markup in ("linkify", "autolink")
+                if skipping:  # a bare link or address: a few words stand where it was
+                    stand_ins.add(len(words))
+                    words.append(phrases.pick(phrases.EMAIL_WORDS if href.startswith("mailto:")
+                                              else phrases.LINK_WORDS, self.language))
             elif child.type == "link_close":
                 skipping = False
             elif child.type == "image":
@@ -68,6 +76,14 @@ class _Reader:
                 words.append(" ")
             elif child.type == "hardbreak":
                 words.append(", ")
+        # No stand-in words for links that are all there is, or that end the run after a colon ("Details: <url>"):
+        # "Details." then the sentence about the text message reads better than "Details: the link."
+        tail = len(words)
+        while tail and (tail - 1 in stand_ins or not any(c.isalnum() for c in words[tail - 1])):
+            tail -= 1
+        before = "".join(words[:tail]).rstrip()
+        if any(i >= tail for i in stand_ins) and (not before or before.endswith(":")):
+            words = [word for i, word in enumerate(words) if i < tail or i not in stand_ins]
         return "".join(words)
 
     def feed(self, token: Token) -> None:
@@ -122,9 +138,9 @@ class _Reader:
             self.pieces += [", ".join(cells), Pause()]
 
 
-def read_markdown(text: str) -> tuple[list[str | Pause], list[str]]:
+def read_markdown(text: str, language: str = "en-US") -> tuple[list[str | Pause], list[str]]:
     """The words of a chat text with pauses where lists and tables break, and the links found in it, in order."""
-    reader = _Reader()
+    reader = _Reader(language)
     for token in _parser().parse(text):
         reader.feed(token)
     return reader.pieces, reader.links

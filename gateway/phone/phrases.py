@@ -34,6 +34,10 @@ SMS_CONTEXT = {  # the text message's line of context, above the links
     "de": "Hier ist, worüber wir am Telefon gesprochen haben:",
     "fr": "Voici ce dont nous avons parlé au téléphone :",
 }
+# Said where a bare link or email address was ("Write to us at the email address."), so the sentence still holds.
+LINK_WORDS = {"en": "the link", "es": "el enlace", "de": "den Link", "fr": "le lien"}
+EMAIL_WORDS = {"en": "the email address", "es": "la dirección de correo", "de": "die E-Mail-Adresse",
+               "fr": "l'adresse e-mail"}
 RANGE = {"en": "to", "es": "a", "de": "bis", "fr": "à"}  # "Mon–Fri 9–17" → "Monday to Friday 9 to 17"
 PLUS = {"en": "plus", "es": "más", "de": "plus", "fr": "plus"}  # the + of an international number
 

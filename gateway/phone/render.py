@@ -46,7 +46,7 @@ def _clean(text: str) -> str:
 def render(text: str, language: str = "en-US", ssml: bool = False, *, voice: str | None = None) -> Spoken:
     """What the caller hears for a chatbot's `text`: plain words, or SSML parts (<break>, <say-as>) when `ssml`;
     the links, email addresses and images found are in `links`, out of the words. `text` itself is not changed."""
-    pieces, links = read_markdown(text)
+    pieces, links = read_markdown(text, language)
     parts: list[Part] = []
     digits_as = digits_interpretation(voice)
     for piece in pieces:
