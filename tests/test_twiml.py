@@ -174,3 +174,11 @@ def test_long_speech_is_shortened_to_fit_a_call_update():
     document = twiml.reply(Reply("x"), LISTEN, speech=speech, dtmf_url=DTMF)
     assert len(document) <= twiml.MAX_UPDATE_CHARS and "item 0 &amp; more" in document
     assert document.endswith(BACK)
+
+
+def test_a_greeting_can_be_speech_after_audio():
+    document = twiml.incoming_call("wss://gw.example/stream", LISTEN, "**Hi**", {}, pause_seconds=20, dtmf_url=DTMF,
+                                   voice="Polly.Joanna", speech=("Hi", Pause(), "there."),
+                                   audio="https://cdn.example.com/jingle.mp3")
+    assert (KEYS + '<Play>https://cdn.example.com/jingle.mp3</Play><Say language="en-US" voice="Polly.Joanna">Hi'
+            '<break time="300ms" />there.</Say><Pause length="20" /></Gather>' + BACK) in document

@@ -75,12 +75,15 @@ def _start_stream(response: VoiceResponse, stream_url: str, parameters: Mapping[
 
 def incoming_call(stream_url: str, listen_url: str, greeting: str, parameters: Mapping[str, str], *,
                   language: str = "en-US", voice: str | None = None, pause_seconds: int = 30,
-                  dtmf_url: str | None = None, dtmf_timeout: int = 5) -> str:
-    """Answer a new call: start the one-way Media Stream, greet the caller, keep listening (and taking keys)."""
+                  dtmf_url: str | None = None, dtmf_timeout: int = 5, speech: Speech | None = None,
+                  audio: str | None = None) -> str:
+    """Answer a new call: start the one-way Media Stream, greet the caller (`audio` played first; `speech`, the
+    phone-text layer's parts, instead of `greeting` when given), keep listening (and taking keys)."""
     response = VoiceResponse()
     _start_stream(response, stream_url, parameters)
     prompt = _keys(response, dtmf_url, dtmf_timeout)
-    _say(prompt, greeting, language, voice)
+    _play(prompt, audio)
+    _say(prompt, greeting, language, voice, speech)
     _keep_listening(response, listen_url, pause_seconds, prompt)
     return str(response)
 
