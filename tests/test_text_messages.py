@@ -153,3 +153,13 @@ def test_sms_settings_are_read_and_checked():
     with pytest.raises(ValueError, match="SMS_MAX_PER_CALL.*|OPTIONS_MENU_MORE") as problems:
         Config.from_env({**base, "SMS_MAX_PER_CALL": "-1", "OPTIONS_MENU_MORE": "{titles} {oops}"})
     assert "SMS_MAX_PER_CALL" in str(problems.value) and "OPTIONS_MENU_MORE" in str(problems.value)
+
+
+def test_the_standins_caller_hears_ssml_says_as_words_with_pauses():
+    import xml.etree.ElementTree as ET
+
+    from standins.twiml_runner import _spoken
+    say = ET.fromstring('<Say voice="Polly.Joanna">Call <say-as interpret-as="telephone">+1 555 123 4567</say-as>'
+                        ' now<break time="300ms" />bye.</Say>')
+    assert _spoken(say) == "Call +1 555 123 4567 now, bye."
+    assert _spoken(ET.fromstring("<Say> Hello  there </Say>")) == "Hello  there"
