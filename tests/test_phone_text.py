@@ -301,3 +301,21 @@ def test_then_appends_the_menu_or_the_note_after_the_words():
         "Menu. I couldn't send you the link by text message.")
     assert render("https://example.com/a", "en-US").parts == ()  # a link alone: only the sentence about it
     assert render("", "en-US").then("Hello.").parts == ("Hello.",)
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_chat_text = st.lists(st.sampled_from(list("ab1234567890 -–:./*_#|`>[]()!?@+\n😊👍🏽&<\"'") + [
+    " https://x.io/a ", " info@x.io ", "**", "- ", "1. ", "| a | b |\n|---|---|\n", "2026-12-24", "24.12.2026",
+    "19:30", "+1 555 123 4567", "BK-4821", "🇩🇪", "⭐️"]), max_size=30).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_chat_text, st.sampled_from(["en-US", "es-ES", "de-DE", "fr-FR", "ja-JP", "xx", ""]), st.booleans())
+def test_any_chat_text_renders_to_speakable_twiml_without_markup_or_emoji(text, language, ssml):
+    spoken = render(text, language, ssml)
+    document = twiml.say_and_hang_up("", speech=spoken.parts, voice="Polly.Joanna" if ssml else None)
+    assert document.endswith("<Hangup /></Response>")
+    said = spoken.text
+    assert not any(mark in said for mark in ("**", "`", "😊", "👍", "https://", "@x.io"))
+    assert all(part for part in spoken.parts) and not isinstance(spoken.parts[-1:] and spoken.parts[-1], Pause)

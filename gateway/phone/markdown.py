@@ -39,6 +39,17 @@ class _Reader:
         if target and target not in self.links:
             self.links.append(target)
 
+    def code(self, text: str) -> str:
+        """Code's words, with any link in it taken out as bare links are (markdown leaves code unlinked)."""
+        found = _parser().linkify.match(text) or []
+        for match in found:
+            self.link(match.url)
+        for match in reversed(found):
+            words = phrases.pick(phrases.EMAIL_WORDS if match.url.startswith("mailto:") else phrases.LINK_WORDS,
+                                 self.language)
+            text = text[:match.index] + words + text[match.last_index:]
+        return text
+
     def end_sentence(self) -> None:
         """Close what was said so far with a full stop, unless it already ends with a mark."""
         for n in range(len(self.pieces) - 1, -1, -1):
@@ -70,8 +81,10 @@ class _Reader:
                 self.link(str(child.attrs.get("src") or ""))
             elif skipping or child.type == "html_inline":
                 continue
-            elif child.type in ("text", "code_inline"):
+            elif child.type == "text":
                 words.append(child.content)
+            elif child.type == "code_inline":
+                words.append(self.code(child.content))
             elif child.type == "softbreak":
                 words.append(" ")
             elif child.type == "hardbreak":
@@ -108,7 +121,7 @@ class _Reader:
         elif kind in ("fence", "code_block"):
             for line in token.content.splitlines():
                 if line.strip():
-                    self.pieces += [line.strip(), Pause()]
+                    self.pieces += [self.code(line.strip()), Pause()]
             self.end_sentence()
         elif kind in ("th_open", "td_open"):
             self.cells += 1
