@@ -163,3 +163,21 @@ def test_the_standins_caller_hears_ssml_says_as_words_with_pauses():
                         ' now<break time="300ms" />bye.</Say>')
     assert _spoken(say) == "Call +1 555 123 4567 now, bye."
     assert _spoken(ET.fromstring("<Say> Hello  there </Say>")) == "Hello  there"
+
+
+def test_the_cap_can_be_the_call_stores_count_shared_by_every_process(twilio):
+    from gateway.calls.store import InMemoryCallStore
+    store = InMemoryCallStore()
+    store.open("CA1")
+    results = Results()
+    one, other = (_sender(twilio, results, max_per_call=2, claim=store.claim_text_message) for _ in range(2))
+    assert [one.offer("CA1", CALLER, CALLED, ["https://e.com/1"]), other.offer("CA1", CALLER, CALLED, ["https://e.com/2"]),
+            one.offer("CA1", CALLER, CALLED, ["https://e.com/3"])] == [True, True, False]
+
+    def broken(call_sid, most):
+        raise ConnectionError("redis down")
+    assert not _sender(twilio, results, claim=broken).offer("CA1", CALLER, CALLED, ["https://e.com/4"])
+    results.wait(2)
+    one.close()
+    other.close()
+    assert len(twilio.messages) == 2

@@ -22,6 +22,7 @@ REFUSED_CODES = frozenset({21211, 21602, 21606, 21610, 21614})
 MAX_BODY_CHARS = 1600  # Twilio's limit for one message's Body
 
 OnResult = Callable[[str, bool, str], None]  # (call_sid, sent, detail): for the monitor's action and the caller
+Claim = Callable[[str, int], bool]  # (call_sid, most) → may one more message go (CallStore.claim_text_message)
 
 
 def message_body(links: Sequence[str], language: str) -> str:
@@ -39,7 +40,7 @@ class MessageSender:
 
     def __init__(self, account_sid: str, auth_token: str, api_url: str = "https://api.twilio.com", *,
                  enabled: bool = True, max_per_call: int = 3, timeout: float = 5.0, on_result: OnResult | None = None,
-                 executor: Executor | None = None):
+                 executor: Executor | None = None, claim: Claim | None = None):
         http_client = TwilioHttpClient(pool_connections=True, timeout=timeout)
         self.client = Client(account_sid, auth_token, http_client=http_client)
         self.client.api.base_url = api_url  # TWILIO_API_URL: the real API, or a local stand-in
@@ -47,7 +48,8 @@ class MessageSender:
         self.on_result = on_result
         self._executor = executor or ThreadPoolExecutor(max_workers=4, thread_name_prefix="sms")
         self._lock = threading.Lock()
-        self._counts: dict[str, int] = {}  # call → messages offered so far
+        self._counts: dict[str, int] = {}  # call → messages offered so far (without `claim`: in this process)
+        self._claim = claim  # the call store's count, shared by every process
         self._refused: set[str] = set()  # calls whose number refused a message: the next links are not tried
 
     def offer(self, call_sid: str, to: str, from_: str, links: Sequence[str], language: str = "en-US") -> bool:
@@ -61,10 +63,19 @@ class MessageSender:
         with self._lock:
             if call_sid in self._refused:
                 return False
-            if self._counts.get(call_sid, 0) >= self.max_per_call:
-                log.info("call %s: SMS_MAX_PER_CALL (%d) reached, links left out", call_sid, self.max_per_call)
+            allowed = self._counts.get(call_sid, 0) < self.max_per_call if self._claim is None else None
+            if allowed:
+                self._counts[call_sid] = self._counts.get(call_sid, 0) + 1
+        if allowed is None:
+            try:
+                allowed = self._claim(call_sid, self.max_per_call)
+            except Exception as exc:  # the call store (Redis) is unreachable: the links are left out, the turn goes on
+                log.warning("call %s: cannot count text messages (%s), links left out", call_sid,
+                            exc.__class__.__name__)
                 return False
-            self._counts[call_sid] = self._counts.get(call_sid, 0) + 1
+        if not allowed:
+            log.info("call %s: SMS_MAX_PER_CALL (%d) reached, links left out", call_sid, self.max_per_call)
+            return False
         body = message_body(links, language)
         try:
             self._executor.submit(self._send, call_sid, to, from_, body)
