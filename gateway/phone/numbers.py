@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import re
+from functools import lru_cache
 from typing import Callable
 
 import phonenumbers
@@ -30,28 +31,31 @@ _CODE = re.compile(r"\b(?=[A-Z0-9-]*\d)(?=[A-Z0-9-]*[A-Z])[A-Z0-9]+(?:-[A-Z0-9]+
 _LONG_DIGITS = re.compile(r"(?<![\d.,$€£¥#])(?<![\d.,][\s])\b\d{5,}\b(?![.,]\d)(?!\s?(?:€|EUR|USD|\$|%))")
 _NUMBER_RANGE = re.compile(r"(?<![\d:/-])(?<!\d[.,])(\d{1,2}(?::\d\d)?)\s?[-–—]\s?(\d{1,2}(?::\d\d)?)"
                            r"(?![\d:/-]|[.,]\d)")
-_DASH = re.compile(r"\s?[–—]\s?")
 REGIONS = {"en": "US", "es": "ES", "de": "DE", "fr": "FR"}
 
 
-def _day_names(language: str) -> dict[str, str]:
-    """Abbreviated day names ("Mon", "Mo.", "lun.") to their full names, lower-cased and without the dot."""
+@lru_cache(maxsize=64)
+def _day_patterns(language: str) -> tuple[dict[str, str], re.Pattern | None, re.Pattern | None]:
+    """Abbreviated day names ("Mon", "Mo.", "lun.") to their full names, the pattern finding them in a schedule
+    (before a dash or a number, or after a dash), and the one finding a range of full names; once per language."""
     loc = phrases.locale(language)
     wide = get_day_names("wide", locale=loc)
-    return {str(short).rstrip(".").lower(): str(wide[n]) for n, short in get_day_names("abbreviated", locale=loc).items()}
+    names = {str(short).rstrip(".").lower(): str(wide[n]) for n, short in get_day_names("abbreviated", locale=loc).items()}
+    if not names:
+        return names, None, None
+    shorts = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    abbreviated = re.compile(rf"\b({shorts})\.?(?=\s*(?:[-–—]|\d|$)|\s*,)|(?<=[-–—])\s?({shorts})\b\.?", re.IGNORECASE)
+    days = "|".join(re.escape(v) for v in names.values())
+    return names, abbreviated, re.compile(rf"\b({days})\s?[-–—]\s?({days})\b")
 
 
 def words_for_ranges(text: str, language: str) -> str:
     """Day-name abbreviations in a schedule spelled out, and the dashes of ranges said as "to" (localized)."""
-    names = _day_names(language)
+    names, abbreviated, day_range = _day_patterns(language)
     to = phrases.pick(phrases.RANGE, language)
-    if names:
-        pattern = re.compile(r"\b(" + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) +
-                             r")\.?(?=\s*(?:[-–—]|\d|$)|\s*,)|(?<=[-–—])\s?(" +
-                             "|".join(re.escape(n) for n in names) + r")\b\.?", re.IGNORECASE)
-        text = pattern.sub(lambda m: names[(m.group(1) or m.group(2)).lower()], text)
-        days = "|".join(re.escape(v) for v in names.values())
-        text = re.sub(rf"\b({days})\s?[-–—]\s?({days})\b", rf"\1 {to} \2", text)
+    if abbreviated is not None and day_range is not None:
+        text = abbreviated.sub(lambda m: names[(m.group(1) or m.group(2)).lower()], text)
+        text = day_range.sub(rf"\1 {to} \2", text)
     return _NUMBER_RANGE.sub(rf"\1 {to} \2", text)
 
 

@@ -1,6 +1,8 @@
 """The few sentences the gateway itself adds to a chatbot's answer, in the answer's language (English otherwise)."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 from babel import Locale, UnknownLocaleError
 
 # {titles}: the options' titles as a list ("a, b, or c"); {keys}: the keys ("1, 2 or 3"); {more}: how many more.
@@ -52,6 +54,7 @@ def pick(table: dict, language: str | None):
     return table.get(base(language), table["en"])
 
 
+@lru_cache(maxsize=64)
 def locale(language: str | None) -> Locale:
     """Babel's locale for a BCP-47 tag (dates, times, day names, "a, b or c"); English when Babel has none."""
     try:
