@@ -181,6 +181,19 @@ def _relay(env: Mapping[str, str], protocol: str, problems: list[str]) -> dict:
     if handoff and not handoff.startswith(("https://", "http://")):
         problems.append(f"CHATBOT_HANDOFF_URL must start with https:// (got {handoff!r})")
     return {"chatbot_parameters": parameters, "chatbot_handoff_url": handoff}
+def _phone_text(env: Mapping[str, str], cls, problems: list[str]) -> dict:
+    """Links sent by text message (contract section 8) and the wording of an answer's spoken options menu."""
+    templates = {}
+    for name, fields in (("OPTIONS_MENU", ("titles", "keys")), ("OPTIONS_MENU_MORE", ("titles", "keys", "more"))):
+        template = (env.get(name) or "").strip()
+        try:
+            template.format(**{key: "x" for key in fields})
+        except (KeyError, IndexError, ValueError):
+            problems.append(f"{name} may only use {', '.join('{' + f + '}' for f in fields)} (got {template!r})")
+            template = ""
+        templates[name.lower()] = template
+    return {"sms_links": _flag(env.get("SMS_LINKS"), cls.sms_links),
+            "sms_max_per_call": _whole(env, "SMS_MAX_PER_CALL", cls.sms_max_per_call, 0, problems), **templates}
 
 
 def _flag(value: str | None, default: bool) -> bool:
@@ -271,6 +284,12 @@ class Config:
     # conversationrelay: the `setup` message's customParameters, and where the bot's `end` is posted.
     chatbot_parameters: Mapping[str, object] = field(default_factory=dict)
     chatbot_handoff_url: str | None = None
+    # Links, emails and images in answers go to the caller by SMS (gateway/twilio/messages.py), at most this many a
+    # call. OPTIONS_MENU / OPTIONS_MENU_MORE: the options' menu wording ({titles}, {keys}, {more}); empty: built in.
+    sms_links: bool = True
+    sms_max_per_call: int = 3
+    options_menu: str = ""
+    options_menu_more: str = ""
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def for_call(self, language: str = "", voice: str = "") -> "Config":
@@ -335,6 +354,7 @@ class Config:
         monitor = _monitor(env, problems)
         recognizers = _keyed_recognizers(env, provider, problems)
         chatbot = _chatbot(env, cls, problems)
+        phone_text = _phone_text(env, cls, problems)
         if problems:
             raise ConfigError("Configuration problems: " + "; ".join(problems))
         return cls(
@@ -371,6 +391,7 @@ class Config:
             **monitor,
             **recognizers,
             **chatbot,
+            **phone_text,
         )
 
     def other_recognizers(self) -> list[str]:

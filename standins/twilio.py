@@ -52,6 +52,11 @@ class TwilioStandIn:
         self._calls: dict[str, SimulatedCall] = {}
         self._rest_requests: list[dict] = []
         self._faults: deque[int] = deque()
+        # Text messages (the Messages resource): what was sent, and the numbers that cannot take one.
+        self._messages: list[dict] = []
+        self.sms_refusals: dict[str, int] = {}  # To number → Twilio code (21614 landline, 21610 opted out, ...)
+        self.sms_senders: set[str] | None = None  # From numbers able to send SMS; None: any (else 21606)
+        self.messages_delay = 0.0  # seconds each Messages request takes (a slow API)
         self._outbound_callers: deque[Caller] = deque()
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -160,6 +165,21 @@ class TwilioStandIn:
     def _take_fault(self) -> int | None:
         with self._lock:
             return self._faults.popleft() if self._faults else None
+
+    @property
+    def messages(self) -> list[dict]:
+        """Every text message accepted, as Twilio's JSON resource (to, from, body, sid, status ...)."""
+        with self._lock:
+            return list(self._messages)
+
+    def refuse_sms_to(self, number: str, code: int = 21614) -> None:
+        """Make messages to `number` fail as Twilio refuses them: 21614 (not a mobile number), 21610 (opted out)."""
+        with self._lock:
+            self.sms_refusals[number] = code
+
+    def _take_message(self, message: dict) -> None:
+        with self._lock:
+            self._messages.append(message)
 
     def _remember(self, entry: dict) -> None:
         with self._lock:

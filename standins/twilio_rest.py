@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 import time
+from email.utils import formatdate
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
+
+from standins.twilio_webhooks import new_sid
 
 if TYPE_CHECKING:
     from standins.twilio import TwilioStandIn
@@ -17,6 +21,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TWIML_MAX_CHARS = 4000  # longer Twiml parameters are refused with error 32018
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+SMS_REFUSALS = {21211: "Invalid 'To' Phone Number", 21602: "Message body is required.",
+                21606: "The 'From' phone number provided is not a valid message-capable Twilio phone number for this "
+                       "destination.",
+                21610: "Attempt to send to unsubscribed recipient",
+                21614: "'To' number is not a valid mobile number"}
 _FAULTS = {500: (20500, "An internal server error has occurred"), 429: (20429, "Too Many Requests"),
            503: (20503, "Service unavailable")}
 
@@ -148,6 +158,35 @@ def create_rest_app(standin: TwilioStandIn) -> Flask:
                             "date_updated": call.resource()["date_updated"],
                             "uri": f"/2010-04-01/Accounts/{account_sid}/Calls/{call_sid}/Streams/"
                                    f"{stream.stream_sid}.json"})
+        response.status_code = 201
+        return response
+
+    @app.post(f"{base}/Messages.json")
+    def create_message(account_sid: str) -> Response:
+        """Send a text message as the Messages resource does: To, From and Body checked, Twilio's refusals."""
+        if standin.messages_delay:
+            time.sleep(standin.messages_delay)
+        form = request.form
+        to, from_, body = form.get("To", ""), form.get("From", ""), form.get("Body", "")
+        if not to:
+            return twilio_error(400, 21604, "A 'To' phone number is required.")
+        if not from_ and not form.get("MessagingServiceSid"):
+            return twilio_error(400, 21603, "A 'From' phone number is required.")
+        code = (21211 if not E164.match(to) else 21602 if not body.strip()
+                else 21606 if standin.sms_senders is not None and from_ not in standin.sms_senders
+                else standin.sms_refusals.get(to))
+        if code is not None:
+            return twilio_error(400, code, SMS_REFUSALS.get(code, "Message refused"))
+        sid, now = new_sid("SM"), formatdate(usegmt=True)
+        uri = f"/2010-04-01/Accounts/{account_sid}/Messages/{sid}.json"
+        message = {"sid": sid, "account_sid": account_sid, "to": to, "from": from_, "body": body,
+                   "status": "queued", "direction": "outbound-api", "api_version": "2010-04-01",
+                   "num_segments": str(max(1, -(-len(body) // 153))), "num_media": "0", "price": None,
+                   "price_unit": "USD", "error_code": None, "error_message": None, "messaging_service_sid": None,
+                   "date_created": now, "date_updated": now, "date_sent": None, "uri": uri,
+                   "subresource_uris": {"media": uri.replace(".json", "/Media.json")}}
+        standin._take_message(message)
+        response = jsonify(message)
         response.status_code = 201
         return response
 

@@ -49,6 +49,17 @@ def _text(element: ET.Element) -> str:
     return "".join(element.itertext()).strip()
 
 
+def _spoken(say: ET.Element) -> str:
+    """What a <Say> says: its text with its SSML tags' words (<say-as>, <s>, ...) and a pause (", ") for <break>."""
+    if len(say) == 0:
+        return _text(say)
+    words = [say.text or ""]
+    for child in say:
+        words.append(", " if _tag(child) == "break" else _text(child))
+        words.append(child.tail or "")
+    return " ".join("".join(words).split()).replace(" ,", ",")
+
+
 def parse_twiml(body: bytes | str, url: str | None) -> Document | None:
     """Parse a TwiML document; None when it is not XML with a <Response> root (Twilio error 12100)."""
     try:
@@ -192,7 +203,7 @@ class TwimlRunner:
 
     def _say(self, verb: ET.Element, doc: Document) -> None:
         loops = int(verb.get("loop") or 1)
-        self._play_say(_text(verb), loops if loops > 0 else 1000)  # loop="0" repeats until interrupted
+        self._play_say(_spoken(verb), loops if loops > 0 else 1000)  # loop="0" repeats until interrupted
 
     def _pause(self, verb: ET.Element, doc: Document) -> None:
         length = float(verb.get("length") or 1)

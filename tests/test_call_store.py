@@ -209,3 +209,21 @@ def test_chat_history_is_kept_per_call_trimmed_and_cut_to_what_was_heard(store):
     assert not store.cut_reply("CA1", "never said", "")
     store.add_history("unknown", [{"role": "user", "content": "x"}], 3)  # no call, no history
     assert store.history("unknown") == []
+
+
+def test_options_hold_until_the_next_answer_and_survive_the_store(store):
+    store.open("CA1")
+    options = (("Book a table", "/book"), ("Hours", "/hours"))
+    assert store.record_turn("CA1", ("Book a table", "Hours"), options=options).options == options
+    assert store.get("CA1").options == options  # read back from Redis's JSON as tuples
+    assert store.record_turn("CA1", ()).options == ()  # an answer without options ends them
+
+
+def test_text_messages_are_counted_up_to_the_most_allowed_by_any_process(store):
+    store.open("CA1")
+    assert [store.claim_text_message("CA1", 2) for _ in range(3)] == [True, True, False]
+    assert store.get("CA1").texts_sent == 2
+    assert not store.claim_text_message("unknown", 2)
+    store.end("CA1")
+    store.open("CA2")
+    assert not store.claim_text_message("CA1", 5)  # an ended call gets no message

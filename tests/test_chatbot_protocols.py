@@ -26,15 +26,17 @@ RASA_SCRIPT = {
 }
 
 
-def test_rasa_texts_in_order_buttons_as_hints_and_custom_actions(caplog):
+def test_rasa_texts_in_order_buttons_as_options_and_hints_and_custom_actions(caplog):
     with RasaStandIn(RASA_SCRIPT) as rasa:
         bot = RasaChatbot(rasa.url, timeout=3, greeting_message="/greet")
         greeting = bot.ask("", "CA1", "start")
         assert greeting.text == "Welcome to the bakery. What would you like?" and greeting.hints == ("bread", "cake")
+        assert greeting.options == (("bread", "/bread"), ("cake", "/cake"))
         with caplog.at_level(logging.DEBUG, logger="gateway.chatbots.rasa"):
             cake = bot.ask("cake", "CA1")
-        assert cake.text == "Cake it is. Anything else?" and cake.hints == ()
-        assert "image message" in caplog.text and "attachment message" in caplog.text
+        # The image is a link in the text: the phone-text layer sends it by SMS and never reads it out.
+        assert cake.text == "Cake it is. ![image](https://example.com/cake.png) Anything else?" and cake.hints == ()
+        assert "attachment" in caplog.text
         bye = bot.ask("bye", "CA1")
         assert (bye.text, bye.action_type) == ("Bye & thanks!", "hangup")
         agent = bot.ask("agent", "CA2")
@@ -83,7 +85,7 @@ def test_openai_sends_prompt_history_and_tools_and_keeps_calls_apart(api):
     assert bot.ask("for four", "CA1").text == "You said for four. I have 4 messages so far."
     first, _, third = api.requests
     assert first["model"] == "gpt-test" and first["temperature"] == 0.3 and "stream" not in first
-    assert [t["function"]["name"] for t in first["tools"]] == ["end_call", "transfer_call"]
+    assert [t["function"]["name"] for t in first["tools"]] == ["end_call", "transfer_call", "offer_options"]
     assert third["messages"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello"},
                                  {"role": "assistant", "content": "You said hello. I have 2 messages so far."},
                                  {"role": "user", "content": "for four"}]

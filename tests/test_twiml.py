@@ -149,3 +149,62 @@ def test_a_conversationrelay_handoff_runs_the_twiml_the_handoff_url_answered():
         '<Dial timeout="20"><Number>+15550001111</Number></Dial></Response>')
     alone = rp.relay_reply([], ended=True, handoff_twiml='<Response><Enqueue>support</Enqueue></Response>')
     assert twiml.reply(alone, LISTEN) == HEAD + '<Response><Enqueue>support</Enqueue></Response>'
+# ---- the phone-text layer's speech and a chatbot's audio ----------------------------------------------------------
+from gateway.phone import Pause, SayAs, render  # noqa: E402
+
+
+def test_reply_speech_parts_become_ssml_inside_say_and_audio_plays_first_inside_the_keys_gather():
+    speech = ("Call ", SayAs("+1 555 123 4567", "telephone"), " & say", Pause(), "bye.")
+    document = twiml.reply(Reply("**Call** +1 555 123 4567 & say\n- bye", audio="https://cdn.example.com/a.mp3"),
+                           LISTEN, dtmf_url=DTMF, voice="Polly.Joanna", speech=speech)
+    assert document == (
+        HEAD + '<Response>' + KEYS + '<Play>https://cdn.example.com/a.mp3</Play>'
+        '<Say language="en-US" voice="Polly.Joanna">Call <say-as interpret-as="telephone">+1 555 123 4567</say-as>'
+        ' &amp; say<break time="300ms" />bye.</Say><Pause length="30" /></Gather>' + BACK)
+
+
+def test_plain_speech_replaces_the_text_and_no_speech_keeps_the_old_document():
+    answer = Reply("**Sure!** 😊")
+    assert twiml.reply(answer, LISTEN, pause_seconds=30, speech=render(answer.text).parts) == (
+        HEAD + '<Response><Say language="en-US">Sure!</Say><Pause length="30" />' + BACK)
+    assert twiml.reply(answer, LISTEN, pause_seconds=30) == (
+        HEAD + '<Response><Say language="en-US">**Sure!** 😊</Say><Pause length="30" />' + BACK)
+
+
+def test_audio_alone_is_played_with_no_empty_say():
+    assert twiml.reply(Reply("", audio="https://cdn.example.com/a.mp3"), LISTEN, speech=()) == (
+        HEAD + '<Response><Play>https://cdn.example.com/a.mp3</Play><Pause length="30" />' + BACK)
+
+
+def test_gather_reply_plays_audio_and_says_speech_inside_the_speech_gather():
+    answer = Reply("Hi", hints=("yes",), audio="https://cdn.example.com/a.mp3")
+    assert twiml.gather_reply(answer, "https://gw.example/gather", timeout=4, speech=("Hi", Pause(), "there")) == (
+        HEAD + '<Response><Gather action="https://gw.example/gather" actionOnEmptyResult="true" hints="yes" '
+        'input="speech dtmf" language="en-US" method="POST" profanityFilter="true" speechTimeout="auto" timeout="4">'
+        '<Play>https://cdn.example.com/a.mp3</Play><Say language="en-US">Hi<break time="300ms" />there</Say>'
+        '</Gather></Response>')
+    assert twiml.gather_reply(Reply("Bye", "hangup"), "https://gw.example/gather", speech=("Good", Pause(), "bye")) == (
+        HEAD + '<Response><Say language="en-US">Good<break time="300ms" />bye</Say><Hangup /></Response>')
+
+
+def test_first_sentence_and_say_and_hang_up_take_speech():
+    assert twiml.first_sentence("x", "https://gw.example/continue", speech=("Hello", Pause(), "world.")) == (
+        HEAD + '<Response><Say language="en-US">Hello<break time="300ms" />world.</Say>'
+        '<Redirect method="POST">https://gw.example/continue</Redirect></Response>')
+    assert twiml.say_and_hang_up("x", speech=("Bye.",)) == (
+        HEAD + '<Response><Say language="en-US">Bye.</Say><Hangup /></Response>')
+
+
+def test_long_speech_is_shortened_to_fit_a_call_update():
+    speech = tuple(part for n in range(400) for part in (f"item {n} & more", Pause()))
+    document = twiml.reply(Reply("x"), LISTEN, speech=speech, dtmf_url=DTMF)
+    assert len(document) <= twiml.MAX_UPDATE_CHARS and "item 0 &amp; more" in document
+    assert document.endswith(BACK)
+
+
+def test_a_greeting_can_be_speech_after_audio():
+    document = twiml.incoming_call("wss://gw.example/stream", LISTEN, "**Hi**", {}, pause_seconds=20, dtmf_url=DTMF,
+                                   voice="Polly.Joanna", speech=("Hi", Pause(), "there."),
+                                   audio="https://cdn.example.com/jingle.mp3")
+    assert (KEYS + '<Play>https://cdn.example.com/jingle.mp3</Play><Say language="en-US" voice="Polly.Joanna">Hi'
+            '<break time="300ms" />there.</Say><Pause length="20" /></Gather>' + BACK) in document

@@ -48,6 +48,8 @@ class CallState:
     stream_broken: bool = False  # its stream broke without a `stop` while the call went on
     base_url: str = ""  # the gateway's public base URL as the call's stream saw it: where a new stream goes
     unanswered: str = ""  # the caller's words a turn is answering right now: a process that dies leaves them here
+    options: tuple[tuple[str, str], ...] = ()  # the last answer's (title, payload) options: they hold until the next
+    texts_sent: int = 0  # text messages with links sent to the caller (SMS_MAX_PER_CALL counts them in any process)
 
     def to_dict(self) -> dict:
         """The state as plain JSON-ready values."""
@@ -59,6 +61,7 @@ class CallState:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["hints"] = tuple(values.get("hints") or ())
+        values["options"] = tuple(tuple(option) for option in values.get("options") or ())  # JSON gives lists
         return cls(**values)
 
 
@@ -76,10 +79,18 @@ class CallStore:
     def _apply(self, call_sid: str, change: Change) -> CallState | None:
         return self._change(call_sid, _live(change))[1]
 
-    def record_turn(self, call_sid: str, hints: tuple[str, ...], reprompt: str = "") -> CallState | None:
-        """Count a finished turn and remember its hints and reprompt for the next one; no-op for ended calls."""
+    def record_turn(self, call_sid: str, hints: tuple[str, ...], reprompt: str = "",
+                    options: tuple[tuple[str, str], ...] = ()) -> CallState | None:
+        """Count a finished turn and remember its hints, reprompt and options (an answer without options ends the
+        last ones) for the next one; no-op for ended calls."""
         return self._apply(call_sid, lambda s, now: replace(s, turns=s.turns + 1, hints=tuple(hints),
-                                                            reprompt=reprompt))
+                                                            reprompt=reprompt, options=tuple(options)))
+
+    def claim_text_message(self, call_sid: str, most: int) -> bool:
+        """Count one more text message to the caller, unless `most` were sent already (or the call is over)."""
+        before, after = self._change(call_sid, _live(
+            lambda s, now: replace(s, texts_sent=s.texts_sent + 1) if s.texts_sent < most else s))
+        return before is not None and after is not None and after.texts_sent > before.texts_sent
 
     def heard(self, call_sid: str) -> CallState | None:
         """The caller spoke or pressed keys: note when, and count no-input reprompts afresh."""

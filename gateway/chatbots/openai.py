@@ -28,6 +28,16 @@ TOOLS = [
         "name": "transfer_call", "description": "Transfer the caller to a person at this phone number.",
         "parameters": {"type": "object", "properties": {"to": {"type": "string", "description": "E.164, +1555..."}},
                        "required": ["to"]}}},
+    # Choices are a tool, not a convention in the text: the text stays what the caller hears (no JSON to strip out of
+    # a streamed first sentence), and a model that ignores the tool still works. The caller hears the titles as a
+    # menu and may press 1 to 9 or say one; the model then reads "(the caller chose: <title>)".
+    {"type": "function", "function": {
+        "name": "offer_options", "description": "Offer the caller a few short choices after your words; they hear "
+        "them as a menu and answer by saying one or pressing its number (1 to 9).",
+        "parameters": {"type": "object", "properties": {"options": {
+            "type": "array", "items": {"type": "string"}, "maxItems": 9,
+            "description": "the choices' titles, a few words each, in the order they are offered"}},
+            "required": ["options"]}}},
 ]
 # The end of a first sentence worth saying on its own: ., ! or ? (closing quotes allowed), then a space.
 _SENTENCE_END = re.compile(r"[.!?\u2026]+[\"'\u201d)\]]*\s")
@@ -56,18 +66,34 @@ def tool_action(name: str, arguments: str) -> Any:
         return "hangup"
     if name == "transfer_call" and isinstance(args, dict):
         return {"type": "transfer", "to": args.get("to")}
+    if name == "offer_options":
+        return None  # not an action: reply_body reads its titles
     log.warning("model called an unknown tool %.50r, ignoring it", name)
     return None
 
 
 def reply_body(content: Any, tool_calls: Any) -> dict:
     """The contract's body for an assistant message: its text, and the action its first known tool call asks for."""
-    action = None
+    action, options = None, []
     for call in tool_calls if isinstance(tool_calls, (list, tuple)) else ():
         function = call.get("function") if isinstance(call, dict) else None
-        if isinstance(function, dict) and action is None:
+        if isinstance(function, dict) and function.get("name") == "offer_options" and not options:
+            options = offered_options(str(function.get("arguments") or ""))
+        elif isinstance(function, dict) and action is None:
             action = tool_action(str(function.get("name") or ""), str(function.get("arguments") or ""))
-    return {"text": content if isinstance(content, str) else "", "action": action}
+    return {"text": content if isinstance(content, str) else "", "action": action, "options": options}
+
+
+def offered_options(arguments: str) -> list[dict]:
+    """The contract's `options` for an offer_options call: each title is its own payload (the model reads it back)."""
+    try:
+        titles = json.loads(arguments or "{}").get("options")
+    except (ValueError, AttributeError):
+        titles = None
+    if not isinstance(titles, list):
+        log.warning("model called offer_options without a list of options, ignoring it: %.100r", arguments)
+        return []
+    return [{"title": title, "payload": title} for title in titles if isinstance(title, str)]
 
 
 def completion_body(answer: Any) -> dict:
@@ -210,13 +236,17 @@ class OpenAIChatbot:
 
 def _user_text(message: str, input_type: str) -> str:
     """What the caller did, as the model reads it: their words, or the keys they pressed."""
+    if input_type == "option":
+        return f"(the caller chose: {message})"
     return f"(the caller pressed the keys {message})" if input_type == "dtmf" else message
 
 
 def _assistant_text(reply: Reply) -> str:
     """What the assistant said, for the history (an action with no words is noted, so no message is empty)."""
-    if reply.text or reply.action_type is None:
+    if reply.text or (reply.action_type is None and not reply.options):
         return reply.text
+    if reply.options:
+        return f"(offered: {', '.join(title for title, _ in reply.options)})"
     return f"(called {'end_call' if reply.action_type == 'hangup' else 'transfer_call'})"
 
 

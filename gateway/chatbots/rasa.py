@@ -10,17 +10,17 @@ from .base import FirstSentence, HttpJson
 
 log = logging.getLogger(__name__)
 
-SKIPPED = ("image", "attachment")  # nothing a phone can say
 
 
 def rasa_body(messages: Any) -> dict:
-    """Turn the REST channel's answer into the contract's body: every text in order, the buttons' titles as hints,
-    and the `action` of a `custom` payload; images and attachments are skipped."""
+    """Turn the REST channel's answer into the contract's body: every text in order, the buttons as `options`, an
+    `image` as a markdown image in the text (a link the caller is sent, never read out), and a `custom` payload's
+    `action` and `audio`; attachments are skipped."""
     if not isinstance(messages, list):
         raise ChatbotError(f"answer is not a list of messages: {str(messages)[:100]!r}")
     texts: list[str] = []
-    hints: list[str] = []
-    action = None
+    options: list[dict] = []
+    action = audio = None
     for message in messages:
         if not isinstance(message, dict):
             log.warning("rasa sent a message that is not an object, skipping it: %.100r", message)
@@ -28,16 +28,17 @@ def rasa_body(messages: Any) -> dict:
         if isinstance(message.get("text"), str) and message["text"].strip():
             texts.append(message["text"].strip())
         buttons = message.get("buttons")
-        for button in buttons if isinstance(buttons, list) else ():
-            if isinstance(button, dict) and isinstance(button.get("title"), str):
-                hints.append(button["title"])
+        options.extend(button for button in (buttons if isinstance(buttons, list) else ()) if isinstance(button, dict))
+        if isinstance(message.get("image"), str) and message["image"].strip():
+            texts.append(f"![image]({message['image'].strip()})")
         custom = message.get("custom")
         if isinstance(custom, dict) and "action" in custom:
             action = custom["action"]
-        for kind in SKIPPED:
-            if message.get(kind):
-                log.debug("rasa sent an %s message; a phone cannot show it, skipped", kind)
-    return {"text": " ".join(texts), "action": action, "hints": hints}
+        if isinstance(custom, dict) and custom.get("audio") is not None and audio is None:
+            audio = custom["audio"]
+        if message.get("attachment"):
+            log.debug("rasa sent an attachment; a phone cannot show it, skipped")
+    return {"text": " ".join(texts), "action": action, "options": options, "audio": audio}
 
 
 class RasaChatbot:

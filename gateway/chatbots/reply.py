@@ -5,11 +5,15 @@ import logging
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 2000  # longer replies are cut: Twilio rejects TwiML over 4000 characters in a call update
 MAX_HINTS = 500
+MAX_OPTIONS = 30  # a menu past nine is said in part and chosen by voice; more than this is a broken chatbot
+MAX_TITLE_CHARS = 100
+MAX_PAYLOAD_CHARS = 1000
 MAX_ANSWER_BYTES = 256 * 1024  # a reply's JSON is a few hundred bytes; more is a broken chatbot, not a longer answer
 
 
@@ -41,6 +45,8 @@ class Reply:
     language: str | None = None  # optional extension: speak and recognize this language from now on
     voice: str | None = None  # optional extension: the <Say> voice from now on (goes with `language`)
     barge_in: bool = True  # optional extension: false keeps the caller from interrupting this text
+    options: tuple[tuple[str, str], ...] = ()  # (title, payload), in order: keys 1 to 9 choose the first nine
+    audio: str | None = None  # an https:// recording played with <Play> before the text
 
 
 def _parse_action(action: Any) -> tuple[str | None, str | None]:
@@ -81,14 +87,50 @@ def parse_reply(body: Any) -> Reply:
         log.warning("chatbot 'reprompt' is not a string, ignoring it: %.100r", reprompt)
         reprompt = ""
     reprompt = xml_safe(reprompt).strip()[:MAX_TEXT_CHARS]
-    if not text.strip() and action_type is None:  # nothing to say and nothing to do: the caller would hear silence
-        raise ChatbotError("answer has an empty 'text' and no action")
+    options = _options(body.get("options"))
+    audio = _audio(body.get("audio"))
+    hints += tuple(title for title, _ in options if title not in hints)  # a title is what the caller may say next
+    if not text.strip() and action_type is None and not options and audio is None:
+        raise ChatbotError("answer has an empty 'text' and no action")  # the caller would hear silence
     barge_in = body.get("barge_in", True)
     if not isinstance(barge_in, bool):
         log.warning("chatbot 'barge_in' is not true or false, ignoring it: %.100r", barge_in)
         barge_in = True
     return Reply(text=text.strip(), action_type=action_type, transfer_to=transfer_to, hints=hints, reprompt=reprompt,
-                 language=_tag(body, "language", _LANGUAGE), voice=_tag(body, "voice", _VOICE), barge_in=barge_in)
+                 language=_tag(body, "language", _LANGUAGE), voice=_tag(body, "voice", _VOICE), barge_in=barge_in,
+                 options=options, audio=audio)
+
+
+def _options(raw: Any) -> tuple[tuple[str, str], ...]:
+    """The contract's `options` as (title, payload) pairs; a malformed one is logged and left out (a payload-less
+    option chooses by its title, as a chat button without a payload sends its title)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        log.warning("chatbot 'options' is not a list, ignoring it: %.100r", raw)
+        return ()
+    options: list[tuple[str, str]] = []
+    for option in raw[:MAX_OPTIONS]:
+        title = xml_safe(option.get("title") or "").strip()[:MAX_TITLE_CHARS] \
+            if isinstance(option, dict) and isinstance(option.get("title"), str) else ""
+        payload = option.get("payload", title) if isinstance(option, dict) else None
+        if not title or not isinstance(payload, str) or not payload.strip():
+            log.warning("chatbot option without a title or a string payload, leaving it out: %.100r", option)
+            continue
+        options.append((title, xml_safe(payload).strip()[:MAX_PAYLOAD_CHARS]))
+    return tuple(options)
+
+
+def _audio(raw: Any) -> str | None:
+    """The contract's `audio`: an https:// URL, or None; anything else is refused with one log line (the text is
+    still said): Twilio fetches <Play> URLs itself, and plain http would let anyone on the path swap the recording."""
+    if raw is None or raw == "":
+        return None
+    parts = urlsplit(raw.strip()) if isinstance(raw, str) else None
+    if parts is None or parts.scheme != "https" or not parts.netloc or any(c.isspace() for c in raw.strip()):
+        log.warning("chatbot 'audio' is not an https:// URL, not playing it: %.100r", raw)
+        return None
+    return xml_safe(raw.strip())
 
 
 def _tag(body: dict, key: str, pattern: re.Pattern) -> str | None:

@@ -10,20 +10,50 @@ from twilio.twiml.voice_response import Start, VoiceResponse
 
 from ..chatbots.relay_protocol import Play, RelayReply, Say, SendDigits
 from ..chatbots.reply import Reply, xml_safe
+from ..phone.speech import Part, Pause, SayAs
+
+Speech = Sequence[Part]  # what the phone-text layer made of a text: words, and for SSML voices <break>, <say-as>
 
 
-def _say(response, text: str, language: str, voice: str | None) -> None:
-    """Append a <Say>; the SDK escapes &, <, > and quotes so the caller hears the text as written."""
-    if text:
-        attrs = {"voice": voice} if voice else {}
-        response.say(text, language=language, **attrs)
+def _say(response, text: str, language: str, voice: str | None, speech: Speech | None = None) -> None:
+    """Append a <Say> of `text`, or of `speech` when given (its pauses and say-as runs as Twilio's SSML tags); the
+    SDK escapes &, <, > and quotes so the caller hears the text as written."""
+    attrs = {"voice": voice} if voice else {}
+    if speech is None:
+        if text:
+            response.say(text, language=language, **attrs)
+        return
+    if not speech:
+        return
+    say = response.say(language=language, **attrs)
+    for part in speech:
+        if isinstance(part, Pause):
+            say.break_(time=part.time)
+        elif isinstance(part, SayAs):
+            say.say_as(part.text, interpret_as=part.interpret_as)
+        elif part:
+            say.append(part)  # words between tags: the SDK writes them as the text (or tail) around the tags
 
 
-def _parts(response, answer: Reply, language: str, voice: str | None) -> None:
-    """Say the answer: its text, or a ConversationRelay bot's parts in order (sentences, <Play loop>, <Play digits>).
-    A sentence in another language than the call's is said in Twilio's voice for that language."""
+def _play(response, audio: str | None) -> None:
+    """Append the chatbot's recording (an https:// URL, checked when the answer was parsed) before its words."""
+    if audio:
+        response.play(audio)
+
+
+def _shorter(speech: Speech) -> list[Part]:
+    """`speech` shortened for a call update: its last part dropped, or its one string cut by a fifth."""
+    if len(speech) > 1:
+        return list(speech[:-1])
+    only = speech[0] if speech else ""
+    return [only[: len(only) * 4 // 5].rstrip()] if isinstance(only, str) and len(only) > 1 else []
+
+
+def _parts(response, answer: Reply, language: str, voice: str | None, speech: Speech | None = None) -> None:
+    """Say the answer: its text (as `speech` when given), or a ConversationRelay bot's parts in order (sentences,
+    <Play loop>, <Play digits>). A sentence in another language than the call's is said in that language's voice."""
     if not isinstance(answer, RelayReply) or not answer.parts:
-        _say(response, answer.text, language, voice)
+        _say(response, answer.text, language, voice, speech)
         return
     for part in answer.parts:
         if isinstance(part, Say):
@@ -71,12 +101,15 @@ def _start_stream(response: VoiceResponse, stream_url: str, parameters: Mapping[
 
 def incoming_call(stream_url: str, listen_url: str, greeting: str, parameters: Mapping[str, str], *,
                   language: str = "en-US", voice: str | None = None, pause_seconds: int = 30,
-                  dtmf_url: str | None = None, dtmf_timeout: int = 5) -> str:
-    """Answer a new call: start the one-way Media Stream, greet the caller, keep listening (and taking keys)."""
+                  dtmf_url: str | None = None, dtmf_timeout: int = 5, speech: Speech | None = None,
+                  audio: str | None = None) -> str:
+    """Answer a new call: start the one-way Media Stream, greet the caller (`audio` played first; `speech`, the
+    phone-text layer's parts, instead of `greeting` when given), keep listening (and taking keys)."""
     response = VoiceResponse()
     _start_stream(response, stream_url, parameters)
     prompt = _keys(response, dtmf_url, dtmf_timeout)
-    _say(prompt, greeting, language, voice)
+    _play(prompt, audio)
+    _say(prompt, greeting, language, voice, speech)
     _keep_listening(response, listen_url, pause_seconds, prompt)
     return str(response)
 
@@ -94,22 +127,27 @@ MAX_UPDATE_CHARS = 4000  # Twilio refuses inline TwiML longer than this in a cal
 def reply(answer: Reply, listen_url: str, *, language: str = "en-US", voice: str | None = None,
           pause_seconds: int = 30, transfer_url: str | None = None, caller_id: str | None = None,
           dial_timeout: int | None = None, dtmf_url: str | None = None, dtmf_timeout: int = 5,
-          stream: tuple[str, Mapping[str, str]] | None = None) -> str:
-    """Speak the chatbot's answer, then act on it; the text is shortened if the document would be too long for Twilio.
-    With `stream` (URL, parameters) the document first starts a Media Stream (a call moved here from another process)."""
+          stream: tuple[str, Mapping[str, str]] | None = None, speech: Speech | None = None) -> str:
+    """Play the chatbot's `audio`, speak its answer (as `speech`, the phone-text layer's parts, when given), then act
+    on it; the words are shortened if the document would be too long for Twilio. With `stream` (URL, parameters) the
+    document first starts a Media Stream (a call moved here from another process)."""
     build = partial(_reply, listen_url=listen_url, language=language, voice=voice, pause_seconds=pause_seconds,
                     transfer_url=transfer_url, caller_id=caller_id, dial_timeout=dial_timeout, dtmf_url=dtmf_url,
                     dtmf_timeout=dtmf_timeout, stream=stream)
-    document = build(answer)
-    while len(document) > MAX_UPDATE_CHARS and answer.text:
-        answer = replace(answer, text=answer.text[: len(answer.text) * 4 // 5].rstrip())
-        document = build(answer)
+    document = build(answer, speech=speech)
+    while len(document) > MAX_UPDATE_CHARS and (speech if speech is not None else answer.text):
+        if speech is not None:
+            speech = _shorter(speech)
+        else:
+            answer = replace(answer, text=answer.text[: len(answer.text) * 4 // 5].rstrip())
+        document = build(answer, speech=speech)
     return document
 
 
 def _reply(answer: Reply, listen_url: str, language: str, voice: str | None, pause_seconds: int,
            transfer_url: str | None = None, caller_id: str | None = None, dial_timeout: int | None = None, *,
-           dtmf_url: str | None = None, dtmf_timeout: int = 5, stream: tuple | None = None) -> str:
+           dtmf_url: str | None = None, dtmf_timeout: int = 5, stream: tuple | None = None,
+           speech: Speech | None = None) -> str:
     """Build the reply document as is."""
     response = VoiceResponse()
     if stream is not None:
@@ -117,7 +155,8 @@ def _reply(answer: Reply, listen_url: str, language: str, voice: str | None, pau
     handoff = answer.handoff_twiml if isinstance(answer, RelayReply) else None
     listening = answer.action_type not in ("hangup", "transfer") and handoff is None
     prompt = _keys(response, dtmf_url, dtmf_timeout) if listening else response  # a key may cut the answer short
-    _parts(prompt, answer, language, voice)
+    _play(prompt, answer.audio)
+    _parts(prompt, answer, language, voice, speech)
     if handoff is not None:
         return _then(str(response), handoff)  # the TwiML the handoff URL answered runs once the bot's words are said
     if answer.action_type == "hangup":
@@ -133,9 +172,10 @@ def _reply(answer: Reply, listen_url: str, language: str, voice: str | None, pau
 
 def gather(text: str, action_url: str, hints: Sequence[str] = (), *, language: str = "en-US",
            voice: str | None = None, speech_timeout: str = "auto", timeout: int = 5,
-           speech_model: str | None = None, profanity_filter: bool = True, barge_in: bool = True) -> str:
-    """Say `text` inside a speech-and-keys <Gather> whose result (or silence) comes back to `action_url`; the caller's
-    speech stops the <Say> unless `barge_in` is off."""
+           speech_model: str | None = None, profanity_filter: bool = True, barge_in: bool = True,
+           speech: Speech | None = None, audio: str | None = None) -> str:
+    """Play `audio` and say `text` (or `speech`, the phone-text layer's parts) inside a speech-and-keys <Gather> whose
+    result (or silence) comes back to `action_url`; the caller's speech stops the <Say> unless `barge_in` is off."""
     response = VoiceResponse()
     options = {"speech_model": speech_model} if speech_model else {}
     if not barge_in:
@@ -144,32 +184,39 @@ def gather(text: str, action_url: str, hints: Sequence[str] = (), *, language: s
         input="speech dtmf", action=action_url, method="POST", language=language, speech_timeout=speech_timeout,
         timeout=timeout, hints=", ".join(hints) if hints else None, profanity_filter=profanity_filter,
         action_on_empty_result=True, **options)
-    _say(prompt, text, language, voice)
+    _play(prompt, audio)
+    _say(prompt, text, language, voice, speech)
     return str(response)
 
 
-def gather_reply(answer: Reply, action_url: str, transfer: Mapping | None = None, **gather_options) -> str:
-    """In Gather mode: speak the answer and listen again, or speak it and hang up / transfer."""
+def gather_reply(answer: Reply, action_url: str, transfer: Mapping | None = None, *, speech: Speech | None = None,
+                 **gather_options) -> str:
+    """In Gather mode: play and speak the answer (as `speech` when given) and listen again, or speak it and hang up /
+    transfer."""
     if answer.action_type is None:
         barge_in = gather_options.pop("barge_in", True) and answer.barge_in
-        return gather(answer.text, action_url, answer.hints, barge_in=barge_in, **gather_options)
+        return gather(answer.text, action_url, answer.hints, barge_in=barge_in, speech=speech, audio=answer.audio,
+                      **gather_options)
     gather_options.pop("barge_in", None)
     return reply(answer, action_url, language=gather_options.get("language", "en-US"), voice=gather_options.get("voice"),
-                 **(transfer or {}))
+                 speech=speech, **(transfer or {}))
 
 
-def first_sentence(text: str, continue_url: str, *, language: str = "en-US", voice: str | None = None) -> str:
-    """Say the first sentence of an answer still being written, then fetch the rest from `continue_url`."""
+def first_sentence(text: str, continue_url: str, *, language: str = "en-US", voice: str | None = None,
+                   speech: Speech | None = None) -> str:
+    """Say the first sentence of an answer still being written (as `speech` when given), then fetch the rest from
+    `continue_url`."""
     response = VoiceResponse()
-    _say(response, text, language, voice)
+    _say(response, text, language, voice, speech)
     response.redirect(continue_url, method="POST")
     return str(response)
 
 
-def say_and_hang_up(text: str, *, language: str = "en-US", voice: str | None = None) -> str:
-    """Speak a last sentence and end the call (used where the gateway itself cannot go on)."""
+def say_and_hang_up(text: str, *, language: str = "en-US", voice: str | None = None,
+                    speech: Speech | None = None) -> str:
+    """Speak a last sentence (as `speech` when given) and end the call (where the gateway itself cannot go on)."""
     response = VoiceResponse()
-    _say(response, text, language, voice)
+    _say(response, text, language, voice, speech)
     response.hangup()
     return str(response)
 
