@@ -121,3 +121,22 @@ def test_first_sentence_is_said_then_the_rest_is_fetched():
                                 voice="Polly.Joanna") == (
         HEAD + '<Response><Say language="en-US" voice="Polly.Joanna">Fish &amp; chips, &lt;fresh&gt;.</Say>'
         '<Redirect method="POST">https://gw.example/continue?answer=ab12</Redirect></Response>')
+
+
+def test_stream_can_carry_both_tracks():
+    """both_tracks also streams what the caller hears (the outbound track), so the gateway can measure its prompts."""
+    document = twiml.incoming_call("wss://gw.example/stream", LISTEN, "Hello!", {"callSid": "CA1"},
+                                   pause_seconds=20, dtmf_url=DTMF, stream_track="both_tracks")
+    assert document == (
+        HEAD + '<Response><Start><Stream track="both_tracks" url="wss://gw.example/stream">'
+        '<Parameter name="callSid" value="CA1" /></Stream></Start>'
+        + KEYS + '<Say language="en-US">Hello!</Say><Pause length="20" /></Gather>' + BACK)
+    moved = twiml.reply(Reply("Hi."), LISTEN, pause_seconds=25, dtmf_url=DTMF,
+                        stream=("wss://gw.example/stream", {"callSid": "CA1"}), stream_track="both_tracks")
+    assert moved.startswith(HEAD + '<Response><Start><Stream track="both_tracks" url="wss://gw.example/stream">')
+
+
+def test_an_unknown_stream_track_is_refused():
+    import pytest
+    with pytest.raises(ValueError, match="outbound_only"):
+        twiml.incoming_call("wss://g/stream", LISTEN, "Hi", {}, stream_track="outbound_only")

@@ -34,10 +34,17 @@ def _keep_listening(response: VoiceResponse, listen_url: str, pause_seconds: int
     response.redirect(listen_url, method="POST")
 
 
-def _start_stream(response: VoiceResponse, stream_url: str, parameters: Mapping[str, str]) -> None:
-    """Append the one-way <Start><Stream> of the caller's audio, with the call's <Parameter>s."""
+STREAM_TRACKS = ("inbound_track", "both_tracks")  # both_tracks adds the outbound track: what the caller hears
+
+
+def _start_stream(response: VoiceResponse, stream_url: str, parameters: Mapping[str, str],
+                  track: str = "inbound_track") -> None:
+    """Append the one-way <Start><Stream> of the caller's audio (and, with both_tracks, of what the caller hears),
+    with the call's <Parameter>s."""
+    if track not in STREAM_TRACKS:
+        raise ValueError(f"stream track {track!r} is not one of {STREAM_TRACKS}")
     start = Start()
-    stream = start.stream(url=stream_url, track="inbound_track")
+    stream = start.stream(url=stream_url, track=track)
     for name, value in parameters.items():  # they carry webhook fields (From): control characters would break the XML
         stream.parameter(name=name, value=xml_safe(value))
     response.append(start)
@@ -45,10 +52,10 @@ def _start_stream(response: VoiceResponse, stream_url: str, parameters: Mapping[
 
 def incoming_call(stream_url: str, listen_url: str, greeting: str, parameters: Mapping[str, str], *,
                   language: str = "en-US", voice: str | None = None, pause_seconds: int = 30,
-                  dtmf_url: str | None = None, dtmf_timeout: int = 5) -> str:
+                  dtmf_url: str | None = None, dtmf_timeout: int = 5, stream_track: str = "inbound_track") -> str:
     """Answer a new call: start the one-way Media Stream, greet the caller, keep listening (and taking keys)."""
     response = VoiceResponse()
-    _start_stream(response, stream_url, parameters)
+    _start_stream(response, stream_url, parameters, stream_track)
     prompt = _keys(response, dtmf_url, dtmf_timeout)
     _say(prompt, greeting, language, voice)
     _keep_listening(response, listen_url, pause_seconds, prompt)
@@ -68,12 +75,12 @@ MAX_UPDATE_CHARS = 4000  # Twilio refuses inline TwiML longer than this in a cal
 def reply(answer: Reply, listen_url: str, *, language: str = "en-US", voice: str | None = None,
           pause_seconds: int = 30, transfer_url: str | None = None, caller_id: str | None = None,
           dial_timeout: int | None = None, dtmf_url: str | None = None, dtmf_timeout: int = 5,
-          stream: tuple[str, Mapping[str, str]] | None = None) -> str:
+          stream: tuple[str, Mapping[str, str]] | None = None, stream_track: str = "inbound_track") -> str:
     """Speak the chatbot's answer, then act on it; the text is shortened if the document would be too long for Twilio.
     With `stream` (URL, parameters) the document first starts a Media Stream (a call moved here from another process)."""
     build = partial(_reply, listen_url=listen_url, language=language, voice=voice, pause_seconds=pause_seconds,
                     transfer_url=transfer_url, caller_id=caller_id, dial_timeout=dial_timeout, dtmf_url=dtmf_url,
-                    dtmf_timeout=dtmf_timeout, stream=stream)
+                    dtmf_timeout=dtmf_timeout, stream=stream, stream_track=stream_track)
     document = build(answer)
     while len(document) > MAX_UPDATE_CHARS and answer.text:
         answer = replace(answer, text=answer.text[: len(answer.text) * 4 // 5].rstrip())
@@ -83,11 +90,12 @@ def reply(answer: Reply, listen_url: str, *, language: str = "en-US", voice: str
 
 def _reply(answer: Reply, listen_url: str, language: str, voice: str | None, pause_seconds: int,
            transfer_url: str | None = None, caller_id: str | None = None, dial_timeout: int | None = None, *,
-           dtmf_url: str | None = None, dtmf_timeout: int = 5, stream: tuple | None = None) -> str:
+           dtmf_url: str | None = None, dtmf_timeout: int = 5, stream: tuple | None = None,
+           stream_track: str = "inbound_track") -> str:
     """Build the reply document as is."""
     response = VoiceResponse()
     if stream is not None:
-        _start_stream(response, *stream)
+        _start_stream(response, *stream, stream_track)
     listening = answer.action_type not in ("hangup", "transfer")
     prompt = _keys(response, dtmf_url, dtmf_timeout) if listening else response  # a key may cut the answer short
     _say(prompt, answer.text, language, voice)
