@@ -1,6 +1,6 @@
 """Joining finals into one turn: an unfinished sentence waits for its end, a finished one is answered at once."""
 from gateway.dialogue.end_of_turn import WordsEndOfTurn
-from gateway.dialogue.turn_joiner import TurnJoiner
+from gateway.dialogue.turn_joiner import SPEECH_HOLD_SECONDS, TurnJoiner
 
 
 def joiner(wait: float = 2.0) -> TurnJoiner:
@@ -33,9 +33,17 @@ def test_an_unfinished_sentence_is_answered_when_the_wait_runs_out():
 def test_the_caller_speaking_again_holds_the_turn_until_the_next_final():
     turns = joiner()
     turns.final("we are a group of", 10.0)
-    turns.speech(11.8)  # they went on speaking: the words of the rest are on their way
-    assert turns.due(12.5) is None
-    assert turns.final("six people", 13.0) == "we are a group of six people"
+    turns.speech(11.8)  # they went on speaking: the words of the rest are on their way, however long they take
+    assert turns.due(15.0) is None
+    assert turns.final("six people", 15.5) == "we are a group of six people"
+
+
+def test_speech_that_never_becomes_words_holds_the_turn_for_a_while_only():
+    turns = joiner()
+    turns.final("we are a group of", 10.0)
+    turns.speech(11.0)  # a cough: no final will come
+    assert turns.due(11.0 + SPEECH_HOLD_SECONDS - 0.01) is None
+    assert turns.due(11.0 + SPEECH_HOLD_SECONDS) == "we are a group of"
 
 
 def test_still_unfinished_after_joining_waits_again():

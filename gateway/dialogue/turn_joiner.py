@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from .end_of_turn import FINISHED, EndOfTurn
 
+# How long speech heard while words wait holds them for its final: longer than a sentence takes to say.
+SPEECH_HOLD_SECONDS = 8.0
+
 
 class TurnJoiner:
     """One call's turn being said. Pure: the caller of these methods gives the time (any monotonic clock, seconds)
@@ -31,10 +34,10 @@ class TurnJoiner:
         return None
 
     def speech(self, now: float) -> None:
-        """The caller is speaking again (speech started, or an interim): the pending words wait for their final,
-        for another TURN_MAX_WAIT_SECONDS at most (noise that never becomes words does not hold the turn forever)."""
+        """The caller is speaking again (speech started, or an interim): the pending words wait for the final of
+        what they are saying, SPEECH_HOLD_SECONDS at most (noise that never becomes words does not hold the turn)."""
         if self.pending and self.deadline is not None:
-            self.deadline = max(self.deadline, now + self.max_wait)
+            self.deadline = max(self.deadline, now + max(self.max_wait, SPEECH_HOLD_SECONDS))
 
     def due(self, now: float) -> str | None:
         """The pending words, once their wait has run out; else None."""
