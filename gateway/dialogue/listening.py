@@ -70,13 +70,18 @@ def _sound(word: str) -> str:
     return word[:1] + re.sub(r"(.)\1+", r"\1", rest)
 
 
+@lru_cache(maxsize=4096)
 def _alike(heard: str, said: str) -> bool:
     """Whether a recognized word is a prompt word, spelt as the recognizer spells it."""
     if heard == said:
         return True
-    if min(len(heard), len(said)) >= 3 and _sound(heard) == _sound(said):
+    shorter, longer = sorted((len(heard), len(said)))
+    if shorter < 3 or longer > shorter * 1.6:  # too short to be misspelt, or too different in length to be alike
+        return False
+    if _sound(heard) == _sound(said):
         return True
-    return min(len(heard), len(said)) >= 4 and SequenceMatcher(None, heard, said).ratio() >= 0.75
+    matcher = SequenceMatcher(None, heard, said)
+    return shorter >= 4 and matcher.real_quick_ratio() >= 0.75 and matcher.ratio() >= 0.75
 
 
 def _aligned(heard: list[str], said: list[str]) -> int:
