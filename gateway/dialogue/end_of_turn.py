@@ -10,13 +10,17 @@ from typing import Protocol
 
 import numpy as np
 
-from ..audio import mulaw_to_pcm16_16k
+from ..audio import FRAME_BYTES, mulaw_to_pcm16_16k
+from .playback import is_voiced
 
 log = logging.getLogger(__name__)
 
 FINISHED = 0.5  # a probability at or above this is a finished turn
 MODEL_SECONDS = 8  # smart-turn looks at the last 8 s of the caller's audio (16 kHz)
 AUDIO_TAIL_BYTES = MODEL_SECONDS * 8000  # what to keep of the caller's mu-law audio for a decision
+# The model takes silence as the end of a turn: it is given the caller's audio up to their last speech and this much
+# after it (as a VAD would hand it over), not the half second or more a recognizer's final comes after.
+KEEP_SILENCE_BYTES = 200 * 8
 
 # Words a finished sentence does not end on (articles, prepositions, conjunctions, possessives, fillers, verbs
 # waiting for their object), per language: "I'd like to book a table for" is not a turn yet.
@@ -74,13 +78,21 @@ class SmartTurn:
     def finished(self, text: str, audio_tail: bytes | None = None, language: str = "en-US") -> float:
         if not audio_tail:
             return WordsEndOfTurn().finished(text, None, language)
-        pcm, _ = mulaw_to_pcm16_16k(audio_tail[-AUDIO_TAIL_BYTES:])
+        pcm, _ = mulaw_to_pcm16_16k(_trim_silence(audio_tail)[-AUDIO_TAIL_BYTES:])
         audio = pcm.astype(np.float32) / 32768.0
         audio = np.pad(audio, (MODEL_SECONDS * 16000 - len(audio), 0)) if len(audio) < MODEL_SECONDS * 16000 else audio
         features = self._features(audio[-MODEL_SECONDS * 16000:], do_normalize=True)[np.newaxis]
         with self._lock:
             outputs = self._session.run(None, {"input_features": features.astype(np.float32)})
         return float(np.asarray(outputs[0]).reshape(-1)[0])
+
+
+def _trim_silence(audio: bytes) -> bytes:
+    """The audio up to its last speech frame, and KEEP_SILENCE_BYTES after it."""
+    end = len(audio) - len(audio) % FRAME_BYTES
+    while end > 0 and not is_voiced(audio[end - FRAME_BYTES:end]):
+        end -= FRAME_BYTES
+    return audio[:end + KEEP_SILENCE_BYTES] if end else audio
 
 
 def _load_module(name: str, path: Path):
