@@ -24,6 +24,11 @@ SEND_TIMEOUT = 5.0  # a server that stops reading for this long is treated as go
 MEDIA_FORMAT = {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
 
 
+def tracks_of(track: str) -> tuple[str, ...]:
+    """The tracks a <Stream track=...> carries (Twilio's default: the caller's audio)."""
+    return {"outbound_track": ("outbound",), "both_tracks": ("inbound", "outbound")}.get(track, ("inbound",))
+
+
 class MediaStream:
     """One <Start><Stream>: handshake, `connected`, `start`, a `media` frame every 20 ms (scaled by speed), `stop`."""
 
@@ -39,7 +44,7 @@ class MediaStream:
         self.frames_sent = 0  # 20 ms ticks: one inbound frame each (and one outbound frame with both_tracks)
         self.outbound_frames_sent = 0
         # The TwiML's track: the caller's audio, what the caller hears (the outbound track), or both.
-        self.tracks = {"outbound_track": ("outbound",), "both_tracks": ("inbound", "outbound")}.get(track, ("inbound",))
+        self.tracks = tracks_of(track)
         self._outbound = outbound
         self.received: list[object] = []  # whatever the app sent back (a one-way stream expects nothing)
         self.refused: object = None  # handshake status (or error text) when the app refused the stream

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from email.utils import format_datetime
 from typing import Callable
 
-from standins.media_stream import MediaStream
+from standins.media_stream import MediaStream, tracks_of
 from standins.outbound_audio import DEFAULT_CHARS_PER_SECOND, OutboundTrack
 from standins.twilio_caller import Caller, CallerRuntime, Cues, GatherSlot, Line
 from standins.twilio_webhooks import WebhookClient, new_sid
@@ -18,7 +18,7 @@ from standins.twiml_runner import TwimlRunner
 log = logging.getLogger(__name__)
 
 API_VERSION = "2010-04-01"
-MAX_STREAMS = 4  # Twilio's limit of concurrent <Stream>s on one call
+MAX_STREAMS = 4  # Twilio's limit of forked tracks on one call: a both_tracks <Stream> counts as two
 Event = tuple  # (seconds since the call started, kind, detail)
 
 _TRANSCRIPT: dict[str, Callable[[object], str]] = {
@@ -223,7 +223,7 @@ class SimulatedCall:
         with self._cond:
             if self._end_reason is not None:
                 return None
-            if sum(stream.running for stream in self.streams) >= MAX_STREAMS:
+            if sum(len(s.tracks) for s in self.streams if s.running) + len(tracks_of(track)) > MAX_STREAMS:
                 self.record("stream-refused", f"more than {MAX_STREAMS} streams")
                 return None
             stream = MediaStream(url=url, name=name, parameters=parameters, call_sid=self.sid,

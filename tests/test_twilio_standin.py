@@ -447,3 +447,12 @@ def test_both_tracks_carry_what_the_caller_hears_at_the_voices_pace(gateway, lea
         assert len(leaked) > len(text) / 33 * 50 * 0.5  # the caller's microphone picked the prompt up
     else:
         assert leaked == []  # a silent caller on a handset: the inbound track stays silent
+
+
+def test_a_both_tracks_stream_counts_as_two_of_a_calls_four(standin, gateway):
+    """Twilio forks at most 4 tracks per call: two both_tracks streams fit, a third stream of any kind is refused."""
+    gateway.pages["/voice"] = twiml(BOTH_TRACKS, BOTH_TRACKS, STREAM, '<Pause length="2"/>')
+    call = standin.place_call(f"{PUBLIC}/voice")
+    assert call.wait_for_event("stream-refused", 5)[2] == "more than 4 streams"
+    assert call.wait_ended(5)
+    assert [s.tracks for s in call.streams] == [("inbound", "outbound")] * 2
