@@ -169,7 +169,8 @@ class LoadProcess:
             if drain.done():
                 raise RuntimeError(f"the gateway closed the stream after {call.sent} frames")
         self.active.remove(call)
-        stop = {"event": "stop", "sequenceNumber": str(len(call.frames) + 2), "streamSid": call.stream_sid,
+        messages = len(call.frames) * (2 if self.opts.get("both_tracks") else 1)
+        stop = {"event": "stop", "sequenceNumber": str(messages + 2), "streamSid": call.stream_sid,
                 "stop": {"accountSid": o["account_sid"], "callSid": call.call_sid}}
         writer.write(ws_frame(json.dumps(stop)) + ws_frame("\x03\xe8", opcode=0x8))
         await writer.drain()
