@@ -2,8 +2,10 @@
 or <Play> runs, at a set speaking rate, silence otherwise; and the speakerphone that leaks it into the caller's audio."""
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from functools import lru_cache
 
 import numpy as np
 
@@ -15,6 +17,9 @@ DEFAULT_SECONDS_PER_CHAR = 0.06  # the stand-in voice's pace by default: how lon
 DEFAULT_CHARS_PER_SECOND = 1 / DEFAULT_SECONDS_PER_CHAR
 SILENCE = b"\xff" * FRAME_BYTES
 _PAUSES = ".,;:?!\n"  # the voice pauses at punctuation, as a TTS voice does between phrases and sentences
+
+log = logging.getLogger(__name__)
+VOICES = ("buzz", "espeak")
 
 _DECODED = mulaw_to_pcm16(bytes(range(256))).astype(np.int32)
 _ORDER = np.argsort(_DECODED)
@@ -47,6 +52,22 @@ def speech_like(text: str, seconds: float) -> bytes:
     return mulaw_encode(pcm)
 
 
+@lru_cache(maxsize=64)
+def spoken(text: str, seconds: float, chars_per_second: float) -> bytes:
+    """`text` really spoken (espeak-ng, the demo's bot voice) at about `chars_per_second`, fitted to `seconds`: what
+    a speakerphone leaks is then words a recognizer can transcribe, the prompt's own. A buzz without espeak-ng."""
+    from chatline.console import ChatlineError
+    from chatline.sound import BOT_VOICE, mulaw_encode as encode, speak
+
+    try:
+        pcm = speak(text, BOT_VOICE, words_per_minute=max(80, min(450, int(chars_per_second * 60 / 6))))
+    except ChatlineError as exc:
+        log.warning("twilio stand-in: outbound voice falls back to a buzz: %s", exc)
+        return speech_like(text, seconds)
+    audio = encode(pcm)[:int(seconds * RATE)]
+    return audio + SILENCE[:1] * (int(seconds * RATE) - len(audio))
+
+
 class OutboundTrack:
     """One call's outbound audio: the runner says when a prompt plays, the streams ask for "the frame now".
 
@@ -54,8 +75,10 @@ class OutboundTrack:
     prompt at the same point, however many there are."""
 
     def __init__(self, speed: float = 1.0, chars_per_second: float = DEFAULT_CHARS_PER_SECOND,
-                 leak: float = 0.0) -> None:
-        self.speed, self.chars_per_second, self.leak = speed, chars_per_second, leak
+                 leak: float = 0.0, voice: str = "buzz") -> None:
+        if voice not in VOICES:
+            raise ValueError(f"outbound voice must be one of {VOICES} (got {voice!r})")
+        self.speed, self.chars_per_second, self.leak, self.voice = speed, chars_per_second, leak, voice
         self._lock = threading.Lock()
         self._audio: bytes = b""
         self._started = 0.0
@@ -66,7 +89,10 @@ class OutboundTrack:
 
     def playing(self, text: str, seconds: float) -> None:
         """A <Say> of `text` (or, text empty, a <Play>) starts and lasts `seconds` of call time."""
-        audio = speech_like(text, seconds)
+        if self.voice == "espeak" and text:
+            audio = spoken(text, round(seconds, 3), self.chars_per_second)
+        else:
+            audio = speech_like(text, seconds)
         with self._lock:
             self._audio, self._started = audio, time.monotonic()
 

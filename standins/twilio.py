@@ -40,14 +40,15 @@ class TwilioStandIn:
     def __init__(self, account_sid: str | None = None, auth_token: str | None = None,
                  tunnel: dict[str, str] | None = None, speed: float = 1.0, host: str = "127.0.0.1", port: int = 0,
                  webhook_timeout: float = WEBHOOK_TIMEOUT, say_chars_per_second: float = DEFAULT_CHARS_PER_SECOND,
-                 speakerphone_leak: float = 0.0) -> None:
+                 speakerphone_leak: float = 0.0, outbound_voice: str = "buzz") -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.account_sid = account_sid or new_sid("AC")
         self.auth_token = auth_token or secrets.token_hex(16)
         self.speed = speed
         # Every call's voice pace (what its <Say>s take, and its outbound track) and its speakerphone leak.
-        self._voice = {"say_chars_per_second": say_chars_per_second, "speakerphone_leak": speakerphone_leak}
+        self._voice = {"say_chars_per_second": say_chars_per_second, "speakerphone_leak": speakerphone_leak,
+                       "outbound_voice": outbound_voice}
         # Public base URL -> local base URL; a live dict; entries may be added after start().
         self.tunnel: dict[str, str] = tunnel if tunnel is not None else {}
         self.webhooks = WebhookClient(self.auth_token, Tunnel(self.tunnel), webhook_timeout)

@@ -45,7 +45,7 @@ class SimulatedCall:
                  speed: float, caller: Caller | None = None, url: str | None = None, method: str = "POST",
                  twiml: str | None = None, status_callback: str | None = None,
                  status_callback_method: str = "POST", say_chars_per_second: float = DEFAULT_CHARS_PER_SECOND,
-                 speakerphone_leak: float = 0.0) -> None:
+                 speakerphone_leak: float = 0.0, outbound_voice: str = "buzz") -> None:
         self.sid = new_sid("CA")
         self.account_sid, self.from_, self.to, self.direction = account_sid, from_, to, direction
         self.url, self.method, self.twiml = url, method, twiml
@@ -53,8 +53,9 @@ class SimulatedCall:
         self.speed = speed
         self.webhooks = webhooks
         # What the caller hears (the outbound track): its voice's pace, and how much of it the caller's microphone
-        # picks up (0: a handset; 0.3: a speakerphone feeding the bot's voice back into the caller's audio).
-        self.outbound = OutboundTrack(speed, say_chars_per_second, speakerphone_leak)
+        # picks up (0: a handset; 0.3: a speakerphone feeding the bot's voice back into the caller's audio), and
+        # its voice ("buzz": speech-like and cheap; "espeak": the prompt's words, for a recognizer to hear in a leak).
+        self.outbound = OutboundTrack(speed, say_chars_per_second, speakerphone_leak, outbound_voice)
         self.status = "ringing" if direction == "inbound" else "queued"
         self.error: str | None = None
         self.streams: list[MediaStream] = []

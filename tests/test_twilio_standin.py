@@ -417,8 +417,8 @@ def test_tunnel_maps_http_and_websocket_urls():
 BOTH_TRACKS = '<Start><Stream url="wss://chatline.test/media" track="both_tracks"/></Start>'
 
 
-@pytest.mark.parametrize("leak", [0.0, 0.3])
-def test_both_tracks_carry_what_the_caller_hears_at_the_voices_pace(gateway, leak):
+@pytest.mark.parametrize("leak, voice", [(0.0, "buzz"), (0.3, "buzz"), (0.3, "espeak")])
+def test_both_tracks_carry_what_the_caller_hears_at_the_voices_pace(gateway, leak, voice):
     """With both_tracks the stream also carries the outbound track: speech while the <Say> runs, at the voice's
     pace (33 characters a second here), silence otherwise; a speakerphone leaks it into the caller's audio."""
     from gateway.dialogue.playback import PlaybackMeter
@@ -426,7 +426,7 @@ def test_both_tracks_carry_what_the_caller_hears_at_the_voices_pace(gateway, lea
     text = "Good evening, Trattoria Bella. How can I help you this evening, sir?"  # 68 characters: ~2.06 s
     gateway.pages["/voice"] = twiml(BOTH_TRACKS, '<Pause length="1"/>', f"<Say>{text}</Say>", '<Pause length="2"/>')
     with TwilioStandIn(ACCOUNT_SID, AUTH_TOKEN, tunnel={PUBLIC: gateway.url}, speed=5,
-                       say_chars_per_second=33, speakerphone_leak=leak) as standin:
+                       say_chars_per_second=33, speakerphone_leak=leak, outbound_voice=voice) as standin:
         call = standin.place_call(f"{PUBLIC}/voice")
         assert call.wait_ended(8), call.transcript()
     (stream,) = gateway.streams
