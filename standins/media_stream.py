@@ -136,7 +136,8 @@ class MediaStream:
             interval = FRAME_SECONDS / self._speed
             t0 = time.monotonic()
             while not self._stop.wait(max(0.0, t0 + self.frames_sent * interval - time.monotonic())):
-                heard = self._outbound.frame_now() if self._outbound is not None else SILENCE
+                hears = self._outbound is not None and ("outbound" in self.tracks or self._outbound.leak > 0)
+                heard = self._outbound.frame_now() if hears else SILENCE
                 inbound = feed.take()
                 if self._outbound is not None:  # a speakerphone's microphone picks up what the caller hears
                     inbound = self._outbound.leak_into(inbound, heard)

@@ -33,14 +33,22 @@ def mulaw_encode(pcm: np.ndarray) -> bytes:
     return _ORDER[np.where(nearer_left, index - 1, index)].astype(np.uint8).tobytes()
 
 
+def _voice_second() -> np.ndarray:
+    """One second of the buzz (a 120 Hz voice with harmonics, ~8 syllables a second): it repeats every second."""
+    t = np.arange(RATE) / RATE
+    voice = sum(np.sin(2 * np.pi * 120 * k * t) / k for k in range(1, 12))
+    return voice * (0.55 + 0.45 * np.sin(2 * np.pi * 4.0 * t) ** 2) * 4000
+
+
+_VOICE_SECOND = _voice_second()
+
+
 def speech_like(text: str, seconds: float) -> bytes:
     """`seconds` of a voice-like buzz (a 120 Hz voice with harmonics, syllable by syllable) shaped by `text`: each
     character its share of the time, softer between words, silent at punctuation. Empty text (a <Play>): a steady
     run of syllables. Deterministic, so tests can compare what the gateway measured with what was sent."""
     samples = max(FRAME_BYTES, int(seconds * RATE))
-    t = np.arange(samples) / RATE
-    voice = sum(np.sin(2 * np.pi * 120 * k * t) / k for k in range(1, 12))
-    syllables = 0.55 + 0.45 * np.sin(2 * np.pi * 4.0 * t) ** 2  # ~8 syllables a second
+    voice = np.resize(_VOICE_SECOND, samples)
     envelope = np.ones(samples)
     if text:
         per_char = samples / len(text)
@@ -48,8 +56,7 @@ def speech_like(text: str, seconds: float) -> bytes:
             level = 0.0 if char in _PAUSES else 0.5 if char.isspace() else 1.0
             if level < 1.0:
                 envelope[int(i * per_char):int((i + 1) * per_char)] = level
-    pcm = (voice * syllables * envelope * 4000).astype(np.int32)
-    return mulaw_encode(pcm)
+    return mulaw_encode((voice * envelope).astype(np.int32))
 
 
 @lru_cache(maxsize=64)
@@ -81,6 +88,7 @@ class OutboundTrack:
         self.speed, self.chars_per_second, self.leak, self.voice = speed, chars_per_second, leak, voice
         self._lock = threading.Lock()
         self._audio: bytes = b""
+        self._prompt: tuple[str, float] | None = None  # what plays now, its audio built when first asked for
         self._started = 0.0
 
     def say_seconds(self, text: str) -> float:
@@ -89,22 +97,28 @@ class OutboundTrack:
 
     def playing(self, text: str, seconds: float) -> None:
         """A <Say> of `text` (or, text empty, a <Play>) starts and lasts `seconds` of call time."""
-        if self.voice == "espeak" and text:
-            audio = spoken(text, round(seconds, 3), self.chars_per_second)
-        else:
-            audio = speech_like(text, seconds)
         with self._lock:
-            self._audio, self._started = audio, time.monotonic()
+            self._audio, self._prompt, self._started = b"", (text, seconds), time.monotonic()
 
     def silent(self) -> None:
         """The <Say>/<Play> ended or was cut short (an update, a barge-in)."""
         with self._lock:
-            self._audio = b""
+            self._audio, self._prompt = b"", None
+
+    def _audio_now(self) -> bytes:
+        """The playing prompt's audio, built on the first frame asked for (a call nobody streams costs nothing)."""
+        if self._prompt is not None and not self._audio:
+            text, seconds = self._prompt
+            if self.voice == "espeak" and text:
+                self._audio = spoken(text, round(seconds, 3), self.chars_per_second)
+            else:
+                self._audio = speech_like(text, seconds)
+        return self._audio
 
     def frame_now(self) -> bytes:
         """The 20 ms the caller hears now: the prompt's audio at its current position, or silence."""
         with self._lock:
-            audio, started = self._audio, self._started
+            audio, started = self._audio_now(), self._started
         if not audio:
             return SILENCE
         at = int((time.monotonic() - started) * self.speed * RATE) // FRAME_BYTES * FRAME_BYTES
