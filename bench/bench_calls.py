@@ -94,6 +94,8 @@ def percentile(values: list[float], q: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=50)
+    parser.add_argument("--both-tracks", action="store_true",
+                        help="each stream also carries the outbound track (what the caller hears), as both_tracks")
     parser.add_argument("--ramp", type=float, default=None, help="seconds over which calls start (default N/20, >= 5)")
     parser.add_argument("--gap", type=float, default=6.0, help="seconds of caller silence after each utterance")
     parser.add_argument("--processes", type=int, default=3, help="load-generator processes")
@@ -173,7 +175,7 @@ def run(args, n: int, ramp: float, gateway: ProcfileProcess, services_conn, spee
     port = gateway.port
     opts = {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "public_url": PUBLIC_URL,
             "local_url": f"http://127.0.0.1:{port}", "local_addr": ("127.0.0.1", port),
-            "utterances": UTTERANCES, "gap": args.gap}
+            "utterances": UTTERANCES, "gap": args.gap, "both_tracks": args.both_tracks}
     warm = bench_load.Call(-1, 0.0)  # one call first, so imports and connection set-up are not measured
     warm.frames = bench_load.media_frames(bench_load.dialogue(["hello"], 1.5), warm.stream_sid)
     loop = asyncio.new_event_loop()

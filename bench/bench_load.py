@@ -63,15 +63,28 @@ def dialogue(utterances: list[str], gap: float, lead: float = 0.5) -> bytes:
     return audio + SILENCE * (-len(audio) % FRAME)
 
 
-def media_frames(audio: bytes, stream_sid: str) -> list[bytes]:
-    """Every `media` message of the call, as websocket frames, in Twilio's JSON shape."""
-    frames = []
+def media_frames(audio: bytes, stream_sid: str, outbound: bytes | None = None) -> list[bytes]:
+    """Every `media` message of the call, as websocket frames, in Twilio's JSON shape; with `outbound` (both_tracks)
+    each 20 ms carries the caller's frame and then the frame of what the caller hears."""
+    frames, sequence = [], 1
     for i in range(len(audio) // FRAME):
-        payload = base64.b64encode(audio[i * FRAME:(i + 1) * FRAME]).decode()
-        frames.append(ws_frame(
-            f'{{"event":"media","sequenceNumber":"{i + 2}","media":{{"track":"inbound","chunk":"{i + 1}",'
-            f'"timestamp":"{i * 20}","payload":"{payload}"}},"streamSid":"{stream_sid}"}}'))
+        tick = b""
+        for track, source in (("inbound", audio), ("outbound", outbound)):
+            if source is None:
+                continue
+            sequence += 1
+            payload = base64.b64encode(source[i * FRAME:(i + 1) * FRAME].ljust(FRAME, SILENCE)).decode()
+            tick += ws_frame(
+                f'{{"event":"media","sequenceNumber":"{sequence}","media":{{"track":"{track}","chunk":"{i + 1}",'
+                f'"timestamp":"{i * 20}","payload":"{payload}"}},"streamSid":"{stream_sid}"}}')
+        frames.append(tick)
     return frames
+
+
+def prompts(length: int, gap: float = 2.0) -> bytes:
+    """The outbound track's audio for a call of `length` bytes: the bot's prompts (a recording) with gaps."""
+    prompt = (AUDIO / "weather.ulaw").read_bytes() + SILENCE * int(8000 * gap)
+    return (prompt * (length // len(prompt) + 1))[:length]
 
 
 class LoadProcess:
@@ -144,7 +157,8 @@ class LoadProcess:
         drain = asyncio.create_task(self._discard(reader))
         start = {"event": "start", "sequenceNumber": "1", "streamSid": call.stream_sid, "start": {
             "accountSid": o["account_sid"], "streamSid": call.stream_sid, "callSid": call.call_sid,
-            "tracks": ["inbound"], "customParameters": parameters,
+            "tracks": ["inbound", "outbound"] if self.opts.get("both_tracks") else ["inbound"],
+            "customParameters": parameters,
             "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}
         writer.write(ws_frame('{"event":"connected","protocol":"Call","version":"1.0.0"}')
                      + ws_frame(json.dumps(start, separators=(",", ":"))))
@@ -155,7 +169,8 @@ class LoadProcess:
             if drain.done():
                 raise RuntimeError(f"the gateway closed the stream after {call.sent} frames")
         self.active.remove(call)
-        stop = {"event": "stop", "sequenceNumber": str(len(call.frames) + 2), "streamSid": call.stream_sid,
+        messages = len(call.frames) * (2 if self.opts.get("both_tracks") else 1)
+        stop = {"event": "stop", "sequenceNumber": str(messages + 2), "streamSid": call.stream_sid,
                 "stop": {"accountSid": o["account_sid"], "callSid": call.call_sid}}
         writer.write(ws_frame(json.dumps(stop)) + ws_frame("\x03\xe8", opcode=0x8))
         await writer.drain()
@@ -173,8 +188,9 @@ def run(calls: list[tuple[int, float]], opts: dict, conn) -> None:
     """Process entry: build every frame, say ready, wait for t0 (monotonic), play the calls, send back the results."""
     audio = dialogue(opts["utterances"], opts["gap"])
     work = [Call(index, start_at) for index, start_at in calls]
+    outbound = prompts(len(audio)) if opts.get("both_tracks") else None
     for call in work:
-        call.frames = media_frames(audio, call.stream_sid)
+        call.frames = media_frames(audio, call.stream_sid, outbound)
     cpu_before = cpu_seconds()
     conn.send(os.getpid())
     t0_monotonic = conn.recv()

@@ -100,6 +100,36 @@ def _limits(env: Mapping[str, str], cls, problems: list[str]) -> dict:
     }
 
 
+TURN_DETECTORS = ("words", "smart-turn")
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float, problems: list[str]) -> float:
+    """Read a number of seconds, 0 or more; a bad one is reported with the others."""
+    raw = (env.get(name) or "").strip()
+    try:
+        number = float(raw) if raw else default
+        if not 0 <= number < float("inf"):
+            raise ValueError
+        return number
+    except ValueError:
+        problems.append(f"{name} must be a number of seconds, 0 or more (got {raw!r})")
+        return default
+
+
+def _turn_taking(env: Mapping[str, str], cls, problems: list[str]) -> dict:
+    """Turn-taking: the outbound track, when a turn is over, what does not stop a prompt (gateway/dialogue/)."""
+    turn_detector = (env.get("TURN_DETECTOR") or cls.turn_detector).strip().lower()
+    if turn_detector not in TURN_DETECTORS:
+        problems.append(f"TURN_DETECTOR must be one of {', '.join(TURN_DETECTORS)} (got {turn_detector!r})")
+    return {
+        "outbound_track": _flag(env.get("OUTBOUND_TRACK"), cls.outbound_track),
+        "turn_max_wait_seconds": _seconds(env, "TURN_MAX_WAIT_SECONDS", cls.turn_max_wait_seconds, problems),
+        "turn_detector": turn_detector,
+        "backchannel_words": tuple(w.strip() for w in env.get("BACKCHANNEL_WORDS", "").split(",") if w.strip()),
+        "echo_window_seconds": _seconds(env, "ECHO_WINDOW_SECONDS", cls.echo_window_seconds, problems),
+    }
+
+
 CALL_HISTORY_MODES = ("full", "metadata", "off")
 
 
@@ -251,6 +281,15 @@ class Config:
     barge_in: bool = True
     chatbot_greeting: bool = False
     say_chars_per_second: float = 13.0  # how fast the voice speaks, to know when a <Say> is over (barge-in)
+    # Turn-taking. OUTBOUND_TRACK: the stream also carries what the caller hears (both_tracks), so a prompt's end is
+    # measured; TURN_MAX_WAIT_SECONDS: how long an unfinished sentence waits for more words (0: every final is a
+    # turn), decided by TURN_DETECTOR; BACKCHANNEL_WORDS: acknowledgements, besides the language's own, that do not
+    # stop a prompt; ECHO_WINDOW_SECONDS: how much of the prompt before the caller's speech its echo may repeat.
+    outbound_track: bool = True
+    turn_max_wait_seconds: float = 2.0
+    turn_detector: str = "words"
+    backchannel_words: tuple[str, ...] = ()
+    echo_window_seconds: float = 2.0
     # Limits and logs: see gateway/ops/limits.py. MAX_CALL_SECONDS 0 means no limit.
     max_stream_messages_per_second: int = 200
     # GATEWAY_THREADS: gunicorn's threads (the Procfile passes the same fallback). A stream holds one for its whole
@@ -351,6 +390,7 @@ class Config:
             except ValueError:
                 problems.append(f"{name} must be a whole number of at least {least} (got {raw!r})")
         limits = _limits(env, cls, problems)
+        turn_taking = _turn_taking(env, cls, problems)
         monitor = _monitor(env, problems)
         recognizers = _keyed_recognizers(env, provider, problems)
         chatbot = _chatbot(env, cls, problems)
@@ -388,6 +428,7 @@ class Config:
             speech_outage_seconds=numbers["SPEECH_OUTAGE_SECONDS"],
             **keys_and_silence,
             **limits,
+            **turn_taking,
             **monitor,
             **recognizers,
             **chatbot,

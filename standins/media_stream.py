@@ -12,6 +12,7 @@ from typing import Callable
 import websocket
 from websocket import ABNF, WebSocketBadStatusException, WebSocketException
 
+from standins.outbound_audio import SILENCE, OutboundTrack
 from standins.twilio_caller import Line
 from standins.twilio_webhooks import STREAM_USER_AGENT, WebhookClient, new_sid
 
@@ -23,18 +24,28 @@ SEND_TIMEOUT = 5.0  # a server that stops reading for this long is treated as go
 MEDIA_FORMAT = {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
 
 
+def tracks_of(track: str) -> tuple[str, ...]:
+    """The tracks a <Stream track=...> carries (Twilio's default: the caller's audio)."""
+    return {"outbound_track": ("outbound",), "both_tracks": ("inbound", "outbound")}.get(track, ("inbound",))
+
+
 class MediaStream:
     """One <Start><Stream>: handshake, `connected`, `start`, a `media` frame every 20 ms (scaled by speed), `stop`."""
 
     def __init__(self, *, url: str, name: str | None, parameters: dict[str, str], call_sid: str, account_sid: str,
                  webhooks: WebhookClient, line: Line, speed: float, record: Callable[[str, object], None],
-                 on_started: Callable[[MediaStream], None]) -> None:
+                 on_started: Callable[[MediaStream], None], track: str = "inbound_track",
+                 outbound: OutboundTrack | None = None) -> None:
         self.url = url  # the public wss:// URL exactly as written in the TwiML (what the signature covers)
         self.name = name
         self.parameters = dict(parameters)
         self.stream_sid = new_sid("MZ")
         self.call_sid, self.account_sid = call_sid, account_sid
-        self.frames_sent = 0
+        self.frames_sent = 0  # 20 ms ticks: one inbound frame each (and one outbound frame with both_tracks)
+        self.outbound_frames_sent = 0
+        # The TwiML's track: the caller's audio, what the caller hears (the outbound track), or both.
+        self.tracks = tracks_of(track)
+        self._outbound = outbound
         self.received: list[object] = []  # whatever the app sent back (a one-way stream expects nothing)
         self.refused: object = None  # handshake status (or error text) when the app refused the stream
         self._webhooks, self._line, self._speed = webhooks, line, speed
@@ -115,7 +126,8 @@ class MediaStream:
             self._send(ws, {
                 "event": "start", "sequenceNumber": self._next_seq(), "streamSid": self.stream_sid,
                 "start": {"accountSid": self.account_sid, "streamSid": self.stream_sid, "callSid": self.call_sid,
-                          "tracks": ["inbound"], "customParameters": self.parameters, "mediaFormat": MEDIA_FORMAT},
+                          "tracks": list(self.tracks), "customParameters": self.parameters,
+                          "mediaFormat": MEDIA_FORMAT},
             })
             self._record("stream-start", self.url)
             self._on_started(self)
@@ -124,12 +136,16 @@ class MediaStream:
             interval = FRAME_SECONDS / self._speed
             t0 = time.monotonic()
             while not self._stop.wait(max(0.0, t0 + self.frames_sent * interval - time.monotonic())):
-                payload = base64.b64encode(feed.take()).decode("ascii")
-                self._send(ws, {
-                    "event": "media", "sequenceNumber": self._next_seq(), "streamSid": self.stream_sid,
-                    "media": {"track": "inbound", "chunk": str(self.frames_sent + 1),
-                              "timestamp": str(self.frames_sent * 20), "payload": payload},
-                })
+                hears = self._outbound is not None and ("outbound" in self.tracks or self._outbound.leak > 0)
+                heard = self._outbound.frame_now() if hears else SILENCE
+                inbound = feed.take()
+                if self._outbound is not None:  # a speakerphone's microphone picks up what the caller hears
+                    inbound = self._outbound.leak_into(inbound, heard)
+                if "inbound" in self.tracks:
+                    self._send_media(ws, "inbound", inbound)
+                if "outbound" in self.tracks:
+                    self._send_media(ws, "outbound", heard)
+                    self.outbound_frames_sent += 1
                 self.frames_sent += 1
                 if not self._drain(ws):
                     return
@@ -142,6 +158,14 @@ class MediaStream:
         except (OSError, WebSocketException) as exc:
             log.warning("twilio stand-in: stream %s lost: %s", self.url, exc)
             self._record("stream-closed", f"{type(exc).__name__}: {exc}")
+
+    def _send_media(self, ws: websocket.WebSocket, track: str, audio: bytes) -> None:
+        """One media message as Twilio writes it; both tracks share the stream's clock (chunk and timestamp)."""
+        self._send(ws, {
+            "event": "media", "sequenceNumber": self._next_seq(), "streamSid": self.stream_sid,
+            "media": {"track": track, "chunk": str(self.frames_sent + 1), "timestamp": str(self.frames_sent * 20),
+                      "payload": base64.b64encode(audio).decode("ascii")},
+        })
 
     def _drain(self, ws: websocket.WebSocket) -> bool:
         """Read (and ignore) whatever the app sent without blocking; False once it has closed the socket."""

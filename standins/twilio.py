@@ -16,6 +16,7 @@ from collections import deque
 from twilio.rest import Client
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from standins.outbound_audio import DEFAULT_CHARS_PER_SECOND
 from standins.twilio_call import SimulatedCall
 from standins.twilio_caller import Caller
 from standins.twilio_rest import create_rest_app
@@ -38,12 +39,16 @@ class TwilioStandIn:
 
     def __init__(self, account_sid: str | None = None, auth_token: str | None = None,
                  tunnel: dict[str, str] | None = None, speed: float = 1.0, host: str = "127.0.0.1", port: int = 0,
-                 webhook_timeout: float = WEBHOOK_TIMEOUT) -> None:
+                 webhook_timeout: float = WEBHOOK_TIMEOUT, say_chars_per_second: float = DEFAULT_CHARS_PER_SECOND,
+                 speakerphone_leak: float = 0.0, outbound_voice: str = "buzz") -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.account_sid = account_sid or new_sid("AC")
         self.auth_token = auth_token or secrets.token_hex(16)
         self.speed = speed
+        # Every call's voice pace (what its <Say>s take, and its outbound track) and its speakerphone leak.
+        self._voice = {"say_chars_per_second": say_chars_per_second, "speakerphone_leak": speakerphone_leak,
+                       "outbound_voice": outbound_voice}
         # Public base URL -> local base URL; a live dict; entries may be added after start().
         self.tunnel: dict[str, str] = tunnel if tunnel is not None else {}
         self.webhooks = WebhookClient(self.auth_token, Tunnel(self.tunnel), webhook_timeout)
@@ -115,7 +120,8 @@ class TwilioStandIn:
         """Simulate an incoming call: POST the signed "A call comes in" webhook to `voice_url`, run its TwiML."""
         call = SimulatedCall(account_sid=self.account_sid, from_=from_, to=to, direction="inbound",
                              webhooks=self.webhooks, speed=self.speed, caller=caller, url=voice_url, method=method,
-                             status_callback=status_callback, status_callback_method=status_callback_method)
+                             status_callback=status_callback, status_callback_method=status_callback_method,
+                             **self._voice)
         return self._launch(call)
 
     def answer_outbound_with(self, caller: Caller) -> None:
@@ -131,7 +137,7 @@ class TwilioStandIn:
         call = SimulatedCall(account_sid=self.account_sid, from_=from_, to=to, direction="outbound-api",
                              webhooks=self.webhooks, speed=self.speed, caller=caller, url=url, method=method,
                              twiml=twiml, status_callback=status_callback,
-                             status_callback_method=status_callback_method)
+                             status_callback_method=status_callback_method, **self._voice)
         created = call.resource()
         return self._launch(call), created
 

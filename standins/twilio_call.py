@@ -9,7 +9,8 @@ from datetime import datetime, timezone
 from email.utils import format_datetime
 from typing import Callable
 
-from standins.media_stream import MediaStream
+from standins.media_stream import MediaStream, tracks_of
+from standins.outbound_audio import DEFAULT_CHARS_PER_SECOND, OutboundTrack
 from standins.twilio_caller import Caller, CallerRuntime, Cues, GatherSlot, Line
 from standins.twilio_webhooks import WebhookClient, new_sid
 from standins.twiml_runner import TwimlRunner
@@ -17,7 +18,7 @@ from standins.twiml_runner import TwimlRunner
 log = logging.getLogger(__name__)
 
 API_VERSION = "2010-04-01"
-MAX_STREAMS = 4  # Twilio's limit of concurrent <Stream>s on one call
+MAX_STREAMS = 4  # Twilio's limit of forked tracks on one call: a both_tracks <Stream> counts as two
 Event = tuple  # (seconds since the call started, kind, detail)
 
 _TRANSCRIPT: dict[str, Callable[[object], str]] = {
@@ -43,13 +44,18 @@ class SimulatedCall:
     def __init__(self, *, account_sid: str, from_: str, to: str, direction: str, webhooks: WebhookClient,
                  speed: float, caller: Caller | None = None, url: str | None = None, method: str = "POST",
                  twiml: str | None = None, status_callback: str | None = None,
-                 status_callback_method: str = "POST") -> None:
+                 status_callback_method: str = "POST", say_chars_per_second: float = DEFAULT_CHARS_PER_SECOND,
+                 speakerphone_leak: float = 0.0, outbound_voice: str = "buzz") -> None:
         self.sid = new_sid("CA")
         self.account_sid, self.from_, self.to, self.direction = account_sid, from_, to, direction
         self.url, self.method, self.twiml = url, method, twiml
         self.status_callback, self.status_callback_method = status_callback, status_callback_method
         self.speed = speed
         self.webhooks = webhooks
+        # What the caller hears (the outbound track): its voice's pace, and how much of it the caller's microphone
+        # picks up (0: a handset; 0.3: a speakerphone feeding the bot's voice back into the caller's audio), and
+        # its voice ("buzz": speech-like and cheap; "espeak": the prompt's words, for a recognizer to hear in a leak).
+        self.outbound = OutboundTrack(speed, say_chars_per_second, speakerphone_leak, outbound_voice)
         self.status = "ringing" if direction == "inbound" else "queued"
         self.error: str | None = None
         self.streams: list[MediaStream] = []
@@ -212,17 +218,19 @@ class SimulatedCall:
         with self._cond:
             self.cues.gather = None
 
-    def start_stream(self, url: str, name: str | None, parameters: dict[str, str]) -> MediaStream | None:
+    def start_stream(self, url: str, name: str | None, parameters: dict[str, str],
+                     track: str = "inbound_track") -> MediaStream | None:
         """Start a Media Stream (from <Start><Stream> or the REST Streams subresource); None if the call is over."""
         with self._cond:
             if self._end_reason is not None:
                 return None
-            if sum(stream.running for stream in self.streams) >= MAX_STREAMS:
+            if sum(len(s.tracks) for s in self.streams if s.running) + len(tracks_of(track)) > MAX_STREAMS:
                 self.record("stream-refused", f"more than {MAX_STREAMS} streams")
                 return None
             stream = MediaStream(url=url, name=name, parameters=parameters, call_sid=self.sid,
                                  account_sid=self.account_sid, webhooks=self.webhooks, line=self.line,
-                                 speed=self.speed, record=self.record, on_started=self._stream_started)
+                                 speed=self.speed, record=self.record, on_started=self._stream_started,
+                                 track=track, outbound=self.outbound)
             self.streams.append(stream)
         stream.start()
         return stream

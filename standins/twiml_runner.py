@@ -8,13 +8,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 from urllib.parse import urljoin, urlsplit
 
+from standins.outbound_audio import DEFAULT_SECONDS_PER_CHAR
+
 if TYPE_CHECKING:
     from standins.twilio_call import SimulatedCall
 
 log = logging.getLogger(__name__)
 
 APP_ERROR_TEXT = "We are sorry, an application error has occurred. Goodbye."
-SAY_SECONDS_PER_CHAR = 0.06
+SAY_SECONDS_PER_CHAR = DEFAULT_SECONDS_PER_CHAR  # the default voice's pace (a call's say_chars_per_second sets it)
+PLAYBACK_MAX_SECONDS = 120.0  # the outbound track's audio for one <Say>, at most
 SAY_MIN_SECONDS = 0.3
 SAY_MAX_CHARS = 4096  # Twilio's basic-voice limit (warning 13521)
 PLAY_SECONDS = 1.0  # the stand-in does not fetch <Play> audio; it "plays" for this long
@@ -192,13 +195,17 @@ class TwimlRunner:
             self.call.record("warning", f"13521 <Say> longer than {SAY_MAX_CHARS} characters")
         self.call.say_playing(True)
         finished = False
+        seconds = loops * max(SAY_MIN_SECONDS, self.call.outbound.say_seconds(text))
+        # The outbound track carries it (a long loop as a steady voice: repeating the text would only cost memory).
+        self.call.outbound.playing(text if loops == 1 else "", min(seconds, PLAYBACK_MAX_SECONDS))
         try:
-            self._wait(loops * max(SAY_MIN_SECONDS, SAY_SECONDS_PER_CHAR * len(text)) / self.speed)
+            self._wait(seconds / self.speed)
             finished = True
         except (_Interrupted, _BargeIn):
             self.call.record("say-interrupted", text)
             raise
         finally:
+            self.call.outbound.silent()
             self.call.say_playing(False, finished)
 
     def _say(self, verb: ET.Element, doc: Document) -> None:
@@ -212,7 +219,11 @@ class TwimlRunner:
 
     def _play(self, verb: ET.Element, doc: Document) -> None:
         self.call.record("play", _text(verb) or verb.get("digits"))
-        self._wait(PLAY_SECONDS / self.speed)
+        self.call.outbound.playing("", PLAY_SECONDS)
+        try:
+            self._wait(PLAY_SECONDS / self.speed)
+        finally:
+            self.call.outbound.silent()
 
     def _redirect(self, verb: ET.Element, doc: Document) -> Document:
         url = self._resolve(doc, _text(verb))
@@ -244,7 +255,7 @@ class TwimlRunner:
                 self.call.record("stream-refused", f"invalid stream url {url!r} (Twilio needs an absolute wss://)")
                 continue
             parameters = {p.get("name", ""): p.get("value", "") for p in child if _tag(p) == "Parameter"}
-            self.call.start_stream(url, child.get("name"), parameters)
+            self.call.start_stream(url, child.get("name"), parameters, child.get("track") or "inbound_track")
 
     def _stop(self, verb: ET.Element, doc: Document) -> None:
         for child in verb:

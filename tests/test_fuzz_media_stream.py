@@ -44,10 +44,10 @@ def start(call_sid: str) -> str:
         "customParameters": {"token": token(call_sid)}, "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000}}})
 
 
-media = st.builds(lambda audio, ts, seq: json.dumps({"event": "media", "sequenceNumber": seq, "media": {
-    "track": "inbound", "timestamp": ts, "payload": base64.b64encode(audio).decode()}}),
+media = st.builds(lambda audio, ts, seq, track: json.dumps({"event": "media", "sequenceNumber": seq, "media": {
+    "track": track, "timestamp": ts, "payload": base64.b64encode(audio).decode()}}),
     st.binary(max_size=480), st.none() | st.integers(-10**6, 10**9).map(str) | st.sampled_from(["", "x", 1e300]),
-    st.integers(-5, 10**6).map(str))
+    st.integers(-5, 10**6).map(str), st.sampled_from(["inbound", "outbound"]))  # both_tracks streams send both
 odd = (st.text(max_size=200) | st.binary(max_size=200) | mutated_twilio_messages()
        | st.sampled_from(['{"event": "stop"}', '{"event": "clear"}', '{"event": "media", "media": {"payload": "==="}}']))
 # Markers filled in per example: this call's valid start message, and a payload over the 64 KB limit.

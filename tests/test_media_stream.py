@@ -57,3 +57,53 @@ def test_odd_numbers_become_none():
 def test_deeply_nested_json_is_a_protocol_error():
     with pytest.raises(ProtocolError):
         parse_message("[" * 100_000 + "]" * 100_000)
+
+
+def _twilio_media(track: str, payload: bytes, chunk: int = 7, timestamp: int = 140, sequence: int = 9) -> str:
+    """A media message byte for byte as Twilio writes it (compact JSON, its own key order)."""
+    return ('{"event":"media","sequenceNumber":"%d","media":{"track":"%s","chunk":"%d","timestamp":"%d",'
+            '"payload":"%s"},"streamSid":"MZ1"}' % (sequence, track, chunk, timestamp,
+                                                   base64.b64encode(payload).decode()))
+
+
+@pytest.mark.parametrize("track", ["inbound", "outbound"])
+def test_both_tracks_frames_carry_their_track(track):
+    """With both_tracks each frame says whose audio it is: the caller's, or what the caller hears."""
+    assert parse_message(_twilio_media(track, b"\x7f" * 160)) == Media(b"\x7f" * 160, 140, 9, track)
+
+
+def test_track_is_the_same_on_the_general_path():
+    """Spacing or key order Twilio might change still gives the frame's track (through json.loads)."""
+    message = {"event": "media", "sequenceNumber": "4", "streamSid": "MZ1",
+               "media": {"chunk": "2", "timestamp": "20", "track": "outbound", "payload": "/w=="}}
+    assert parse_message(json.dumps(message)) == Media(b"\xff", 20, 4, "outbound")
+
+
+@pytest.mark.parametrize("track", ["", "INBOUND", "outbound_track", None, 5])
+def test_odd_or_missing_track_is_the_callers_audio(track):
+    """A frame whose track is missing or unknown is treated as the caller's audio, as on a one-way stream."""
+    media = {"timestamp": "20", "payload": "/w=="} if track is None else {"track": track, "payload": "/w=="}
+    assert parse_message(json.dumps({"event": "media", "media": media})).track == "inbound"
+    if isinstance(track, str) and track.isalnum():
+        assert parse_message(_twilio_media(track, b"\xff")).track == "inbound"
+
+
+@pytest.mark.parametrize("tracks, expected", [
+    (["inbound", "outbound"], ("inbound", "outbound")), (["outbound"], ("outbound",)), (["inbound"], ("inbound",)),
+    (None, ("inbound",)), ("inbound", ("inbound",)), ([], ("inbound",)), (["sideways"], ("inbound",)),
+])
+def test_start_lists_the_tracks_to_expect(tracks, expected):
+    start = {"callSid": "CA1", "streamSid": "MZ1"} | ({} if tracks is None else {"tracks": tracks})
+    assert parse_message(json.dumps({"event": "start", "start": start})).tracks == expected
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+
+@given(track=st.sampled_from(["inbound", "outbound"]) | st.from_regex(r"\w{0,12}", fullmatch=True),
+       payload=st.binary(max_size=480), timestamp=st.integers(0, 10**12), sequence=st.integers(0, 10**12))
+def test_the_fast_path_and_json_agree_on_every_frame(track, payload, timestamp, sequence):
+    """Twilio's compact frame (read without json.loads) means exactly what the same frame re-spaced means."""
+    compact = _twilio_media(track, payload, chunk=3, timestamp=timestamp, sequence=sequence)
+    assert parse_message(compact) == parse_message(json.dumps(json.loads(compact), indent=1))
+    assert parse_message(compact).track == ("outbound" if track == "outbound" else "inbound")

@@ -412,3 +412,47 @@ def test_tunnel_maps_http_and_websocket_urls():
     assert tunnel.route("https://elsewhere.test/voice").headers == {}
     tunnel.mapping["https://elsewhere.test"] = "http://127.0.0.1:7"  # entries added later apply at once
     assert tunnel.route("https://elsewhere.test/voice").url == "http://127.0.0.1:7/voice"
+
+
+BOTH_TRACKS = '<Start><Stream url="wss://chatline.test/media" track="both_tracks"/></Start>'
+
+
+@pytest.mark.parametrize("leak, voice", [(0.0, "buzz"), (0.3, "buzz"), (0.3, "espeak")])
+def test_both_tracks_carry_what_the_caller_hears_at_the_voices_pace(gateway, leak, voice):
+    """With both_tracks the stream also carries the outbound track: speech while the <Say> runs, at the voice's
+    pace (33 characters a second here), silence otherwise; a speakerphone leaks it into the caller's audio."""
+    from gateway.dialogue.playback import PlaybackMeter
+
+    text = "Good evening, Trattoria Bella. How can I help you this evening, sir?"  # 68 characters: ~2.06 s
+    gateway.pages["/voice"] = twiml(BOTH_TRACKS, '<Pause length="1"/>', f"<Say>{text}</Say>", '<Pause length="2"/>')
+    with TwilioStandIn(ACCOUNT_SID, AUTH_TOKEN, tunnel={PUBLIC: gateway.url}, speed=5,
+                       say_chars_per_second=33, speakerphone_leak=leak, outbound_voice=voice) as standin:
+        call = standin.place_call(f"{PUBLIC}/voice")
+        assert call.wait_ended(8), call.transcript()
+    (stream,) = gateway.streams
+    assert stream.messages[1]["start"]["tracks"] == ["inbound", "outbound"]
+    tracks = {"inbound": [], "outbound": []}
+    for message in stream.media:
+        tracks[message["media"]["track"]].append(message["media"])
+    assert len(tracks["inbound"]) == len(tracks["outbound"]) > 150
+    meter, changes = PlaybackMeter(), []
+    for media in tracks["outbound"]:
+        change = meter.feed(base64.b64decode(media["payload"]), int(media["timestamp"]))
+        changes += [change] if change else []
+    assert [c.kind for c in changes] == ["started", "ended"]
+    assert abs(changes[1].at_ms - changes[0].at_ms - len(text) / 33 * 1000) < 250
+    assert 700 <= changes[0].at_ms <= 1300  # after the first <Pause> (less the stream's handshake)
+    leaked = [m for m in tracks["inbound"] if base64.b64decode(m["payload"]) != SILENT_FRAME]
+    if leak:
+        assert len(leaked) > len(text) / 33 * 50 * 0.5  # the caller's microphone picked the prompt up
+    else:
+        assert leaked == []  # a silent caller on a handset: the inbound track stays silent
+
+
+def test_a_both_tracks_stream_counts_as_two_of_a_calls_four(standin, gateway):
+    """Twilio forks at most 4 tracks per call: two both_tracks streams fit, a third stream of any kind is refused."""
+    gateway.pages["/voice"] = twiml(BOTH_TRACKS, BOTH_TRACKS, STREAM, '<Pause length="2"/>')
+    call = standin.place_call(f"{PUBLIC}/voice")
+    assert call.wait_for_event("stream-refused", 5)[2] == "more than 4 streams"
+    assert call.wait_ended(5)
+    assert [s.tracks for s in call.streams] == [("inbound", "outbound")] * 2

@@ -208,3 +208,20 @@ def test_a_greeting_can_be_speech_after_audio():
                                    audio="https://cdn.example.com/jingle.mp3")
     assert (KEYS + '<Play>https://cdn.example.com/jingle.mp3</Play><Say language="en-US" voice="Polly.Joanna">Hi'
             '<break time="300ms" />there.</Say><Pause length="20" /></Gather>' + BACK) in document
+def test_stream_can_carry_both_tracks():
+    """both_tracks also streams what the caller hears (the outbound track), so the gateway can measure its prompts."""
+    document = twiml.incoming_call("wss://gw.example/stream", LISTEN, "Hello!", {"callSid": "CA1"},
+                                   pause_seconds=20, dtmf_url=DTMF, stream_track="both_tracks")
+    assert document == (
+        HEAD + '<Response><Start><Stream track="both_tracks" url="wss://gw.example/stream">'
+        '<Parameter name="callSid" value="CA1" /></Stream></Start>'
+        + KEYS + '<Say language="en-US">Hello!</Say><Pause length="20" /></Gather>' + BACK)
+    moved = twiml.reply(Reply("Hi."), LISTEN, pause_seconds=25, dtmf_url=DTMF,
+                        stream=("wss://gw.example/stream", {"callSid": "CA1"}), stream_track="both_tracks")
+    assert moved.startswith(HEAD + '<Response><Start><Stream track="both_tracks" url="wss://gw.example/stream">')
+
+
+def test_an_unknown_stream_track_is_refused():
+    import pytest
+    with pytest.raises(ValueError, match="outbound_only"):
+        twiml.incoming_call("wss://g/stream", LISTEN, "Hi", {}, stream_track="outbound_only")

@@ -22,3 +22,17 @@ say what_can_you_do "what can you do"
 say special_characters "special characters"
 # Out of every grammar above: the offline recognizer must not force it onto a hint.
 say weather "the weather is lovely today"
+
+# Turn-taking recordings (chatline/audio/turns/, listed in turns.tsv): backchannels said over a prompt, and sentences
+# said in one go or with a pause in the middle ("i'd like to book a table for ... two"), for the turn benchmark.
+mkdir -p turns
+while IFS=$'\t' read -r name before pause after; do
+  [[ -z "$name" || "$name" == \#* ]] && continue
+  ( cd turns && say "$name" "$before" )
+  if [[ -n "$after" ]]; then
+    ( cd turns && say "$name.after" "$after" && sox -r 8000 -c 1 -e mu-law -t raw "$name.ulaw" \
+        -r 8000 -c 1 -e mu-law -t raw <(sox -n -r 8000 -c 1 -e mu-law -t raw - trim 0 "$pause") \
+        -r 8000 -c 1 -e mu-law -t raw "$name.after.ulaw" -r 8000 -c 1 -e mu-law -t raw "$name.joined.ulaw" \
+      && mv "$name.joined.ulaw" "$name.ulaw" && rm "$name.after.ulaw" )
+  fi
+done < turns.tsv

@@ -30,15 +30,17 @@ class StreamStart:
     custom_parameters: Mapping[str, str] = field(default_factory=dict)
     encoding: str = "audio/x-mulaw"
     sample_rate: int = 8000
+    tracks: tuple[str, ...] = ("inbound",)  # ("inbound", "outbound") when the TwiML asked for both_tracks
 
 
 @dataclass(frozen=True)
 class Media:
-    """One chunk of the caller's audio, mu-law bytes as sent."""
+    """One chunk of audio, mu-law bytes as sent: the caller's ("inbound") or what the caller hears ("outbound")."""
 
     payload: bytes
     timestamp_ms: int | None
     sequence: int | None
+    track: str = "inbound"
 
 
 @dataclass(frozen=True)
@@ -83,15 +85,17 @@ def _require_dict(message: dict, key: str) -> dict:
 
 # Twilio's media message exactly as it sends it, 50 times a second per call. A message that matches this whole
 # pattern is plain JSON whose meaning is known without json.loads; anything else takes the general path.
-_MEDIA = re.compile(r'\{"event":"media","sequenceNumber":"(\d{1,18})","media":\{"track":"\w*","chunk":"\d{1,18}",'
+# With both_tracks the outbound frames take the same path: its `track` group costs nothing more than today's `\w*`.
+_MEDIA = re.compile(r'\{"event":"media","sequenceNumber":"(\d{1,18})","media":\{"track":"(\w*)","chunk":"\d{1,18}",'
                     r'"timestamp":"(\d{1,18})","payload":"([A-Za-z0-9+/=]*)"\},"streamSid":"\w*"\}', re.ASCII)
+_TRACKS = ("inbound", "outbound")
 
 
 def parse_message(raw: str | bytes, max_payload_bytes: int = 64 * 1024) -> Event | None:
     """Parse one websocket text message; return None for events we do not need, raise ProtocolError for garbage."""
     fast = _MEDIA.fullmatch(raw) if isinstance(raw, str) else None
     if fast is not None:
-        return _media(fast.group(3), int(fast.group(2)), int(fast.group(1)), max_payload_bytes)
+        return _media(fast.group(4), int(fast.group(3)), int(fast.group(1)), max_payload_bytes, _track(fast.group(2)))
     try:
         message = json.loads(raw)
     except (ValueError, RecursionError) as exc:  # ValueError: bad JSON or UTF-8, and integers over 4300 digits
@@ -105,7 +109,7 @@ def parse_message(raw: str | bytes, max_payload_bytes: int = 64 * 1024) -> Event
         if not isinstance(payload, str):
             raise ProtocolError("media message without a string payload")
         return _media(payload, _as_int(media.get("timestamp")), _as_int(message.get("sequenceNumber")),
-                      max_payload_bytes)
+                      max_payload_bytes, _track(media.get("track")))
     if event == "start":
         start = _require_dict(message, "start")
         call_sid = start.get("callSid")
@@ -123,6 +127,7 @@ def parse_message(raw: str | bytes, max_payload_bytes: int = 64 * 1024) -> Event
             custom_parameters={str(k): str(v) for k, v in params.items()},
             encoding=str(media_format.get("encoding", "audio/x-mulaw")),
             sample_rate=_as_int(media_format.get("sampleRate")) or 8000,
+            tracks=_tracks(start.get("tracks")),
         )
     if event == "connected":
         return Connected(str(message.get("protocol", "")))
@@ -138,7 +143,19 @@ def parse_message(raw: str | bytes, max_payload_bytes: int = 64 * 1024) -> Event
     raise ProtocolError("message without an 'event' name")
 
 
-def _media(payload: str, timestamp: int | None, sequence: int | None, max_payload_bytes: int) -> Media:
+def _track(value: object) -> str:
+    """The frame's track; anything but "outbound" (absent, odd) is the caller's audio, as on a one-way stream."""
+    return "outbound" if value == "outbound" else "inbound"
+
+
+def _tracks(value: object) -> tuple[str, ...]:
+    """The start message's `tracks` list, keeping the names we know; the caller's audio when it is absent or odd."""
+    names = tuple(name for name in _TRACKS if isinstance(value, list) and name in value)
+    return names or ("inbound",)
+
+
+def _media(payload: str, timestamp: int | None, sequence: int | None, max_payload_bytes: int,
+           track: str = "inbound") -> Media:
     """A media event from its base64 payload, within the size limit."""
     if len(payload) > max_payload_bytes * 4 // 3 + 4:
         raise ProtocolError(f"media payload of {len(payload)} characters is over the limit")
@@ -146,4 +163,4 @@ def _media(payload: str, timestamp: int | None, sequence: int | None, max_payloa
         audio = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ProtocolError(f"media payload is not base64: {exc}") from exc
-    return Media(audio, timestamp, sequence)
+    return Media(audio, timestamp, sequence, track)

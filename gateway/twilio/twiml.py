@@ -90,10 +90,17 @@ def _keep_listening(response: VoiceResponse, listen_url: str, pause_seconds: int
     response.redirect(listen_url, method="POST")
 
 
-def _start_stream(response: VoiceResponse, stream_url: str, parameters: Mapping[str, str]) -> None:
-    """Append the one-way <Start><Stream> of the caller's audio, with the call's <Parameter>s."""
+STREAM_TRACKS = ("inbound_track", "both_tracks")  # both_tracks adds the outbound track: what the caller hears
+
+
+def _start_stream(response: VoiceResponse, stream_url: str, parameters: Mapping[str, str],
+                  track: str = "inbound_track") -> None:
+    """Append the one-way <Start><Stream> of the caller's audio (and, with both_tracks, of what the caller hears),
+    with the call's <Parameter>s."""
+    if track not in STREAM_TRACKS:
+        raise ValueError(f"stream track {track!r} is not one of {STREAM_TRACKS}")
     start = Start()
-    stream = start.stream(url=stream_url, track="inbound_track")
+    stream = start.stream(url=stream_url, track=track)
     for name, value in parameters.items():  # they carry webhook fields (From): control characters would break the XML
         stream.parameter(name=name, value=xml_safe(value))
     response.append(start)
@@ -102,11 +109,11 @@ def _start_stream(response: VoiceResponse, stream_url: str, parameters: Mapping[
 def incoming_call(stream_url: str, listen_url: str, greeting: str, parameters: Mapping[str, str], *,
                   language: str = "en-US", voice: str | None = None, pause_seconds: int = 30,
                   dtmf_url: str | None = None, dtmf_timeout: int = 5, speech: Speech | None = None,
-                  audio: str | None = None) -> str:
+                  audio: str | None = None, stream_track: str = "inbound_track") -> str:
     """Answer a new call: start the one-way Media Stream, greet the caller (`audio` played first; `speech`, the
     phone-text layer's parts, instead of `greeting` when given), keep listening (and taking keys)."""
     response = VoiceResponse()
-    _start_stream(response, stream_url, parameters)
+    _start_stream(response, stream_url, parameters, stream_track)
     prompt = _keys(response, dtmf_url, dtmf_timeout)
     _play(prompt, audio)
     _say(prompt, greeting, language, voice, speech)
@@ -127,13 +134,14 @@ MAX_UPDATE_CHARS = 4000  # Twilio refuses inline TwiML longer than this in a cal
 def reply(answer: Reply, listen_url: str, *, language: str = "en-US", voice: str | None = None,
           pause_seconds: int = 30, transfer_url: str | None = None, caller_id: str | None = None,
           dial_timeout: int | None = None, dtmf_url: str | None = None, dtmf_timeout: int = 5,
-          stream: tuple[str, Mapping[str, str]] | None = None, speech: Speech | None = None) -> str:
+          stream: tuple[str, Mapping[str, str]] | None = None, speech: Speech | None = None,
+          stream_track: str = "inbound_track") -> str:
     """Play the chatbot's `audio`, speak its answer (as `speech`, the phone-text layer's parts, when given), then act
     on it; the words are shortened if the document would be too long for Twilio. With `stream` (URL, parameters) the
     document first starts a Media Stream (a call moved here from another process)."""
     build = partial(_reply, listen_url=listen_url, language=language, voice=voice, pause_seconds=pause_seconds,
                     transfer_url=transfer_url, caller_id=caller_id, dial_timeout=dial_timeout, dtmf_url=dtmf_url,
-                    dtmf_timeout=dtmf_timeout, stream=stream)
+                    dtmf_timeout=dtmf_timeout, stream=stream, stream_track=stream_track)
     document = build(answer, speech=speech)
     while len(document) > MAX_UPDATE_CHARS and (speech if speech is not None else answer.text):
         if speech is not None:
@@ -147,11 +155,11 @@ def reply(answer: Reply, listen_url: str, *, language: str = "en-US", voice: str
 def _reply(answer: Reply, listen_url: str, language: str, voice: str | None, pause_seconds: int,
            transfer_url: str | None = None, caller_id: str | None = None, dial_timeout: int | None = None, *,
            dtmf_url: str | None = None, dtmf_timeout: int = 5, stream: tuple | None = None,
-           speech: Speech | None = None) -> str:
+           speech: Speech | None = None, stream_track: str = "inbound_track") -> str:
     """Build the reply document as is."""
     response = VoiceResponse()
     if stream is not None:
-        _start_stream(response, *stream)
+        _start_stream(response, *stream, stream_track)
     handoff = answer.handoff_twiml if isinstance(answer, RelayReply) else None
     listening = answer.action_type not in ("hangup", "transfer") and handoff is None
     prompt = _keys(response, dtmf_url, dtmf_timeout) if listening else response  # a key may cut the answer short
