@@ -12,12 +12,13 @@ from gateway.recognizers.assemblyai import AssemblyAIDialect
 from gateway.recognizers.deepgram import DeepgramDialect
 from gateway.recognizers.speech_loop import THREAD_NAME
 from gateway.recognizers.websocket_stream import WebSocketRecognizer
-from tests.conftest import ears
+from tests.conftest import SPEED, ears
 from tests.test_google_recognizer import HINTS, Heard, feed, speech_of
 from tests.test_phone_dialogue import GREETING, normalized, place, updates
 
 PROVIDERS = ["deepgram", "assemblyai"]
 OTHER_KEY = {"deepgram": "ASSEMBLYAI_API_KEY", "assemblyai": "DEEPGRAM_API_KEY"}
+PACE = 0.02 / SPEED  # a Twilio frame's 20 ms, at the speed the stand-ins take as real time (AssemblyAI's rate rule)
 
 
 def dialect(provider: str, standin, key: str | None = None, **options):
@@ -96,10 +97,10 @@ def test_a_quiet_stream_is_kept_open_past_the_idle_limit(provider, deepgram, ass
     heard = Heard()
     rec.start(heard)
     try:
-        feed(rec, speech_of("hello") + silence(1000))
+        feed(rec, speech_of("hello") + silence(1000), pace=PACE)
         assert [normalized(t) for t in heard.wait(1)] == ["hello"]
         time.sleep(quiet)  # the caller's audio stops (no frames at all) for longer than the provider's limit
-        feed(rec, speech_of("goodbye") + silence(1000))
+        feed(rec, speech_of("goodbye") + silence(1000), pace=PACE)
         assert [normalized(t) for t in heard.wait(2)] == ["hello", "goodbye"]
         streams = standin.streams
         assert len(streams) == 1 and not streams[0].ended, streams  # the same stream throughout
@@ -114,7 +115,7 @@ def test_deepgram_utterance_end_closes_an_utterance_without_speech_final(deepgra
     heard = Heard()
     rec.start(heard)
     try:
-        feed(rec, speech_of("book_a_table") + silence(1500))
+        feed(rec, speech_of("book_a_table") + silence(1500), pace=PACE)
         assert heard.wait(1) == ["i would like to book a table"]
     finally:
         rec.close()
@@ -130,7 +131,7 @@ def test_every_calls_stream_shares_the_speech_loop(provider, deepgram, assemblya
         rec.start(h)
     try:
         for rec in recognizers:
-            feed(rec, speech_of("hello") + silence(800))
+            feed(rec, speech_of("hello") + silence(800), pace=PACE)
         assert all([normalized(t) for t in h.wait(1)] == ["hello"] for h in heard)
         ours = [t for t in threading.enumerate() if t.ident not in before and t.name != THREAD_NAME
                 and not _standins(t)]
@@ -189,11 +190,11 @@ def test_new_hints_mid_utterance_lose_nothing(provider, deepgram, assemblyai):
     rec.start(heard)
     try:
         audio = speech_of("book_a_table")
-        feed(rec, audio[:len(audio) // 2])
+        feed(rec, audio[:len(audio) // 2], pace=PACE)
         standin.wait_for_streams(1)
         time.sleep(0.3)
         rec.set_hints(HINTS + ("a table for two",))  # Deepgram: a new stream; AssemblyAI: UpdateConfiguration
-        feed(rec, audio[len(audio) // 2:] + silence(1000))
+        feed(rec, audio[len(audio) // 2:] + silence(1000), pace=PACE)
         assert [normalized(t) for t in heard.wait(1)] == ["i would like to book a table"]
         time.sleep(0.3)
         streams = standin.streams
