@@ -190,19 +190,19 @@ class AssemblyAIStandIn(WebSocketSpeechStandIn):
     def __init__(self, *args, speed: float = 1.0, **kwargs):
         super().__init__(*args, **kwargs)
         self.speed = speed  # how much faster than real time calls are played (the rate rule scales with it)
-        self._refusals = 0
+        self._refusals, self._refuse_after = 0, 0
         self._refusing: set[int] = set()
 
     def refuse_audio(self, times: int = 1) -> None:
-        """The next `times` streams refuse their first audio message (close 3007), as AssemblyAI refuses audio it
-        will not take."""
+        """The next `times` streams opened from now on refuse their first audio message (close 3007), as AssemblyAI
+        refuses audio it will not take."""
         with self._lock:
-            self._refusals += times
+            self._refusals, self._refuse_after = times, len(self._records)
 
     def take_audio_refusal(self, stream_id: int) -> bool:
         """Whether this stream's audio is refused now (once per stream, for the streams refuse_audio picked)."""
         with self._lock:
-            if stream_id in self._refusing:
+            if stream_id in self._refusing or stream_id <= self._refuse_after:
                 return False
             if self._refusals > 0:
                 self._refusals -= 1

@@ -8,7 +8,9 @@ real time is only answered later, so its streams are not paced.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
+from typing import Callable
 
 BYTES_PER_SECOND = 8000  # 8 kHz mu-law, one byte a sample
 
@@ -37,11 +39,13 @@ class AudioLimits:
 
 
 class CallerClock:
-    """Paces a stream by the caller's own audio, which comes in real time: a stream may run `burst_seconds` ahead of
-    the audio that arrived since it opened, never more. (In tests that play calls faster, both run faster alike.)"""
+    """Paces a stream to real time: it may run `burst` bytes ahead of the audio it could have had by now, counted
+    by the caller's own audio since it opened (which comes in real time; in tests that play calls faster, it runs
+    faster alike, as do the stand-ins) or by the clock, whichever is further (the caller's audio may pause)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock=time.monotonic) -> None:
         self.arrived = 0  # bytes of caller audio since the call began
+        self.now = clock
         self._event: asyncio.Event | None = None
 
     def tick(self, count: int) -> None:
@@ -50,15 +54,44 @@ class CallerClock:
         if self._event is not None:
             self._event.set()
 
-    async def wait_for(self, needed: int, reader: asyncio.Future) -> bool:
-        """Wait until `arrived` reaches `needed`; False if the stream ended (`reader` done) first."""
-        while self.arrived < needed:
-            if self._event is None:
-                self._event = asyncio.Event()
-            self._event.clear()
-            waiter = asyncio.ensure_future(self._event.wait())
-            done, _ = await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
-            if waiter not in done:
-                waiter.cancel()
+    def pace(self, burst_seconds: float) -> "Pace":
+        """The pacing of a stream opening now."""
+        return Pace(self, self.arrived, self.now(), int(burst_seconds * BYTES_PER_SECOND))
+
+    async def wait(self, reader: asyncio.Future, seconds: float) -> bool:
+        """Wait for more caller audio or `seconds`; False if the stream ended (`reader` done) first."""
+        if self._event is None:
+            self._event = asyncio.Event()
+        self._event.clear()
+        waiter = asyncio.ensure_future(self._event.wait())
+        done, _ = await asyncio.wait({waiter, reader}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        if waiter not in done:
+            waiter.cancel()
+        return reader not in done
+
+
+@dataclass
+class Pace:
+    """One stream's budget: what it has sent against what real time allows."""
+
+    clock: CallerClock
+    arrived_at_open: int
+    opened_at: float
+    burst: int
+    sent: int = 0
+
+    def allowed(self) -> int:
+        by_caller = self.clock.arrived - self.arrived_at_open
+        by_clock = int((self.clock.now() - self.opened_at) * BYTES_PER_SECOND)
+        return self.burst + max(by_caller, by_clock)
+
+    async def take(self, count: int, reader: asyncio.Future, stopped: Callable[[], bool]) -> bool:
+        """Wait until `count` more bytes may go; False if the stream ended (or `stopped()`) first."""
+        self.sent += count
+        while self.sent > self.allowed():
+            if stopped():
+                return False
+            wait = (self.sent - self.allowed()) / BYTES_PER_SECOND
+            if not await self.clock.wait(reader, min(wait, 0.1)):
                 return False
         return True

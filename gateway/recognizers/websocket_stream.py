@@ -74,6 +74,7 @@ class WebSocketRecognizer(speech_loop.LoopRecognizer):
 
     def _shutdown(self) -> None:
         self._shut = True
+        self._clock.tick(0)  # a stream waiting for real time to send its audio stops waiting
         if self._outbox is not None:
             self._outbox.put_nowait(_END)  # the sender says goodbye to the provider, then the task ends
         elif self._task is not None:
@@ -205,7 +206,7 @@ class WebSocketRecognizer(speech_loop.LoopRecognizer):
             raise ended  # how the provider ended the stream (a close code), for _one_stream to judge
 
     async def _send(self, ws, outbox: asyncio.Queue, opened: float, reader: asyncio.Future) -> None:
-        sent, paced_from = 0, self._clock.arrived - int(self.limits.burst_seconds * BYTES_PER_SECOND)
+        pace = self._clock.pace(self.limits.burst_seconds)
         while not reader.done():
             getter = asyncio.ensure_future(outbox.get())
             done, _ = await asyncio.wait({getter, reader}, timeout=self._keepalive_seconds,
@@ -224,10 +225,11 @@ class WebSocketRecognizer(speech_loop.LoopRecognizer):
             if item is _END:
                 await self._say_goodbye(ws, reader)
                 return
-            if isinstance(item, bytes) and self.limits.realtime:  # no faster than the caller speaks
-                sent += len(item)
-                if not await self._clock.wait_for(paced_from + sent, reader):
-                    return
+            if isinstance(item, bytes) and self._shut:
+                continue  # the call is over: audio still queued (paced behind real time) would be heard by no one
+            if isinstance(item, bytes) and self.limits.realtime and not await pace.take(len(item), reader,
+                                                                                        lambda: self._shut):
+                continue  # the stream ended, or the call did, while this audio waited for real time to catch up
             await ws.send(item)
             if isinstance(item, bytes) and time.monotonic() - opened >= self._working_after:
                 self._health.working()  # a stream still taking audio after a while works, though quiet
