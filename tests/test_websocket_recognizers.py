@@ -316,3 +316,18 @@ def test_a_call_whose_assemblyai_stream_breaks_mid_utterance_is_answered_with_on
     assert len(streams) == 2 and streams[0].ended == "fault", streams  # one reconnect, not a storm of them
     _kept_to_assemblyais_rules(streams)
     assert "Traceback" not in gateway.logs()
+
+
+def test_assemblyai_closing_every_stream_before_any_result_is_an_outage_with_backoff(assemblyai):
+    reports: list[bool] = []
+    rec = WebSocketRecognizer(dialect("assemblyai", assemblyai), hints=HINTS, outage_seconds=1.5)
+    assemblyai.refuse_audio(1000)  # every stream's handshake and Begin go well; its first audio is refused
+    rec.start(Heard(), reports.append)
+    try:
+        feed(rec, silence(16000), pace=PACE)  # the caller goes on: 16 s of call, 4 s of wall time
+        assert reports == [False], reports  # the call is told: it listens through <Gather> meanwhile
+        streams = assemblyai.streams
+        assert all(s.close_code == 3007 for s in streams if s.ended)
+        assert 3 <= len(streams) <= 8, len(streams)  # retried with backoff (0.25 s doubling), not in a tight loop
+    finally:
+        rec.close()
