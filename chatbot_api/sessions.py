@@ -95,12 +95,12 @@ class RedisSessionStore:
     PREFIX = "chatline:chatbot-session:"
 
     def __init__(self, url: str, ttl_seconds: float) -> None:
-        import redis  # only when REDIS_URL is set: the sample chatbot runs without it
+        from chatline_common.redis_client import redis_client  # only with REDIS_URL: redis-py is not needed without
 
         if ttl_seconds <= 0:
             raise ValueError(f"ttl_seconds must be positive, got {ttl_seconds!r}")
         self.ttl_seconds = ttl_seconds
-        self._redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2, decode_responses=True)
+        self._redis = redis_client(url, decode_responses=True)
 
     def get(self, session_id: str) -> str | None:
         """The session's state, or None if it is unknown or has expired."""

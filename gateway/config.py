@@ -13,6 +13,10 @@ KEYED_PROVIDERS = {
     "assemblyai": ("ASSEMBLYAI_API_KEY", "ASSEMBLYAI_URL", "wss://streaming.assemblyai.com/v3/ws"),
 }
 CHATBOT_PROTOCOLS = ("chatline", "rasa", "openai", "conversationrelay")
+# The URL schemes each setting can work with; any other is refused at start-up rather than failing every call.
+CHATBOT_URL_SCHEMES = {"conversationrelay": ("wss://", "ws://")}  # every other protocol speaks HTTP
+DATABASE_SCHEMES = ("sqlite", "postgres", "postgresql")  # SQLAlchemy dialects, with or without a +driver
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 class ConfigError(ValueError):
@@ -139,10 +143,17 @@ def _monitor(env: Mapping[str, str], problems: list[str]) -> dict:
     if history not in CALL_HISTORY_MODES:
         problems.append(f"CALL_HISTORY must be one of {', '.join(CALL_HISTORY_MODES)} (got {history!r})")
         history = "off"
-    return {"monitor_password": env.get("MONITOR_PASSWORD") or None,
-            "database_url": (env.get("DATABASE_URL") or "").strip() or "sqlite:///chatline-history.db",
+    database_url = (env.get("DATABASE_URL") or "").strip() or "sqlite:///chatline-history.db"
+    if database_url.split("://", 1)[0].split("+", 1)[0].lower() not in DATABASE_SCHEMES or "://" not in database_url:
+        problems.append(f"DATABASE_URL must be a sqlite:/// or postgres:// URL (got one starting "
+                        f"{database_url.split('://', 1)[0][:20]!r})")  # never the rest: it may hold a password
+    redis_url = (env.get("REDIS_URL") or "").strip() or None
+    if redis_url and not redis_url.lower().startswith(REDIS_SCHEMES):
+        problems.append(f"REDIS_URL must start with redis:// or rediss:// (got one starting "
+                        f"{redis_url.split('://', 1)[0][:20]!r})")
+    return {"monitor_password": env.get("MONITOR_PASSWORD") or None, "database_url": database_url,
             "call_history": history, "call_history_days": _whole(env, "CALL_HISTORY_DAYS", 30, 0, problems),
-            "redis_url": (env.get("REDIS_URL") or "").strip() or None}
+            "redis_url": redis_url}
 
 
 def gateway_workers(env: Mapping[str, str]) -> int:
@@ -174,6 +185,11 @@ def _chatbot(env: Mapping[str, str], cls, problems: list[str]) -> dict:
     if protocol == "openai" and not (env.get("CHATBOT_URL") or "").strip():
         problems.append("CHATBOT_URL is required with CHATBOT_PROTOCOL=openai (the base URL, e.g. "
                         "https://api.openai.com/v1)")
+    url = (env.get("CHATBOT_URL") or "").strip()
+    schemes = CHATBOT_URL_SCHEMES.get(protocol, ("https://", "http://"))
+    if url and not (url.lower().startswith(schemes) and len(url) > len(url.split("://", 1)[0]) + 3):
+        problems.append(f"CHATBOT_URL must be a {schemes[0]} URL ({schemes[1]} for a local chatbot) with "
+                        f"CHATBOT_PROTOCOL={protocol} (got {url!r})")
     if protocol == "openai" and not (env.get("CHATBOT_MODEL") or "").strip():
         problems.append("CHATBOT_MODEL is required with CHATBOT_PROTOCOL=openai")
     return {
@@ -192,10 +208,9 @@ def _chatbot(env: Mapping[str, str], cls, problems: list[str]) -> dict:
 def _relay(env: Mapping[str, str], protocol: str, problems: list[str]) -> dict:
     """ConversationRelay's settings: a ws(s):// CHATBOT_URL, CHATBOT_PARAMETERS (a JSON object, the `setup`
     message's customParameters) and CHATBOT_HANDOFF_URL (the `<Connect action>` the bot's `end` is posted to)."""
-    url = (env.get("CHATBOT_URL") or "").strip()
-    if protocol == "conversationrelay" and not url.startswith(("wss://", "ws://")):
-        problems.append("CHATBOT_URL must be the bot's websocket, wss://... (ws:// for a local bot), with "
-                        f"CHATBOT_PROTOCOL=conversationrelay (got {url!r})")
+    if protocol == "conversationrelay" and not (env.get("CHATBOT_URL") or "").strip():
+        problems.append("CHATBOT_URL is required with CHATBOT_PROTOCOL=conversationrelay (the bot's websocket, "
+                        "wss://...)")
     raw = (env.get("CHATBOT_PARAMETERS") or "").strip()
     parameters: dict = {}
     if raw:

@@ -1,5 +1,6 @@
 """gunicorn settings for the Procfile's `web:` process: how many workers (see config.gateway_workers), and the
-directory where the workers share their Prometheus figures (gateway/metrics.py)."""
+directory where the workers share their Prometheus figures (gateway/metrics.py); and the
+worker's last step (its call events flushed, its listeners stopped) before it exits."""
 import logging
 import os
 import shutil
@@ -44,3 +45,10 @@ def on_exit(server):
     """The master stops: remove the temporary metrics directory it made."""
     if _made_here:
         shutil.rmtree(_made_here, ignore_errors=True)
+
+
+def worker_exit(server, worker):
+    """After the worker stopped serving (graceful shutdown or not): see gateway/ops/shutdown.py."""
+    from gateway.ops.shutdown import close_app
+
+    close_app(getattr(worker, "wsgi", None))

@@ -2,7 +2,9 @@
 
 The handshake is accepted, then a wrong `Authorization` key closes the session with 1008; bad settings send an
 `Error` and close with 3006. Session: `Begin`, then binary audio of 50-1000 ms per message (else 3007);
-`SpeechStarted`, partial `Turn`s, and a `Turn` with `end_of_turn` (with format_turns=true, a formatted one after it);
+audio no faster than real time (`speed` times it, for tests that play calls faster; else 3007 "Audio
+Transmission Rate Exceeded", as AssemblyAI documents it, with a tolerance of one largest message since it documents
+none); `SpeechStarted`, partial `Turn`s, and a `Turn` with `end_of_turn` (with format_turns=true, a formatted one after it);
 `UpdateConfiguration` (keyterms_prompt), `ForceEndpoint`, `KeepAlive`, and `Terminate`, answered with `Termination`
 and a 1000 close. With `inactivity_timeout`, a session that long without audio or KeepAlive ends the same way.
 """
@@ -22,6 +24,7 @@ log = logging.getLogger(__name__)
 
 MODELS = ("universal-streaming-english", "universal-streaming-multilingual", "u3-rt-pro")
 POLL_SECONDS = 0.25  # how often an open session looks up from its socket (faults, inactivity)
+RATE_TOLERANCE_SECONDS = 1.0  # audio a session may hold ahead of real time: one message of the largest size
 
 
 class AssemblyAISession(Session):
@@ -86,6 +89,10 @@ class AssemblyAISession(Session):
                                       "1000 ms")
                     return self.close("error", 3007, "Input duration violation")
                 self.audio_bytes += len(message)
+                refusal = self._audio_refusal(milliseconds)
+                if refusal:
+                    self._error(3007, refusal)
+                    return self.close("error", 3007, refusal.split(":")[0])
                 heard_all = self.feed(engine, message)
                 self.flush_out()
                 if not heard_all:
@@ -95,6 +102,16 @@ class AssemblyAISession(Session):
             self.update(lambda r: r.text_messages.append(message))
             if not self._control(engine, message):
                 return
+
+    def _audio_refusal(self, milliseconds: float) -> str | None:
+        """Why AssemblyAI would refuse this much audio now: sent faster than real time, or a refusal injected."""
+        if self.standin.take_audio_refusal(self.record.id):
+            return f"Input duration violation: {milliseconds:.0f} ms. Expected between 50 and 1000 ms"
+        received = self.audio_bytes / BYTES_PER_SECOND
+        elapsed = (time.monotonic() - self.began) * self.standin.speed
+        if received > elapsed + RATE_TOLERANCE_SECONDS:
+            return f"Audio Transmission Rate Exceeded: Received {received:.1f} sec. audio in {elapsed:.1f} sec"
+        return None
 
     def _control(self, engine, message: str) -> bool:
         """A text message; False once the session is over."""
@@ -169,6 +186,29 @@ class AssemblyAIStandIn(WebSocketSpeechStandIn):
 
     name = "assemblyai"
     session = AssemblyAISession
+
+    def __init__(self, *args, speed: float = 1.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.speed = speed  # how much faster than real time calls are played (the rate rule scales with it)
+        self._refusals, self._refuse_after = 0, 0
+        self._refusing: set[int] = set()
+
+    def refuse_audio(self, times: int = 1) -> None:
+        """The next `times` streams opened from now on refuse their first audio message (close 3007), as AssemblyAI
+        refuses audio it will not take."""
+        with self._lock:
+            self._refusals, self._refuse_after = times, len(self._records)
+
+    def take_audio_refusal(self, stream_id: int) -> bool:
+        """Whether this stream's audio is refused now (once per stream, for the streams refuse_audio picked)."""
+        with self._lock:
+            if stream_id in self._refusing or stream_id <= self._refuse_after:
+                return False
+            if self._refusals > 0:
+                self._refusals -= 1
+                self._refusing.add(stream_id)
+                return True
+            return False
 
     @property
     def url(self) -> str:

@@ -68,7 +68,7 @@ def assemblyai():
     """The AssemblyAI v3 streaming stand-in (ws://, its real messages)."""
     from standins.assemblyai import AssemblyAIStandIn
 
-    with AssemblyAIStandIn() as standin:
+    with AssemblyAIStandIn(speed=SPEED) as standin:  # its real-time rule at the speed calls are played
         yield standin
 
 

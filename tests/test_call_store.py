@@ -195,6 +195,9 @@ def test_events_reach_every_subscriber(kind, request):
     while not any(sid == "CA1" for sid, _ in got) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert ("CA1", {"type": "answered", "hints": ["a"]}) in got
+    if kind != "memory":  # its gateway stops: the listening thread ends with it, and logs no reconnects later
+        listener.close()
+        assert not listener._thread.is_alive()
 
 
 def test_chat_history_is_kept_per_call_trimmed_and_cut_to_what_was_heard(store):

@@ -318,3 +318,12 @@ def test_recording_places_both_sides_and_warns_when_the_bot_cannot_be_spoken(tmp
         samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").astype(float)
     assert np.abs(samples[:16000]).max() == 0  # the bot's parts are silence without espeak-ng
     assert np.sqrt(np.mean(samples[16000:16000 + len(hello)] ** 2)) > 300  # the caller is heard from 2.0 s
+
+
+
+def test_serve_refuses_a_chatbot_url_that_can_never_work_naming_the_variable(tmp_path):
+    result = chatline("serve", "--port", str(free_port()), "--log-dir", str(tmp_path), "--quiet",
+                      env=clean_env(CHATBOT_URL="not-a-url"), timeout=90)
+    assert result.returncode != 0, result.stdout + result.stderr
+    problem = [line for line in result.stderr.splitlines() if "Configuration problems" in line]
+    assert problem and "CHATBOT_URL must be a https:// URL" in problem[0], result.stderr

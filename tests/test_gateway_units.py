@@ -180,3 +180,19 @@ def test_gateway_workers_follow_web_concurrency_only_with_redis():
     assert gateway_workers({"REDIS_URL": "redis://h"}) == 1
     with pytest.raises(ConfigError, match="GATEWAY_WORKERS"):
         gateway_workers({"GATEWAY_WORKERS": "0"})
+
+
+def test_config_refuses_urls_of_a_scheme_that_can_never_work_all_at_once():
+    with pytest.raises(ConfigError) as refused:
+        Config.from_env({"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": "t", "CHATBOT_URL": "ws://bot/x",
+                         "DATABASE_URL": "mysql-ish://u:hidden@db/x", "REDIS_URL": "http://u:hidden@cache:6379"})
+    message = str(refused.value)
+    for problem in ("CHATBOT_URL must be a https:// URL", "DATABASE_URL must be a sqlite:/// or postgres://",
+                    "REDIS_URL must start with redis:// or rediss://"):
+        assert problem in message, message
+    assert "hidden" not in message  # the database's and Redis's passwords never reach the log
+    for fine in ({"CHATBOT_URL": "https://bot.example/message", "DATABASE_URL": "postgres://u:p@db/x",
+                  "REDIS_URL": "rediss://:p@cache:6380"},
+                 {"DATABASE_URL": "sqlite:///history.db", "REDIS_URL": "redis://cache"},
+                 {"DATABASE_URL": "postgresql+psycopg://u@db/x"}):
+        Config.from_env({"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": "t", **fine})

@@ -39,6 +39,7 @@ def test_the_built_wheel_carries_what_runs_outside_a_checkout(tmp_path):
     [wheel] = tmp_path.glob("chatline-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     needed = {"chatbot_api/default_script.yaml", "gateway/templates/index.html", "chatline/procfile.py",
+              "chatline_common/redis_client.py",
               "standins/twiml_runner.py", "gateway/monitor/templates/monitor.html", "gateway/monitor/static/monitor.js",
               "gateway/monitor/static/monitor.css"}
     needed |= {f"chatline/audio/{path.name}" for path in (ROOT / "chatline" / "audio").glob("*.ulaw")}

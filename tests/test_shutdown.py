@@ -5,6 +5,8 @@ import os
 import signal
 import time
 
+import pytest
+
 from tests.conftest import PUBLIC_URL
 from tests.test_phone_dialogue import GREETING, place, updates, wait_until
 
@@ -71,3 +73,55 @@ def test_sigterm_on_a_quiet_call_lets_the_answer_finish_then_moves_the_call(twil
         "hello", "bookatable", "forfourpeople", "goodbye"]
     assert first.process.wait(timeout=20) == 0
     assert "handed on to the next process (sent)" in first.logs()
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_just_after_a_call_ends_keeps_its_end_in_the_history(twilio, chatbot, start_gateway, tmp_path,
+                                                                     stop_signal):
+    """A deploy restarts the process (SIGTERM; SIGINT: Ctrl-C, gunicorn's quick stop) 40 ms after a call's /status,
+    while the database is busy for a moment: the history still shows how the call ended."""
+    import sqlite3
+    import threading
+
+    import requests
+
+    from tests.test_monitor import AUTH, PASSWORD
+
+    first = start_gateway(MONITOR_PASSWORD=PASSWORD, NO_INPUT_SECONDS="0")
+    call = place(twilio, ["hello", "goodbye"])
+    assert call.wait_for_say("Hi, how are you?", timeout=30), call.transcript()
+    # Another writer (a migration, the operator's clean-up) holds the database for about a second and a half from the
+    # goodbye on: the call's last events wait in the writer, well within its 3 s database timeout.
+    busy = sqlite3.connect(tmp_path / "history.db", timeout=10, check_same_thread=False)
+    assert call.wait_for_say("Goodbye! Thanks for calling.", timeout=30), call.transcript()
+    busy.execute("BEGIN IMMEDIATE")
+    assert call.wait_ended(timeout=60), call.transcript()  # /status answered
+    release = threading.Timer(1.2, busy.rollback)
+    release.start()
+    time.sleep(0.04)
+    os.kill(first.process.pid, stop_signal)
+    assert first.process.wait(timeout=20) == 0
+    release.join()
+    busy.close()
+
+    after_restart = start_gateway(MONITOR_PASSWORD=PASSWORD)  # the same DATABASE_URL
+    record = requests.get(f"{after_restart.url}/monitor/api/calls/{call.sid}", auth=AUTH, timeout=10).json()
+    assert record["ended_at"] is not None and record["status"] == "bot-hangup", record
+    assert [e["type"] for e in record["events"]][-3:] == ["bot", "action", "end"], record["events"]
+    assert "every call event reached the history" in first.logs()
+
+
+def test_a_database_down_at_shutdown_costs_the_last_events_counted_never_a_hang(twilio, chatbot, start_gateway):
+    from tests.real_servers import postgres_server
+    from tests.test_monitor import PASSWORD
+
+    with postgres_server() as postgres:
+        gateway = start_gateway(MONITOR_PASSWORD=PASSWORD, DATABASE_URL=postgres.url, NO_INPUT_SECONDS="0")
+        call = place(twilio, ["hello", ("silence", 3), "goodbye"])
+        assert call.wait_for_say("Hi, how are you?", timeout=30), call.transcript()
+        postgres.stop()
+        assert call.wait_ended(timeout=60), call.transcript()
+        sent_at = stop(gateway, twilio, gateway)
+        assert gateway.process.wait(timeout=20) == 0 and time.monotonic() - sent_at < 12
+    logs = gateway.logs()
+    assert "events not stored" in logs and "Traceback" not in logs, logs

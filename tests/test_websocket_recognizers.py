@@ -12,12 +12,13 @@ from gateway.recognizers.assemblyai import AssemblyAIDialect
 from gateway.recognizers.deepgram import DeepgramDialect
 from gateway.recognizers.speech_loop import THREAD_NAME
 from gateway.recognizers.websocket_stream import WebSocketRecognizer
-from tests.conftest import ears
+from tests.conftest import SPEED, ears
 from tests.test_google_recognizer import HINTS, Heard, feed, speech_of
 from tests.test_phone_dialogue import GREETING, normalized, place, updates
 
 PROVIDERS = ["deepgram", "assemblyai"]
 OTHER_KEY = {"deepgram": "ASSEMBLYAI_API_KEY", "assemblyai": "DEEPGRAM_API_KEY"}
+PACE = 0.02 / SPEED  # a Twilio frame's 20 ms, at the speed the stand-ins take as real time (AssemblyAI's rate rule)
 
 
 def dialect(provider: str, standin, key: str | None = None, **options):
@@ -96,10 +97,10 @@ def test_a_quiet_stream_is_kept_open_past_the_idle_limit(provider, deepgram, ass
     heard = Heard()
     rec.start(heard)
     try:
-        feed(rec, speech_of("hello") + silence(1000))
+        feed(rec, speech_of("hello") + silence(1000), pace=PACE)
         assert [normalized(t) for t in heard.wait(1)] == ["hello"]
         time.sleep(quiet)  # the caller's audio stops (no frames at all) for longer than the provider's limit
-        feed(rec, speech_of("goodbye") + silence(1000))
+        feed(rec, speech_of("goodbye") + silence(1000), pace=PACE)
         assert [normalized(t) for t in heard.wait(2)] == ["hello", "goodbye"]
         streams = standin.streams
         assert len(streams) == 1 and not streams[0].ended, streams  # the same stream throughout
@@ -114,7 +115,7 @@ def test_deepgram_utterance_end_closes_an_utterance_without_speech_final(deepgra
     heard = Heard()
     rec.start(heard)
     try:
-        feed(rec, speech_of("book_a_table") + silence(1500))
+        feed(rec, speech_of("book_a_table") + silence(1500), pace=PACE)
         assert heard.wait(1) == ["i would like to book a table"]
     finally:
         rec.close()
@@ -130,7 +131,7 @@ def test_every_calls_stream_shares_the_speech_loop(provider, deepgram, assemblya
         rec.start(h)
     try:
         for rec in recognizers:
-            feed(rec, speech_of("hello") + silence(800))
+            feed(rec, speech_of("hello") + silence(800), pace=PACE)
         assert all([normalized(t) for t in h.wait(1)] == ["hello"] for h in heard)
         ours = [t for t in threading.enumerate() if t.ident not in before and t.name != THREAD_NAME
                 and not _standins(t)]
@@ -189,11 +190,11 @@ def test_new_hints_mid_utterance_lose_nothing(provider, deepgram, assemblyai):
     rec.start(heard)
     try:
         audio = speech_of("book_a_table")
-        feed(rec, audio[:len(audio) // 2])
+        feed(rec, audio[:len(audio) // 2], pace=PACE)
         standin.wait_for_streams(1)
         time.sleep(0.3)
         rec.set_hints(HINTS + ("a table for two",))  # Deepgram: a new stream; AssemblyAI: UpdateConfiguration
-        feed(rec, audio[len(audio) // 2:] + silence(1000))
+        feed(rec, audio[len(audio) // 2:] + silence(1000), pace=PACE)
         assert [normalized(t) for t in heard.wait(1)] == ["i would like to book a table"]
         time.sleep(0.3)
         streams = standin.streams
@@ -248,3 +249,85 @@ def test_assemblyai_answers_the_formatted_end_of_turn():
     assert "encoding=pcm_mulaw" in query and "keyterms_prompt=%5B%22book+a+table%22%5D" in query
     assert json.loads(d.hints_message(["good", "bad"])) == {"type": "UpdateConfiguration",
                                                             "keyterms_prompt": ["good", "bad"]}
+
+
+def _kept_to_assemblyais_rules(streams) -> None:
+    """Every audio message of 50-1000 ms (400-8000 bytes of 8 kHz mu-law), and no stream closed for its audio."""
+    sizes = [size for stream in streams for size in stream.chunk_sizes]
+    assert sizes and all(400 <= size <= 8000 for size in sizes), sizes
+    assert [s.close_reason for s in streams if s.close_code == 3007] == [], streams
+
+
+def test_assemblyai_hears_an_utterance_whose_stream_broke_midway_within_its_audio_rules(assemblyai):
+    audio = silence(400) + speech_of("book_a_table") + silence(1500)
+    assemblyai.end_streams_after(1.5)  # the first stream breaks in the middle of the utterance
+    rec = WebSocketRecognizer(dialect("assemblyai", assemblyai), hints=HINTS)
+    heard = Heard()
+    rec.start(heard)
+    try:
+        feed(rec, audio, pace=PACE)
+        assert [normalized(t) for t in heard.wait(1, timeout=10)] == ["i would like to book a table"]
+        streams = assemblyai.streams
+        assert len(streams) == 2 and streams[0].ended == "fault", streams  # one reconnect, no storm of them
+        _kept_to_assemblyais_rules(streams)
+        # The second stream took the re-sent audio, then the live audio, never ahead of real time (the stand-in
+        # closes a stream with 3007 for that).
+        assert streams[1].audio_seconds > len(audio) / 8000 - 1.5
+    finally:
+        rec.close()
+
+
+def test_assemblyai_refusing_the_resent_audio_costs_it_once_not_a_storm_of_reconnects(assemblyai, caplog):
+    assemblyai.end_streams_after(1.5)
+    rec = WebSocketRecognizer(dialect("assemblyai", assemblyai), hints=HINTS)
+    heard = Heard()
+    rec.start(heard)
+    try:
+        assemblyai.wait_for_streams(1)
+        assemblyai.refuse_audio(1)  # the stream after the break refuses the audio re-sent to it
+        feed(rec, silence(400) + speech_of("book_a_table")[:10400], pace=PACE)
+        feed(rec, silence(1500), pace=PACE)
+        time.sleep(1.0)
+        feed(rec, speech_of("hello") + silence(1000), pace=PACE)
+        assert [normalized(t) for t in heard.wait(1, timeout=10)] == ["hello"]
+        streams = assemblyai.streams
+        assert len(streams) == 3, streams  # the break, the refusal, and one that works
+        assert streams[1].close_code == 3007 and not streams[2].ended
+        # The refused audio was not sent again: the third stream heard only what the caller said after it.
+        assert streams[2].audio_seconds < 1.5 + 1.0 + 0.5 + 1.0, streams[2]
+        assert "re-sent after a reconnect was not heard" in caplog.text
+    finally:
+        rec.close()
+
+
+def test_a_call_whose_assemblyai_stream_breaks_mid_utterance_is_answered_with_one_reconnect(twilio, chatbot,
+                                                                                           start_gateway, assemblyai):
+    from standins.twilio import Caller
+
+    gateway = start_gateway(STT_PROVIDER="assemblyai", NO_INPUT_SECONDS="0")
+    assemblyai.end_streams_after(4.8)  # call seconds: in the middle of "i would like to book a table"
+    call = place(twilio, Caller.at_times([(4.0, "book_a_table"), (11.0, "for_four_people"), (16.0, "goodbye")]))
+    assert call.wait_ended(timeout=60), call.transcript()
+    assert call.said() == [GREETING, "For how many people?", "Your table for four is booked.",
+                           "Goodbye! Thanks for calling."], call.transcript()
+    assert [normalized(m).replace(" ", "") for m in chatbot.messages()] == ["iwouldliketobookatable",
+                                                                           "forfourpeople", "goodbye"]
+    streams = assemblyai.wait_for_streams(2, ended=True)
+    assert len(streams) == 2 and streams[0].ended == "fault", streams  # one reconnect, not a storm of them
+    _kept_to_assemblyais_rules(streams)
+    assert "Traceback" not in gateway.logs()
+
+
+def test_assemblyai_closing_every_stream_before_any_result_is_an_outage_with_backoff(assemblyai):
+    reports: list[bool] = []
+    rec = WebSocketRecognizer(dialect("assemblyai", assemblyai), hints=HINTS, outage_seconds=1.5)
+    assemblyai.refuse_audio(1000)  # every stream's handshake and Begin go well; its first audio is refused
+    rec.start(Heard(), reports.append)
+    try:
+        feed(rec, silence(16000), pace=PACE)  # the caller goes on: 16 s of call, 4 s of wall time
+        assert reports == [False], reports  # the call is told: it listens through <Gather> meanwhile
+        streams = assemblyai.streams
+        assert all(s.close_code == 3007 for s in streams if s.ended)
+        assert 3 <= len(streams) <= 8, len(streams)  # retried with backoff (0.25 s doubling), not in a tight loop
+    finally:
+        rec.close()

@@ -9,9 +9,9 @@ import uuid
 from typing import Callable
 
 import redis
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError, LockError, TimeoutError as RedisTimeoutError
-from redis.retry import Retry
+from redis.exceptions import LockError
+
+from chatline_common.redis_client import redis_client
 
 from .store import (FORGET_ENDED_SECONDS, FORGET_OPEN_SECONDS, CallState, CallStore, Change, add_to_history,
                     cut_in_history)
@@ -24,16 +24,12 @@ PREFIX = "chatline:"
 SIGNALS_CHANNEL = PREFIX + "signals"
 STREAMS = PREFIX + "streams"  # call -> the process holding its stream: where a dead process's streams are found
 ALIVE = PREFIX + "alive:"  # + process name: set while the process beats (see stream_recovery.py)
+LISTEN_POLL_SECONDS = 1.0
 
 
 def connect(url: str) -> redis.Redis:
-    """A client for REDIS_URL that rides out a Redis restart of a few seconds (retries with backoff)."""
-    return redis.Redis.from_url(
-        url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30,
-        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 6),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
-        # Heroku Redis presents a self-signed certificate on rediss:// (its documented setting).
-        **({"ssl_cert_reqs": None} if url.startswith("rediss://") else {}))
+    """A client for REDIS_URL (the project's one Redis client factory, shared with the sample chatbot)."""
+    return redis_client(url)
 
 
 class RedisCallStore(CallStore):
@@ -239,6 +235,7 @@ class RedisSignals:
         self._handlers: list[EventHandler] = []
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._stopped = threading.Event()
 
     def publish(self, call_sid: str, event: dict) -> None:
         self._redis.publish(SIGNALS_CHANNEL, json.dumps({"call": call_sid, **event}))
@@ -251,17 +248,29 @@ class RedisSignals:
                 self._thread = threading.Thread(target=self._listen, name="call-signals", daemon=True)
                 self._thread.start()
 
+    def close(self) -> None:
+        """Stop listening (the gateway stops): the thread ends within a second, and logs nothing more."""
+        self._stopped.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(LISTEN_POLL_SECONDS + 1.0)
+
     def _listen(self) -> None:
-        while True:
+        while not self._stopped.is_set():
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
-                pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(SIGNALS_CHANNEL)
-                for message in pubsub.listen():
-                    self._dispatch(message.get("data"))
+                while not self._stopped.is_set():  # polled, so close() is heard within a second
+                    message = pubsub.get_message(timeout=LISTEN_POLL_SECONDS)
+                    if message is not None and message.get("type") == "message":
+                        self._dispatch(message.get("data"))
             except redis.RedisError as exc:  # Redis restarting: listen again once it is back
                 metrics.redis_error("signals")
-                log.warning("call signals: %s; listening again in a second", exc)
-                time.sleep(1.0)
+                if not self._stopped.is_set():
+                    log.warning("call signals: %s; listening again in a second", exc)
+                self._stopped.wait(1.0)
+            finally:
+                pubsub.close()
 
     def _dispatch(self, data) -> None:
         try:

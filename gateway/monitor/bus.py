@@ -10,6 +10,8 @@ import time
 import redis
 
 from .. import metrics
+from chatline_common.redis_client import redis_client
+
 from .live import LiveView
 
 log = logging.getLogger(__name__)
@@ -41,11 +43,15 @@ class RedisBus:
         self.view = view
         self.url = url
         self.lost = 0
-        self._client = redis.Redis.from_url(url, socket_timeout=3, socket_connect_timeout=3, health_check_interval=30)
+        # Few retries: a turn never waits for this client (its own thread sends), and a dead Redis is told at once.
+        self._client = redis_client(url, socket_timeout=3, retries=1)
         self._outbox: queue.Queue = queue.Queue(SEND_QUEUE)
         self._logged_at = 0.0
         self._started = False
         self._lock = threading.Lock()
+        self._sent = threading.Condition(self._lock)
+        self._unsent = 0  # queued and not yet published or given up
+        self._stopped = threading.Event()
 
     def _start(self) -> None:
         """The sender and the listener threads, in the process that uses them (gunicorn forks before)."""
@@ -58,12 +64,33 @@ class RedisBus:
 
     def send(self, event: dict) -> None:
         self._start()
+        with self._lock:
+            self._unsent += 1
         try:
             self._outbox.put_nowait(event)
         except queue.Full:
+            self._settle()
             self.lost += 1
             metrics.call_events_lost(1, "watchers")
             self.view.add(event)
+
+    def close(self, timeout: float = 3.0) -> bool:
+        """At shutdown: publish what is queued (at most `timeout` seconds), then stop listening. True when every
+        event went out; the rest is counted lost and logged."""
+        with self._sent:
+            published = self._sent.wait_for(lambda: self._unsent <= 0, timeout)
+            unsent = self._unsent
+        self._stopped.set()
+        if not published:
+            self.lost += unsent
+            log.warning("monitor: %d call events not published to Redis at shutdown (still unsent after %g s)",
+                        unsent, timeout)
+        return published
+
+    def _settle(self) -> None:
+        with self._sent:
+            self._unsent -= 1
+            self._sent.notify_all()
 
     def listen(self) -> None:
         """Start hearing other processes' events now (the page needs them before any call of ours)."""
@@ -81,20 +108,24 @@ class RedisBus:
                 self.view.add(event)  # our own watchers still see it
                 self._complain(f"cannot publish call events to Redis ({type(exc).__name__}: {exc}); other "
                                "processes' watchers miss them")
+            finally:
+                self._settle()
 
     def _listen_loop(self) -> None:
-        while True:
+        while not self._stopped.is_set():
+            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
             try:
-                pubsub = self._client.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(CHANNEL)
-                while True:
+                while not self._stopped.is_set():
                     message = pubsub.get_message(timeout=1.0)
                     if message is not None and message.get("type") == "message":
                         self._deliver(message["data"])
             except redis.RedisError as exc:
                 metrics.redis_error("monitor")
                 self._complain(f"lost the Redis call-event channel ({type(exc).__name__}: {exc}); reconnecting")
-                time.sleep(RETRY_SECONDS)
+                self._stopped.wait(RETRY_SECONDS)
+            finally:
+                pubsub.close()
 
     def _deliver(self, data: bytes) -> None:
         try:

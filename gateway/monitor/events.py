@@ -41,6 +41,15 @@ class CallEvents:
         """Events that go nowhere (no monitor, no history)."""
         return cls()
 
+    def close(self, timeout: float = 6.0) -> bool:
+        """The process stops: everything published so far goes to the history and the other processes first,
+        within `timeout` seconds in all (whatever is left is counted lost and logged). True when nothing was lost."""
+        deadline = time.monotonic() + timeout
+        written = self.writer.close(timeout * 2 / 3) if self.writer is not None else True
+        close_bus = getattr(self.bus, "close", None)
+        published = close_bus(max(0.5, deadline - time.monotonic())) if close_bus is not None else True
+        return written and published
+
     def lost(self) -> int:
         """Events that did not reach the history or the other processes (a database or Redis down, or too slow)."""
         return (self.writer.lost if self.writer is not None else 0) + getattr(self.bus, "lost", 0)

@@ -38,6 +38,7 @@ class HistoryWriter:
         self._thread: threading.Thread | None = None
         self._next_prune = 0.0
         self._schema_ready = False
+        self._closing = threading.Event()  # shutting down: write what is queued at once, no batching wait
 
     def start(self) -> HistoryWriter:
         """Start the thread that writes (once per process, lazily, so a forking server starts it in each worker)."""
@@ -66,15 +67,31 @@ class HistoryWriter:
         with self._settled:
             return self._settled.wait_for(lambda: self._pending <= 0, timeout)
 
+    def close(self, timeout: float = 5.0) -> bool:
+        """At shutdown: write everything queued now, waiting at most `timeout` (the process must exit within its
+        graceful timeout); what is still unwritten then is counted lost and logged. True when nothing was lost."""
+        self._closing.set()
+        if self._thread is None and self._queue.empty():
+            return True
+        if self._thread is None:
+            self.start()
+        if self.flush(timeout):
+            return True
+        with self._lock:
+            unwritten = self._pending
+        self._lose(unwritten, f"still unwritten {timeout:g} s into the shutdown", always=True)
+        return False
+
     def _run(self) -> None:
         """Batch what is queued, write it, prune now and then; nothing here may end the thread."""
         self._schema()
         while True:
             batch = [self._queue.get()]
-            deadline = time.monotonic() + FLUSH_SECONDS
-            while len(batch) < BATCH_SIZE and (left := deadline - time.monotonic()) > 0:
+            deadline = time.monotonic() + (0.0 if self._closing.is_set() else FLUSH_SECONDS)
+            while len(batch) < BATCH_SIZE:  # what is queued now goes in; more is waited for until the deadline
+                left = deadline - time.monotonic()
                 try:
-                    batch.append(self._queue.get(timeout=left))
+                    batch.append(self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait())
                 except queue.Empty:
                     break
             try:
@@ -123,14 +140,14 @@ class HistoryWriter:
             log.error("call history: database unavailable while %s (%s: %s); calls go on, their history is lost "
                       "until it is back", doing, type(exc).__name__, str(exc).splitlines()[0][:200])
 
-    def _lose(self, count: int, why: str) -> None:
-        """Count lost events; one log line at most every LOG_EVERY_SECONDS."""
+    def _lose(self, count: int, why: str, always: bool = False) -> None:
+        """Count lost events; one log line at most every LOG_EVERY_SECONDS (`always`: the last word, at shutdown)."""
         metrics.call_events_lost(count, "history")
         with self._lock:
             self.lost += count
             self._unlogged += count
             now = time.monotonic()
-            if now - self._logged_at < LOG_EVERY_SECONDS and self.lost != count:
+            if now - self._logged_at < LOG_EVERY_SECONDS and self.lost != count and not always:
                 return
             self._logged_at, unlogged, self._unlogged = now, self._unlogged, 0
         log.error("call history: %d events not stored (%s; %d lost in all); calls are not affected", unlogged, why,

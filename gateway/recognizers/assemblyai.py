@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 from . import Transcript
 from .dialect import NORMAL_CLOSE, Finalized
+from .pacing import AudioLimits
 from .websocket_stream import WebSocketRecognizer
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,11 @@ SESSION_EXPIRED = 3008  # the session reached AssemblyAI's maximum duration: a n
 REFUSED_CODES = {1008: "ASSEMBLYAI_API_KEY", 4001: "ASSEMBLYAI_API_KEY", 4002: "the AssemblyAI account's balance",
                  3006: "LANGUAGE and the stream settings"}
 MAX_HINTS = 100
+# 50-1000 ms of audio per message, never faster than real time (close 3007 either way).
+LIMITS = AudioLimits(min_message_ms=50, max_message_ms=1000, realtime=True)
+# A stream re-sent more than this after a reconnect would lag the caller by as much for the rest of the session
+# (it may not catch up faster than real time): older unfinalized audio is silence or noise, or lost.
+MAX_RESEND_SECONDS = 5.0
 
 
 def streaming_query(language: str, hints: Sequence[str]) -> dict[str, str]:
@@ -40,6 +46,7 @@ class AssemblyAIDialect:
     name = "AssemblyAI"
     keepalive = json.dumps({"type": "KeepAlive"})
     close_message = json.dumps({"type": "Terminate"})
+    limits = LIMITS
 
     def __init__(self, api_key: str, url: str = DEFAULT_URL, format_turns: bool = True,
                  inactivity_timeout: int | None = None):
@@ -107,4 +114,4 @@ def assemblyai_recognizer(config, hints: Sequence[str] = ()) -> WebSocketRecogni
     """The recognizer for STT_PROVIDER=assemblyai."""
     dialect = AssemblyAIDialect(config.assemblyai_api_key, config.assemblyai_url)
     return WebSocketRecognizer(dialect, language=config.language, hints=hints,
-                               outage_seconds=config.speech_outage_seconds)
+                               max_resend_seconds=MAX_RESEND_SECONDS, outage_seconds=config.speech_outage_seconds)

@@ -22,6 +22,7 @@ class Dialect(Protocol):
     name: str
     keepalive: str | None  # a text message that keeps a quiet stream open, or None
     close_message: str  # the text message that ends a stream cleanly
+    # Optionally `limits`, a pacing.AudioLimits: the provider's rules for audio messages (none when absent).
 
     def url(self, language: str, hints: Sequence[str]) -> str: ...
 

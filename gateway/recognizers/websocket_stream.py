@@ -23,6 +23,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from . import HealthCallback, ResultCallback, Transcript, speech_loop
 from .dialect import Dialect, Finalized
 from .health import StreamHealth
+from .pacing import AudioLimits, CallerClock
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class WebSocketRecognizer(speech_loop.LoopRecognizer):
                  max_resend_seconds: float = 30.0, outage_seconds: float = 5.0, working_after_seconds: float = 2.0,
                  keepalive_seconds: float = 4.0, connect_timeout: float = 5.0):
         self.dialect, self.language = dialect, language
+        self.limits: AudioLimits = getattr(dialect, "limits", None) or AudioLimits()  # the provider's audio rules
         self._hints = tuple(hints)
         self._batch_bytes = BYTES_PER_SECOND * batch_ms // 1000
         self._max_resend_bytes = int(BYTES_PER_SECOND * max_resend_seconds)
@@ -58,6 +60,9 @@ class WebSocketRecognizer(speech_loop.LoopRecognizer):
         self._health = StreamHealth(outage_seconds)
         self._working_after = working_after_seconds
         self._refusal_logged = False
+        self._clock = CallerClock()  # the caller's audio: how fast a stream of a real-time-only provider may go
+        self._resent = 0  # bytes of _unfinalized re-sent to the current stream
+        self._answered = False  # the current stream gave a result
         self.streams_started = 0
 
     # Everything below runs on the loop thread.
@@ -69,6 +74,7 @@ class WebSocketRecognizer(speech_loop.LoopRecognizer):
 
     def _shutdown(self) -> None:
         self._shut = True
+        self._clock.tick(0)  # a stream waiting for real time to send its audio stops waiting
         if self._outbox is not None:
             self._outbox.put_nowait(_END)  # the sender says goodbye to the provider, then the task ends
         elif self._task is not None:
@@ -88,6 +94,7 @@ class WebSocketRecognizer(speech_loop.LoopRecognizer):
     def _drain(self, audio: bytes) -> None:
         """Take the fed audio: full batches go to the current stream."""
         try:
+            self._clock.tick(len(audio))
             self._pending += audio
             whole = len(self._pending) - len(self._pending) % self._batch_bytes
             for i in range(0, whole, self._batch_bytes):
@@ -108,10 +115,10 @@ class WebSocketRecognizer(speech_loop.LoopRecognizer):
         failures = 0
         try:
             while not self._shut:
-                opened = time.monotonic()
+                self._answered, self._resent = False, 0
                 failures = await self._one_stream(failures)
-                if failures and time.monotonic() - opened < 1.0:
-                    await asyncio.sleep(self._health.retry_delay(failures))  # the provider is down: don't spin
+                if failures and not self._answered:  # the provider fails us, however long each try lasts: back off
+                    await asyncio.sleep(self._health.retry_delay(failures))
         except asyncio.CancelledError:
             pass  # close() between streams
         except Exception:
@@ -153,7 +160,20 @@ class WebSocketRecognizer(speech_loop.LoopRecognizer):
             for transcript in self.dialect.stream_ended():  # words already final at the provider stay heard
                 self._emit(self._on_call_timeline(transcript))
         self._health.failed()
-        return failures + 1
+        self._drop_refused_resend()
+        return 1 if self._answered else failures + 1  # a stream that answered broke once; else one more failure
+
+    def _drop_refused_resend(self) -> None:
+        """A stream that failed before any result took the re-sent audio with it: it is not re-sent again (a
+        provider that refuses it would refuse it for ever), only the audio that came after it."""
+        if self._answered or not self._resent:
+            return
+        dropped = min(self._resent, len(self._unfinalized))
+        del self._unfinalized[:dropped]
+        self._finalized_at += dropped
+        self._resent = 0
+        log.warning("%s: %.1f s of audio re-sent after a reconnect was not heard (the stream failed before any "
+                    "result); it is dropped, not re-sent again", self.dialect.name, dropped / BYTES_PER_SECOND)
 
     def _refused(self, reason: str, failures: int) -> int:
         """Say once, loudly, why the provider refuses us; the call is reported down at once (<Gather> listens)."""
@@ -166,8 +186,9 @@ class WebSocketRecognizer(speech_loop.LoopRecognizer):
     async def _stream(self, ws) -> None:
         """Send the unfinalized audio, then new audio as it comes, while reading results; until the stream ends."""
         outbox: asyncio.Queue = asyncio.Queue()
-        for i in range(0, len(self._unfinalized), self._batch_bytes):
-            outbox.put_nowait(bytes(self._unfinalized[i:i + self._batch_bytes]))
+        for message in self.limits.resend_messages(bytes(self._unfinalized), self._batch_bytes):
+            outbox.put_nowait(message)
+        self._resent = len(self._unfinalized)
         self._stream_start = self._finalized_at
         self._outbox = outbox
         self.streams_started += 1
@@ -185,6 +206,7 @@ class WebSocketRecognizer(speech_loop.LoopRecognizer):
             raise ended  # how the provider ended the stream (a close code), for _one_stream to judge
 
     async def _send(self, ws, outbox: asyncio.Queue, opened: float, reader: asyncio.Future) -> None:
+        pace = self._clock.pace(self.limits.burst_seconds)
         while not reader.done():
             getter = asyncio.ensure_future(outbox.get())
             done, _ = await asyncio.wait({getter, reader}, timeout=self._keepalive_seconds,
@@ -203,6 +225,11 @@ class WebSocketRecognizer(speech_loop.LoopRecognizer):
             if item is _END:
                 await self._say_goodbye(ws, reader)
                 return
+            if isinstance(item, bytes) and self._shut:
+                continue  # the call is over: audio still queued (paced behind real time) would be heard by no one
+            if isinstance(item, bytes) and self.limits.realtime and not await pace.take(len(item), reader,
+                                                                                        lambda: self._shut):
+                continue  # the stream ended, or the call did, while this audio waited for real time to catch up
             await ws.send(item)
             if isinstance(item, bytes) and time.monotonic() - opened >= self._working_after:
                 self._health.working()  # a stream still taking audio after a while works, though quiet
@@ -228,12 +255,14 @@ class WebSocketRecognizer(speech_loop.LoopRecognizer):
                 log.warning("%s sent a message that is not JSON (%d characters); ignored", self.dialect.name,
                             len(raw))
                 continue
-            self._health.working()
             try:
                 events = self.dialect.handle(message) if isinstance(message, dict) else []
             except (TypeError, ValueError, AttributeError, KeyError) as exc:  # a message of an unexpected shape
                 log.warning("%s sent a message the gateway cannot read (%r); ignored", self.dialect.name, exc)
                 continue
+            if events:  # a result: the stream works (a session's Begin or Error is not one)
+                self._answered = True
+                self._health.working()
             for event in events:
                 if isinstance(event, Finalized):
                     done = self._stream_start + int(event.seconds * BYTES_PER_SECOND) - self._finalized_at
