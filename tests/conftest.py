@@ -8,6 +8,7 @@ import pytest
 
 from chatline.procfile import ProcfileProcess
 from tests.chatbot_spy import ChatbotSpy
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN_DIR = str(Path(sys.executable).parent)  # this venv's gunicorn
@@ -22,7 +23,8 @@ FIRST_HINTS = "hello, hi, how are you, book a table, i would like to book a tabl
 @pytest.fixture(scope="session")
 def chatbot_process(tmp_path_factory):
     """The sample chatbot, as the Procfile's `chatbot:` process under gunicorn."""
-    process = ProcfileProcess("chatbot", log_path=tmp_path_factory.mktemp("logs") / "chatbot.log", bin_dir=BIN_DIR)
+    process = ProcfileProcess("chatbot", port=free_port(), log_path=tmp_path_factory.mktemp("logs") / "chatbot.log",
+                              bin_dir=BIN_DIR)
     process.start()
     yield process
     process.stop()
@@ -107,7 +109,8 @@ def start_gateway(tmp_path, twilio, chatbot, request):
             standin, prefix = request.getfixturevalue(env["STT_PROVIDER"]), env["STT_PROVIDER"].upper()
             env.setdefault(f"{prefix}_URL", standin.url)
             env.setdefault(f"{prefix}_API_KEY", standin.api_key)
-        process = ProcfileProcess("web", env=env, log_path=tmp_path / f"gateway{len(started)}.log", bin_dir=BIN_DIR)
+        process = ProcfileProcess("web", env=env, port=free_port(), log_path=tmp_path / f"gateway{len(started)}.log",
+                                  bin_dir=BIN_DIR)
         started.append(process.start())
         twilio.tunnel[env["PUBLIC_URL"]] = process.url
         return process
