@@ -126,6 +126,23 @@ def gateway(start_gateway):
     return start_gateway()
 
 
+def pytest_sessionfinish(session):
+    """Under pytest-xdist, a worker hands its reliability figures to the controller, which prints the summary."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        from tests.figures import export
+
+        output["figures"] = export()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """The controller collects a finished worker's figures (the hook exists only with pytest-xdist)."""
+    from tests.figures import merge
+
+    merge(getattr(node, "workeroutput", {}).get("figures", {}))
+
+
 def pytest_terminal_summary(terminalreporter):
     """Print how many cases each fuzz target tried, and the leak test's figures, even under -q."""
     from tests.figures import summary

@@ -1,4 +1,4 @@
-"""The gateway in this process: `create_app(Config)` behind Flask's test client, its webhooks signed as Twilio signs them.
+"""The gateway in this process: `create_app(Config)` behind Flask's test client, webhooks signed as Twilio signs.
 
 For dialogue logic that needs no real process: what the caller hears in reply to words, keys or silence is the TwiML a
 webhook answers, so these tests read it directly instead of running a call through gunicorn and the stand-ins.

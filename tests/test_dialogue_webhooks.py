@@ -21,7 +21,8 @@ GOODBYE = "I haven't heard anything, so I'll hang up now. Goodbye!"
 NOT_SURE = "Sorry, I didn't quite catch that. Could you say it again?"
 SCRIPT_GREETING = "Hello! You are talking to the Chatline demo bot. How can I help?"
 FAILED = "Sorry, nobody could take your call right now. Let's carry on."
-TRANSFER = json.dumps({"text": "Putting you through to a person.", "action": {"type": "transfer", "to": "+15550001111"}})
+TRANSFER = json.dumps({"text": "Putting you through to a person.",
+                       "action": {"type": "transfer", "to": "+15550001111"}})
 
 
 @pytest.fixture
