@@ -69,18 +69,3 @@ def test_chatbot_can_protect_one_prompt(twilio, chatbot, start_gateway):
     second_help = [t for t, k, d in call.events if k == "say" and d == HELP][1]
     assert [d for _, d in interrupted] == [HELP] and interrupted[0][0] > second_help, call.transcript()
 
-
-@pytest.mark.parametrize("setting, amend, protected", [
-    ({}, None, False),
-    ({"BARGE_IN": "false"}, None, True),
-    ({}, lambda request, answer: {**answer, "barge_in": False} if request["message"] == "what can you do" else answer, True),
-])
-def test_gather_mode_uses_twilios_own_barge_in(setting, amend, protected, twilio, chatbot, start_gateway):
-    chatbot.amend = amend
-    start_gateway(STT_PROVIDER="twilio", **setting)
-    call = place(twilio, [("speech-result", "what can you do"), ("barge-in", ("speech-result", "hello"), 0.8), "goodbye"])
-    assert call.wait_ended(timeout=60), call.transcript()
-    assert call.said() == [GREETING, HELP, HI, BYE], call.transcript()
-    help_gather = [d for _, k, d in call.events if k == "gather"][1]
-    assert help_gather.get("bargeIn") == ("false" if protected else None)
-    assert bool([d for _, k, d in call.events if k == "say-interrupted"]) is not protected, call.transcript()

@@ -205,3 +205,22 @@ def test_keys_in_a_stream_mode_reach_the_chatbot_and_are_answered_in_the_webhook
     assert only_hash.said() == [] and only_hash.find("Redirect").text == f"{PUBLIC_URL}/listen"
     assert [(r["input"], r["message"]) for r in chatbot.requests] == [("dtmf", "2")]
     assert not [r for r in twilio.rest_requests if phone.sid in r["path"]]  # answered in the webhook, no update
+
+
+@pytest.mark.parametrize("setting, amend, protected", [
+    ({}, None, False),
+    ({"BARGE_IN": "false"}, None, True),
+    ({}, lambda request, answer: {**answer, "barge_in": False} if request["message"] == "what can you do" else answer,
+     True),
+])
+def test_gather_mode_uses_twilios_own_barge_in(setting, amend, protected, app, chatbot):
+    # Twilio itself stops a <Say> inside a <Gather> when the caller speaks, unless bargeIn="false": a protected
+    # prompt carries it, and only that prompt.
+    chatbot.amend = amend
+    phone = call(app(**setting))
+    phone.dial()
+    help_prompt = phone.answer("/gather", SpeechResult="what can you do")
+    assert help_prompt.said() == ["You can say hello, good, bad, book a table, or goodbye."]
+    assert help_prompt.find("Gather").get("bargeIn") == ("false" if protected else None)
+    hello = phone.answer("/gather", SpeechResult="hello")
+    assert hello.said() == [HI] and hello.find("Gather").get("bargeIn") == ("false" if setting else None)
