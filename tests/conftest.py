@@ -88,21 +88,27 @@ def twilio():
         yield standin
 
 
+def gateway_env(twilio, chatbot, folder, **overrides: str) -> dict[str, str]:
+    """The gateway's test settings (overridable): the Twilio stand-in's REST API, the chatbot spy, Google's stand-in."""
+    env = {
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "PUBLIC_URL": PUBLIC_URL,
+        "CHATBOT_URL": chatbot.url, "TWILIO_API_URL": twilio.api_url, "STT_PROVIDER": "google",
+        "CHATBOT_TIMEOUT": "3", "GATEWAY_THREADS": "16", "HINTS": FIRST_HINTS,
+        # The stand-in's voice (SAY_SECONDS_PER_CHAR) at its speed, so barge-in knows when a <Say> is over.
+        "SAY_CHARACTERS_PER_SECOND": str(round(SPEED / 0.06, 1)),
+        "DATABASE_URL": f"sqlite:///{folder}/history.db",  # the call history stays in the test's folder
+    }
+    env.update(overrides)
+    return env
+
+
 @pytest.fixture
 def start_gateway(tmp_path, twilio, chatbot, request):
     """Start the Procfile's `web:` process with test settings (overridable); the tunnel routes PUBLIC_URL to it."""
     started: list[ProcfileProcess] = []
 
     def start(**overrides: str) -> ProcfileProcess:
-        env = {
-            "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "PUBLIC_URL": PUBLIC_URL,
-            "CHATBOT_URL": chatbot.url, "TWILIO_API_URL": twilio.api_url, "STT_PROVIDER": "google",
-            "CHATBOT_TIMEOUT": "3", "GATEWAY_THREADS": "16", "HINTS": FIRST_HINTS,
-            # The stand-in's voice (SAY_SECONDS_PER_CHAR) at its speed, so barge-in knows when a <Say> is over.
-            "SAY_CHARACTERS_PER_SECOND": str(round(SPEED / 0.06, 1)),
-            "DATABASE_URL": f"sqlite:///{tmp_path}/history.db",  # the call history stays in the test's folder
-        }
-        env.update(overrides)
+        env = gateway_env(twilio, chatbot, tmp_path, **overrides)
         if env["STT_PROVIDER"] == "google" and "SPEECH_EMULATOR_HOST" not in overrides:
             env["SPEECH_EMULATOR_HOST"] = request.getfixturevalue("speech").address
         if env["STT_PROVIDER"] in ("deepgram", "assemblyai"):
