@@ -119,6 +119,9 @@ def test_kill_9_of_the_stream_holder_and_the_call_goes_on(twilio, chatbot, two_g
     gateways = two_gateways()
     call = place(twilio, ["hello", ("silence", 40), "goodbye"])
     assert call.wait_for_say(HI, timeout=30), call.transcript()
+    # A kill while the caller is silent: the turn that said HI has finished (its line is logged once the call's
+    # state no longer holds its words). A kill inside a turn is the next test's.
+    assert wait_until(lambda: len(turn_lines(gateways)) == 1, timeout=10), [g.logs()[-2000:] for g in gateways]
     holder, survivor = stream_holder(gateways, redis_server, call)
     twilio.tunnel[PUBLIC_URL] = [survivor.url]  # the router stops sending requests to a dead process
     call.record("test", "kill -9")
