@@ -33,10 +33,8 @@ class Answer:
         return [element.tag for element in self.root.iter()][1:]
 
     def find(self, tag: str) -> ET.Element | None:
+        """The first element of this tag, anywhere in the document."""
         return next(self.root.iter(tag), None)
-
-    def all(self, tag: str) -> list[ET.Element]:
-        return list(self.root.iter(tag))
 
 
 class Phone:
@@ -65,8 +63,6 @@ class Phone:
         """The call comes in."""
         return self.answer("/voice", CallStatus="ringing")
 
-    def hang_up(self) -> None:
-        self.post("/status", CallStatus="completed")
 
 
 def gateway_app(twilio, chatbot, folder, **overrides: str):

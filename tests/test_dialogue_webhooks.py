@@ -32,6 +32,7 @@ def app(twilio, chatbot, tmp_path):
 
 
 def call(app, sid: str = "CA" + "d1" * 16) -> Phone:
+    """Twilio's side of one call to this app."""
     return Phone(app, sid)
 
 
