@@ -41,6 +41,13 @@ class ChatbotSpy:
                             mimetype="application/json")
         return Response(upstream.content, status=upstream.status_code, mimetype="application/json")
 
+    def reset(self) -> "ChatbotSpy":
+        """As if new: nothing recorded, answering through the sample bot."""
+        with self._lock:
+            self.requests.clear()
+        self.delay, self.status, self.body, self.amend = 0.0, 200, None, None
+        return self
+
     def messages(self) -> list[str]:
         """What callers said, as the chatbot received it."""
         with self._lock:

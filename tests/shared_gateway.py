@@ -57,14 +57,6 @@ class SharedGateway:
         self.speech.__exit__(None, None, None)
         self.chatbot.__exit__(None, None, None)
 
-    def reset_chatbot(self) -> ChatbotSpy:
-        """The spy as a new one: nothing recorded, answering through the sample bot."""
-        spy = self.chatbot
-        with spy._lock:
-            spy.requests.clear()
-        spy.delay, spy.status, spy.body, spy.amend = 0.0, 200, None, None
-        return spy
-
 
 def shared_gateway_fixtures(**overrides: str):
     """Module fixtures: one SharedGateway for the module; `gateway`, `chatbot`, `speech`, `twilio` views per test."""
@@ -82,7 +74,7 @@ def shared_gateway_fixtures(**overrides: str):
 
     @pytest.fixture
     def chatbot(shared):
-        return shared.reset_chatbot()
+        return shared.chatbot.reset()
 
     @pytest.fixture
     def speech(shared):
