@@ -25,7 +25,8 @@ class ChatbotSpy:
         app.add_url_rule("/message", "message", self._message, methods=["POST"])
         self._server = make_server("127.0.0.1", 0, app, threaded=True)
         self.url = f"http://127.0.0.1:{self._server.server_port}/message"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll interval: shutdown() waits for the serve loop to notice, 0.5 s by default, after every test.
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def _message(self):
         """Record, wait, then answer as configured."""
@@ -39,6 +40,13 @@ class ChatbotSpy:
             return Response(json.dumps(self.amend(request.get_json(silent=True), upstream.json())),
                             mimetype="application/json")
         return Response(upstream.content, status=upstream.status_code, mimetype="application/json")
+
+    def reset(self) -> "ChatbotSpy":
+        """As if new: nothing recorded, answering through the sample bot."""
+        with self._lock:
+            self.requests.clear()
+        self.delay, self.status, self.body, self.amend = 0.0, 200, None, None
+        return self
 
     def messages(self) -> list[str]:
         """What callers said, as the chatbot received it."""

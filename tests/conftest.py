@@ -8,6 +8,7 @@ import pytest
 
 from chatline.procfile import ProcfileProcess
 from tests.chatbot_spy import ChatbotSpy
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN_DIR = str(Path(sys.executable).parent)  # this venv's gunicorn
@@ -22,7 +23,8 @@ FIRST_HINTS = "hello, hi, how are you, book a table, i would like to book a tabl
 @pytest.fixture(scope="session")
 def chatbot_process(tmp_path_factory):
     """The sample chatbot, as the Procfile's `chatbot:` process under gunicorn."""
-    process = ProcfileProcess("chatbot", log_path=tmp_path_factory.mktemp("logs") / "chatbot.log", bin_dir=BIN_DIR)
+    process = ProcfileProcess("chatbot", port=free_port(), log_path=tmp_path_factory.mktemp("logs") / "chatbot.log",
+                              bin_dir=BIN_DIR)
     process.start()
     yield process
     process.stop()
@@ -86,28 +88,35 @@ def twilio():
         yield standin
 
 
+def gateway_env(twilio, chatbot, folder, **overrides: str) -> dict[str, str]:
+    """The gateway's test settings (overridable): the Twilio stand-in's REST API, the chatbot spy, Google's stand-in."""
+    env = {
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "PUBLIC_URL": PUBLIC_URL,
+        "CHATBOT_URL": chatbot.url, "TWILIO_API_URL": twilio.api_url, "STT_PROVIDER": "google",
+        "CHATBOT_TIMEOUT": "3", "GATEWAY_THREADS": "16", "HINTS": FIRST_HINTS,
+        # The stand-in's voice (SAY_SECONDS_PER_CHAR) at its speed, so barge-in knows when a <Say> is over.
+        "SAY_CHARACTERS_PER_SECOND": str(round(SPEED / 0.06, 1)),
+        "DATABASE_URL": f"sqlite:///{folder}/history.db",  # the call history stays in the test's folder
+    }
+    env.update(overrides)
+    return env
+
+
 @pytest.fixture
 def start_gateway(tmp_path, twilio, chatbot, request):
     """Start the Procfile's `web:` process with test settings (overridable); the tunnel routes PUBLIC_URL to it."""
     started: list[ProcfileProcess] = []
 
     def start(**overrides: str) -> ProcfileProcess:
-        env = {
-            "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "PUBLIC_URL": PUBLIC_URL,
-            "CHATBOT_URL": chatbot.url, "TWILIO_API_URL": twilio.api_url, "STT_PROVIDER": "google",
-            "CHATBOT_TIMEOUT": "3", "GATEWAY_THREADS": "16", "HINTS": FIRST_HINTS,
-            # The stand-in's voice (SAY_SECONDS_PER_CHAR) at its speed, so barge-in knows when a <Say> is over.
-            "SAY_CHARACTERS_PER_SECOND": str(round(SPEED / 0.06, 1)),
-            "DATABASE_URL": f"sqlite:///{tmp_path}/history.db",  # the call history stays in the test's folder
-        }
-        env.update(overrides)
+        env = gateway_env(twilio, chatbot, tmp_path, **overrides)
         if env["STT_PROVIDER"] == "google" and "SPEECH_EMULATOR_HOST" not in overrides:
             env["SPEECH_EMULATOR_HOST"] = request.getfixturevalue("speech").address
         if env["STT_PROVIDER"] in ("deepgram", "assemblyai"):
             standin, prefix = request.getfixturevalue(env["STT_PROVIDER"]), env["STT_PROVIDER"].upper()
             env.setdefault(f"{prefix}_URL", standin.url)
             env.setdefault(f"{prefix}_API_KEY", standin.api_key)
-        process = ProcfileProcess("web", env=env, log_path=tmp_path / f"gateway{len(started)}.log", bin_dir=BIN_DIR)
+        process = ProcfileProcess("web", env=env, port=free_port(), log_path=tmp_path / f"gateway{len(started)}.log",
+                                  bin_dir=BIN_DIR)
         started.append(process.start())
         twilio.tunnel[env["PUBLIC_URL"]] = process.url
         return process
@@ -121,6 +130,23 @@ def start_gateway(tmp_path, twilio, chatbot, request):
 def gateway(start_gateway):
     """The gateway with the default test settings: Google recognition through the stand-in."""
     return start_gateway()
+
+
+def pytest_sessionfinish(session):
+    """Under pytest-xdist, a worker hands its reliability figures to the controller, which prints the summary."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        from tests.figures import export
+
+        output["figures"] = export()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """The controller collects a finished worker's figures (the hook exists only with pytest-xdist)."""
+    from tests.figures import merge
+
+    merge(getattr(node, "workeroutput", {}).get("figures", {}))
 
 
 def pytest_terminal_summary(terminalreporter):

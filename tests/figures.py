@@ -21,6 +21,19 @@ def report(line: str) -> None:
         LINES.append(line)
 
 
+def export() -> dict:
+    """This process's figures, for a pytest-xdist worker to hand to the controller."""
+    with _lock:
+        return {"cases": dict(CASES), "lines": list(LINES)}
+
+
+def merge(figures: dict) -> None:
+    """Add a worker's exported figures to this (the controller's) process's."""
+    with _lock:
+        CASES.update(figures.get("cases", {}))
+        LINES.extend(figures.get("lines", []))
+
+
 def summary() -> list[str]:
     """The lines the terminal summary prints: cases per target, a total, then the other figures."""
     with _lock:

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from chatline.procfile import free_port
+from tests.ports import free_port
 
 
 def postgres_bin() -> str | None:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import redis
 
-from chatline.procfile import free_port, wait_for_port
+from chatline.procfile import wait_for_port
+from tests.ports import free_port
 
 
 class RedisServer:

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 import requests
 
-from chatline.procfile import ProcfileProcess, free_port
+from chatline.procfile import ProcfileProcess
+from tests.ports import free_port
 
 CHATLINE = str(Path(sys.executable).parent / "chatline")
 BIN_DIR = str(Path(sys.executable).parent)
@@ -156,10 +157,12 @@ def local_gateway(tmp_path_factory):
     """The sample chatbot and the gateway (offline recognizer), whose call updates go to simulate's REST port."""
     logs = tmp_path_factory.mktemp("cli-logs")
     api_port = free_port()
-    with ProcfileProcess("chatbot", env=clean_env(), log_path=logs / "chatbot.log", bin_dir=BIN_DIR) as chatbot:
+    with ProcfileProcess("chatbot", env=clean_env(), port=free_port(), log_path=logs / "chatbot.log",
+                         bin_dir=BIN_DIR) as chatbot:
         env = clean_env(TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN, STT_PROVIDER="sphinx",
                         TWILIO_API_URL=f"http://127.0.0.1:{api_port}", CHATBOT_URL=chatbot.url + "/message")
-        with ProcfileProcess("web", env=env, log_path=logs / "gateway.log", bin_dir=BIN_DIR) as gateway:
+        with ProcfileProcess("web", env=env, port=free_port(), log_path=logs / "gateway.log",
+                             bin_dir=BIN_DIR) as gateway:
             yield gateway, api_port
 
 

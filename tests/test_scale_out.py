@@ -11,6 +11,10 @@ from tests.conftest import PUBLIC_URL
 from tests.test_keys_and_silence import FALLBACK, GOODBYE, STILL_THERE
 from tests.test_phone_dialogue import GREETING, place, wait_until
 
+# Two gateways, a Redis and a stream each: these run one at a time (on one xdist worker), as each kills, freezes or
+# restarts its processes on a schedule of its own.
+pytestmark = pytest.mark.xdist_group("scale-out")
+
 HELP = "You can say hello, good, bad, book a table, or goodbye."
 HI = "Hi, how are you?"
 BYE = "Goodbye! Thanks for calling."
@@ -119,6 +123,9 @@ def test_kill_9_of_the_stream_holder_and_the_call_goes_on(twilio, chatbot, two_g
     gateways = two_gateways()
     call = place(twilio, ["hello", ("silence", 40), "goodbye"])
     assert call.wait_for_say(HI, timeout=30), call.transcript()
+    # A kill while the caller is silent: the turn that said HI has finished (its line is logged once the call's
+    # state no longer holds its words). A kill inside a turn is the next test's.
+    assert wait_until(lambda: len(turn_lines(gateways)) == 1, timeout=10), [g.logs()[-2000:] for g in gateways]
     holder, survivor = stream_holder(gateways, redis_server, call)
     twilio.tunnel[PUBLIC_URL] = [survivor.url]  # the router stops sending requests to a dead process
     call.record("test", "kill -9")
@@ -230,6 +237,8 @@ def test_a_stalled_stream_holder_gives_its_stream_up_and_no_turn_is_answered_twi
     gateways = two_gateways()
     call = place(twilio, ["hello", ("silence", 40), "goodbye"])
     assert call.wait_for_say(HI, timeout=30), call.transcript()
+    # Frozen between turns, as the kill -9 test kills: once the turn that said HI has let its words go.
+    assert wait_until(lambda: len(turn_lines(gateways)) == 1, timeout=10), [g.logs()[-2000:] for g in gateways]
     holder, survivor = stream_holder(gateways, redis_server, call)
     os.killpg(holder.process.pid, signal.SIGSTOP)  # frozen past its heartbeat: it looks dead
     try:

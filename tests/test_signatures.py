@@ -13,7 +13,11 @@ import simple_websocket
 from twilio.request_validator import RequestValidator
 
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL
+from tests.shared_gateway import shared_gateway_fixtures
 from tests.test_phone_dialogue import wait_until
+
+# Every test here needs only the default settings: one gateway for the module, spies seen fresh by each test.
+shared, gateway, chatbot, speech, twilio = shared_gateway_fixtures()
 
 HELLO = (Path(__file__).resolve().parent.parent / "chatline" / "audio" / "hello.ulaw").read_bytes()
 FORM = {"CallSid": "CA" + "ab" * 16, "AccountSid": ACCOUNT_SID, "From": "+15551230001", "To": "+15557654321",
