@@ -106,7 +106,7 @@ def test_the_settings_name_every_problem_at_once():
         Config.from_env({**account, "CHATBOT_PROTOCOL": "conversationrelay", "CHATBOT_URL": "https://bot.example/ws",
                          "CHATBOT_PARAMETERS": '["not", "an object"]', "CHATBOT_HANDOFF_URL": "bot.example"})
     message = str(refused.value)
-    assert "CHATBOT_URL must be the bot's websocket" in message and "CHATBOT_PARAMETERS must be a JSON object" in message
+    assert "CHATBOT_URL must be a wss:// URL" in message and "CHATBOT_PARAMETERS must be a JSON object" in message
     assert "CHATBOT_HANDOFF_URL must start with https://" in message
 
 
