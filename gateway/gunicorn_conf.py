@@ -10,6 +10,10 @@ from gateway.config import gateway_workers
 from gateway.metrics import MULTIPROC_DIR
 
 workers = gateway_workers(os.environ)
+# gunicorn 25.1+ opens a control socket at one path per user ($XDG_RUNTIME_DIR or ~/.gunicorn/gunicorn.ctl) for its
+# `gunicornc` tool: every gateway on a machine (`chatline serve` beside the sample bot, the tests' many gateways) would
+# take it from the one before. Nothing here uses it.
+control_socket_disable = True
 log = logging.getLogger("gunicorn.error")
 _made_here = None  # the temporary directory this master made (PROMETHEUS_MULTIPROC_DIR unset), removed at exit
 
