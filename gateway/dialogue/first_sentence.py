@@ -115,6 +115,9 @@ class EarlySentence:
         if not conversation.wait_for_protected_prompt():
             services.continuations.discard(call_sid, continuation)
             return False
+        # The caller is about to hear the start of the answer: were this process to die now, the one taking the
+        # call over must not answer the same words again (the rest is lost with this process).
+        services.store.answering(call_sid, "")
         with conversation.prompt.lock:
             outcome = services.updater.update(call_sid, document)
             conversation.prompt.next_prompt()

@@ -2,6 +2,7 @@
 (the REST Streams subresource, which leaves what the caller hears uncut) for calls whose process stopped beating."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING
 import redis
 
 from ..dialogue.answers import listening_reply
-from ..dialogue.conversation import ask, log_turn, remember, said
+from ..dialogue.turn import Heard, answer_by_update
 from ..twilio.rest import UpdateResult
 from ..twilio.security import stream_target
 
@@ -99,8 +100,9 @@ class StreamRecovery:
             self._recovering.discard(call_sid)
 
     def _answer_lost_turn(self, call_sid: str, words: str, base_url: str) -> None:
-        """The stopped process died answering the caller's `words`: answer them here, so the caller is not left in
-        silence (the chatbot may see them twice if it had already answered the dead process)."""
+        """The stopped process died answering the caller's `words` before its answer went out: answer them here, the
+        one turn path (turn.py), so the caller is not left in silence (the chatbot may see them twice if it had
+        already answered the dead process)."""
         services = self.services
         with services.turn(call_sid) as turn:
             if turn is None:
@@ -108,15 +110,24 @@ class StreamRecovery:
                 return
             log.warning("call %s: the stopped process died answering %d characters; answering them here", call_sid,
                         len(words))
-            started = time.monotonic()
             state = services.store.get(call_sid)
-            reply, error = ask(services, call_sid, words, "speech", state.caller if state else "")
-            chatbot_ms = (time.monotonic() - started) * 1000
-            remember(services, call_sid, reply)
-            outcome = services.updater.update(call_sid, listening_reply(services, call_sid, reply, base_url))
-            if outcome is UpdateResult.SENT:
-                said(services, call_sid, reply)
-            elapsed_ms = (time.monotonic() - started) * 1000
-            log_turn(call_sid, words, reply, elapsed_ms, outcome.value, error, words=services.config.log_transcripts)
-            services.events.bot_said(call_sid, reply, chatbot_ms, elapsed_ms, error,
-                                     delivered=outcome is UpdateResult.SENT)
+            heard = Heard(call_sid, words, "speech", state.caller if state else "")
+            answer_by_update(services, heard, _RecoveredLine(services, call_sid, base_url), turn)
+
+
+class _RecoveredLine:
+    """A recovered turn's way to the call: a plain call update on the call's stream TwiML (no prompt to wait for,
+    the new stream's conversation starts fresh)."""
+
+    def __init__(self, services: Services, call_sid: str, base_url: str):
+        self.services, self.call_sid, self.base_url = services, call_sid, base_url
+        self.lock = contextlib.nullcontext()
+
+    def document(self, reply) -> str:
+        return listening_reply(self.services, self.call_sid, reply, self.base_url)
+
+    def ready(self, turn) -> bool:
+        return True
+
+    def not_delivered(self, reply, outcome) -> None:
+        pass
