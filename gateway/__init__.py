@@ -120,7 +120,7 @@ def _share_through_redis(app: Flask, services: Services, client) -> None:
     services.signals = RedisSignals(client)
     app.register_error_handler(redis.RedisError, _store_unavailable)
     if config.stt_provider != "twilio":
-        StreamRecovery(app, services, services.store, services.turns).start()
+        StreamRecovery(services, services.store, services.turns).start()
     log.info("call state in Redis (%s): every process serves every call", redact_url(config.redis_url))
 
 
@@ -129,7 +129,7 @@ def _store_unavailable(exc: Exception):
     from flask import Response, current_app, request
 
     from .dialogue.answers import apology_document
-    from .twilio.security import public_base
+    from .web.signed import public_base
 
     log.error("call state unavailable (%s: %s); %s answered with the apology", exc.__class__.__name__, exc,
               request.path)

@@ -16,8 +16,6 @@ from ..twilio.rest import UpdateResult
 from ..twilio.security import stream_target
 
 if TYPE_CHECKING:
-    from flask import Flask
-
     from ..calls.redis_store import RedisCallStore, RedisTurnLocks
     from ..services import Services
 
@@ -34,8 +32,8 @@ class StreamRecovery:
     """This process's heartbeat (its own thread, never held up by recovery work), and the watch for other
     processes' orphaned streams, each recovered on the turn executor."""
 
-    def __init__(self, app: Flask, services: Services, store: RedisCallStore, turns: RedisTurnLocks):
-        self.app, self.services, self.store, self.turns = app, services, store, turns
+    def __init__(self, services: Services, store: RedisCallStore, turns: RedisTurnLocks):
+        self.services, self.store, self.turns = services, store, turns
         self._suspects: dict[str, float] = {}  # call -> when its stream's process was first seen without a beat
         self._recovering: set[str] = set()
 
@@ -86,8 +84,8 @@ class StreamRecovery:
             # A turn it was taking dies with it: the caller's next words need not wait for its lock to expire.
             if self.turns.free_if_held_by(call_sid, dead):
                 log.warning("call %s: freed the turn the stopped process held", call_sid)
-            with self.app.app_context():  # the stream token is signed with the app's configuration
-                url, parameters = stream_target(state.base_url, call_sid, state.caller)
+            url, parameters = stream_target(state.base_url, call_sid, state.caller,
+                                            self.services.config.twilio_auth_token)
             outcome = self.services.updater.start_stream(call_sid, url, parameters)
             if outcome is UpdateResult.CALL_ENDED:
                 self.services.store.end(call_sid)

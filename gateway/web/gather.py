@@ -10,7 +10,8 @@ from ..twilio import twiml
 from ..dialogue.answers import call_config
 from ..chatbots.reply import Reply
 from ..dialogue.turn import Heard, answer_in_webhook, no_input
-from ..twilio.security import public_base, twilio_signed, webhook_call_sid
+from .signed import public_base, twilio_signed
+from ..twilio.security import webhook_call_sid
 
 log = logging.getLogger(__name__)
 

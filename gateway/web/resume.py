@@ -15,7 +15,8 @@ from ..chatbots.reply import Reply
 from ..dialogue.answers import call_config, gather_document, stream_reply
 from ..ops.limits import streams_full
 from ..ops.redact import mask_number
-from ..twilio.security import public_base, stream_target, twilio_signed, webhook_call_sid
+from .signed import public_base, stream_target, twilio_signed
+from ..twilio.security import webhook_call_sid
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,8 @@ from ..dialogue.turn import Heard, answer_in_webhook, greeting, no_input, record
 from ..ops.limits import streams_full
 from ..dialogue.prompt import say_seconds
 from ..ops.redact import mask_number
-from ..twilio.security import public_base, stream_target, twilio_signed, webhook_call_sid
+from .signed import public_base, stream_target, twilio_signed
+from ..twilio.security import webhook_call_sid
 
 log = logging.getLogger(__name__)
 
