@@ -10,7 +10,7 @@ from .calls.store import CallStore
 from .chatbots import Chatbot
 from .config import Config
 from .calls.coordination import CallSignals, LocalSignals, LocalTurnLocks, TurnLocks, held_turn, process_name
-from .dialogue.first_sentence import Continuations
+from .dialogue.continuations import Continuations
 from .calls.live_calls import LiveCalls
 from .monitor import CallEvents
 from .twilio.rest import CallUpdater

@@ -3,10 +3,17 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from ..dialogue.conversation import Conversation
+
+class Conversation(Protocol):
+    """What this module needs of a call's live conversation (dialogue/conversation.py): calls/ knows no dialogue."""
+
+    call_sid: str
+
+    def on_event(self, event: dict) -> None: ...
+
+    def close(self) -> None: ...
 
 log = logging.getLogger(__name__)
 

@@ -42,7 +42,7 @@ class Conversation:
         # How a turn's reply reaches the call when not by this stream's keep-alive loop: handed to the next process
         # during a graceful shutdown (drain.py), or inside a <Gather> once the stream is gone (limits.py).
         self.reply_twiml: Callable[[Reply], str] | None = None
-        self.outage = OutageFallback(self)  # recognition down: the call listens through <Gather> meanwhile
+        self.outage = OutageFallback(self, services)  # recognition down: the call listens through <Gather> meanwhile
 
     def start(self, greeting_seconds: float = 0.0) -> None:
         """Start hearing the caller, who may speak over the greeting (from /voice's TwiML) for `greeting_seconds`."""
@@ -159,7 +159,7 @@ class Conversation:
         if turn is None:
             log.warning("call %s: another turn is still running; answering this one anyway", self.call_sid)
         heard = Heard(self.call_sid, text, "speech", self.caller, heard_at)
-        return answer_by_update(self.services, heard, self, turn, EarlySentence(self, heard_at))
+        return answer_by_update(self.services, heard, self, turn, EarlySentence(self, self.services, heard_at))
 
     # ---- the call's line for turn.answer_by_update ----------------------------------------------------------
     @property
