@@ -17,6 +17,7 @@ from ..twilio.security import stream_target
 
 if TYPE_CHECKING:
     from ..calls.redis_store import RedisCallStore, RedisTurnLocks
+    from .drain import Drain
     from ..services import Services
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,8 @@ class StreamRecovery:
     """This process's heartbeat (its own thread, never held up by recovery work), and the watch for other
     processes' orphaned streams, each recovered on the turn executor."""
 
-    def __init__(self, services: Services, store: RedisCallStore, turns: RedisTurnLocks):
-        self.services, self.store, self.turns = services, store, turns
+    def __init__(self, services: Services, store: RedisCallStore, turns: RedisTurnLocks, drain: Drain):
+        self.services, self.store, self.turns, self.drain = services, store, turns, drain
         self._suspects: dict[str, float] = {}  # call -> when its stream's process was first seen without a beat
         self._recovering: set[str] = set()
 
@@ -52,7 +53,7 @@ class StreamRecovery:
     def _watch(self) -> None:
         while True:
             try:
-                if not (self.services.drain is not None and self.services.drain.draining):
+                if not self.drain.draining:
                     self._scan(time.monotonic())
             except redis.RedisError as exc:
                 log.warning("stream recovery: %s", exc)
