@@ -150,6 +150,14 @@ def answer_by_update(services: Services, heard: Heard, line: Line, turn: Turn | 
     if early is not None and early.rest(answer.reply):  # its first sentence is being said: /continue has the rest
         finish(services, heard, answer, "first-sentence")
         return False
+    return deliver(services, heard, answer, line, turn)
+
+
+def deliver(services: Services, heard: Heard, answer: Answer, line: Line, turn: Turn | None) -> bool:
+    """Give the caller a recorded answer by a call update through `line`, mark it said, log and publish it; True
+    once it went out. Also the way for a reply no input asked for (a bot that speaks first): record it, then
+    deliver it with a `Heard` of no words."""
+    call_sid = heard.call_sid
     document = line.document(answer.reply)
     if not line.ready(turn):
         return False
