@@ -180,3 +180,12 @@ def test_gateway_workers_follow_web_concurrency_only_with_redis():
     assert gateway_workers({"REDIS_URL": "redis://h"}) == 1
     with pytest.raises(ConfigError, match="GATEWAY_WORKERS"):
         gateway_workers({"GATEWAY_WORKERS": "0"})
+
+
+def test_a_stream_token_that_is_odd_is_refused_not_an_error():
+    from gateway.twilio.security import stream_token, stream_token_is_valid
+
+    good = stream_token("secret", "CA1")
+    assert stream_token_is_valid("secret", "CA1", good)
+    for odd in ("", None, "¡" * 32, "\ud800", {"¡": None}, good.upper() + "x"):
+        assert not stream_token_is_valid("secret", "CA1", odd)

@@ -67,5 +67,8 @@ def stream_target(base_url: str, call_sid: str, caller: str, auth_token: str,
 
 
 def stream_token_is_valid(auth_token: str, call_sid: str, token: str | None) -> bool:
-    """Check a stream's token against the one its call's TwiML carried."""
-    return bool(token) and hmac.compare_digest(stream_token(auth_token, call_sid), token)
+    """Check a stream's token against the one its call's TwiML carried (anything but a non-empty string is not one;
+    compared as bytes, since compare_digest refuses strings with non-ASCII characters)."""
+    if not isinstance(token, str) or not token:
+        return False
+    return hmac.compare_digest(stream_token(auth_token, call_sid).encode(), token.encode("utf-8", "replace"))
