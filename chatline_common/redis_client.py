@@ -12,7 +12,7 @@ HEALTH_CHECK_SECONDS = 30  # an idle pooled connection is PINGed before use afte
 
 
 def redis_client(url: str, *, decode_responses: bool = False, socket_timeout: float = SOCKET_TIMEOUT,
-                 retries: int = 6) -> redis.Redis:
+                 connect_timeout: float = CONNECT_TIMEOUT, retries: int = 6) -> redis.Redis:
     """A pooled client for `url` that rides out a Redis restart of a few seconds (retries with backoff).
 
     `rediss://` is TLS as Heroku Redis serves it: on a self-signed certificate, so the certificate is not checked
@@ -20,6 +20,6 @@ def redis_client(url: str, *, decode_responses: bool = False, socket_timeout: fl
     """
     tls = {"ssl_cert_reqs": None} if url.lower().startswith("rediss://") else {}
     return redis.Redis.from_url(
-        url, decode_responses=decode_responses, socket_timeout=socket_timeout, socket_connect_timeout=CONNECT_TIMEOUT,
+        url, decode_responses=decode_responses, socket_timeout=socket_timeout, socket_connect_timeout=connect_timeout,
         health_check_interval=HEALTH_CHECK_SECONDS, retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries),
         retry_on_error=[RedisConnectionError, RedisTimeoutError], **tls)

@@ -153,7 +153,9 @@ def _monitor(env: Mapping[str, str], problems: list[str]) -> dict:
                         f"{redis_url.split('://', 1)[0][:20]!r})")
     return {"monitor_password": env.get("MONITOR_PASSWORD") or None, "database_url": database_url,
             "call_history": history, "call_history_days": _whole(env, "CALL_HISTORY_DAYS", 30, 0, problems),
-            "redis_url": redis_url}
+            "redis_url": redis_url,
+            "workers": _whole(env, "GATEWAY_WORKERS", 1, 1, problems),
+            "log_level": (env.get("LOG_LEVEL") or "INFO").strip().upper()}
 
 
 def gateway_workers(env: Mapping[str, str]) -> int:
@@ -325,6 +327,8 @@ class Config:
     call_history: str = "full"
     call_history_days: int = 30
     redis_url: str | None = field(default=None, repr=False)
+    workers: int = 1  # GATEWAY_WORKERS as set (gunicorn_conf.gateway_workers picks the number gunicorn runs)
+    log_level: str = "INFO"  # LOG_LEVEL, when no logging was configured before the gateway starts
     # CHATBOT_PROTOCOL and its settings: see gateway/chatbots/. The API key never shows in a repr.
     chatbot_protocol: str = "chatline"
     chatbot_model: str = ""
@@ -363,6 +367,15 @@ class Config:
         return {"language": self.language, "voice": self.voice, "speech_timeout": self.gather_speech_timeout,
                 "timeout": self.no_input_seconds or self.gather_timeout, "speech_model": self.gather_speech_model,
                 "profanity_filter": self.gather_profanity_filter, "barge_in": self.barge_in}
+
+    @classmethod
+    def load(cls) -> "Config":
+        """The configuration of a running gateway: the environment, with a `.env` file of the directory it runs in
+        (installed or in a checkout) filling in what the environment does not set."""
+        from dotenv import find_dotenv, load_dotenv
+
+        load_dotenv(find_dotenv(usecwd=True))
+        return cls.from_env()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Config":

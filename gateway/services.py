@@ -1,26 +1,68 @@
-"""The long-lived collaborators every webhook and stream of a call works with, built once by the app factory."""
+"""The long-lived collaborators every webhook and stream of a call works with: built once, at start-up, by
+gateway/wiring.py from the configuration, and never changed afterwards."""
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from .calls.store import CallStore
 from .chatbots import Chatbot
 from .config import Config
 from .calls.coordination import CallSignals, LocalSignals, LocalTurnLocks, TurnLocks, held_turn, process_name
-from .dialogue.first_sentence import Continuations
+from .dialogue.continuations import Continuations
 from .calls.live_calls import LiveCalls
 from .monitor import CallEvents
 from .twilio.rest import CallUpdater
 
+if TYPE_CHECKING:
+    from .chatbots.reply import Reply
+
 log = logging.getLogger(__name__)
 
 
-@dataclass
+class Deadlines(Protocol):
+    """MAX_CALL_SECONDS as the webhooks use it (ops/limits.CallDeadlines)."""
+
+    def watch(self, call_sid: str, started_at: float | None = None) -> float: ...
+
+
+class Draining(Protocol):
+    """Graceful shutdown as the webhooks use it (ops/drain.Drain)."""
+
+    @property
+    def draining(self) -> bool: ...
+
+    def pass_on_new_call(self, call_sid: str, base_url: str) -> str: ...
+
+    def handoff_twiml(self, call_sid: str, base_url: str, reply: Reply | None = None) -> str: ...
+
+
+class NoDeadlines:
+    """No call clock (a Services built for a test of something else)."""
+
+    def watch(self, call_sid: str, started_at: float | None = None) -> float:
+        return started_at if started_at is not None else time.time()
+
+
+class NeverDraining:
+    """A process that never shuts down gracefully (a Services built for a test of something else)."""
+
+    draining = False
+
+    def pass_on_new_call(self, call_sid: str, base_url: str) -> str:
+        raise RuntimeError("not draining")
+
+    def handoff_twiml(self, call_sid: str, base_url: str, reply: Reply | None = None) -> str:
+        raise RuntimeError("not draining")
+
+
+@dataclass(frozen=True)
 class Services:
-    """What a call needs: its state (store), one turn at a time (turns), word to its stream's process (signals)."""
+    """What a call needs: its state (store), one turn at a time (turns), word to its stream's process (signals).
+    The in-process and Redis kinds of store, turns and signals are chosen once, by wiring.py."""
 
     config: Config
     store: CallStore
@@ -31,8 +73,8 @@ class Services:
     turns: TurnLocks = field(default_factory=LocalTurnLocks)
     signals: CallSignals = field(default_factory=LocalSignals)
     me: str = field(default_factory=process_name)  # this process, as the store's stream owner
-    deadlines: Any = None  # limits.CallDeadlines: MAX_CALL_SECONDS
-    drain: Any = None  # drain.Drain: graceful shutdown
+    deadlines: Deadlines = field(default_factory=NoDeadlines)  # MAX_CALL_SECONDS
+    drain: Draining = field(default_factory=NeverDraining)  # graceful shutdown
     continuations: Continuations = field(default_factory=Continuations)  # answers said a sentence at a time
     events: CallEvents = field(default_factory=CallEvents.disabled)  # monitor.CallEvents: watchers and history
 

@@ -11,7 +11,8 @@ from urllib.parse import urljoin, urlsplit
 from standins.outbound_audio import DEFAULT_SECONDS_PER_CHAR
 
 if TYPE_CHECKING:
-    from standins.twilio_call import SimulatedCall
+    # standins.twilio_call.SimulatedCall, which owns the runner: not imported back, so the two form no import cycle.
+    from typing import Any as SimulatedCall
 
 log = logging.getLogger(__name__)
 

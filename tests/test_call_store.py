@@ -230,3 +230,16 @@ def test_text_messages_are_counted_up_to_the_most_allowed_by_any_process(store):
     store.end("CA1")
     store.open("CA2")
     assert not store.claim_text_message("CA1", 5)  # an ended call gets no message
+def test_an_answer_is_recorded_and_its_words_let_go_in_one_change(store):
+    store.open("CA1")
+    store.answering("CA1", "hello")
+    assert store.get("CA1").unanswered == "hello"  # a process dying now leaves the words for the takeover
+    after = store.answer("CA1", ("good", "bad"), "Good or bad?", "es-ES", "")
+    assert (after.turns, after.hints, after.reprompt, after.language, after.unanswered) == (
+        1, ("good", "bad"), "Good or bad?", "es-ES", "")  # ...and once the answer goes out, nothing is left to redo
+    again = store.answer("CA1", (), "")
+    assert (again.turns, again.hints, again.reprompt, again.language) == (2, ("good", "bad"), "", "es-ES")
+    said = store.said("CA1", 2.0, True, "Bye", hold=True)
+    assert (said.prompt, said.prompt_text, said.prompt_may_cut, said.held) == (1, "Bye", True, True)
+    assert store.said("CA1", 1.0, False).held  # saying more keeps the hold
+    assert store.answer("CA-unknown", (), "") is None

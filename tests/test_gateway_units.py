@@ -196,3 +196,10 @@ def test_config_refuses_urls_of_a_scheme_that_can_never_work_all_at_once():
                  {"DATABASE_URL": "sqlite:///history.db", "REDIS_URL": "redis://cache"},
                  {"DATABASE_URL": "postgresql+psycopg://u@db/x"}):
         Config.from_env({"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": "t", **fine})
+def test_a_stream_token_that_is_odd_is_refused_not_an_error():
+    from gateway.twilio.security import stream_token, stream_token_is_valid
+
+    good = stream_token("secret", "CA1")
+    assert stream_token_is_valid("secret", "CA1", good)
+    for odd in ("", None, "¡" * 32, "\ud800", {"¡": None}, good.upper() + "x"):
+        assert not stream_token_is_valid("secret", "CA1", odd)

@@ -3,12 +3,18 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .. import metrics
 
-if TYPE_CHECKING:
-    from ..dialogue.conversation import Conversation
+class Conversation(Protocol):
+    """What this module needs of a call's live conversation (dialogue/conversation.py): calls/ knows no dialogue."""
+
+    call_sid: str
+
+    def on_event(self, event: dict) -> None: ...
+
+    def close(self) -> None: ...
 
 log = logging.getLogger(__name__)
 

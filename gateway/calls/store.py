@@ -92,6 +92,27 @@ class CallStore:
             lambda s, now: replace(s, texts_sent=s.texts_sent + 1) if s.texts_sent < most else s))
         return before is not None and after is not None and after.texts_sent > before.texts_sent
 
+    def answer(self, call_sid: str, hints: tuple[str, ...], reprompt: str = "", language: str = "",
+               voice: str = "") -> CallState | None:
+        """A turn's answer is about to go out: count the turn, keep its hints (else the last ones) and reprompt, any
+        switch of language or voice, and let go of the words it answers, all in one change. Letting them go before
+        the call update (not after it) means a process killed between the two never has its answer said again by
+        the process taking the call over: at worst that answer is lost and the silence reprompt follows."""
+        def answered(s: CallState, now: float) -> CallState:
+            switched = language or voice
+            return replace(s, turns=s.turns + 1, hints=tuple(hints) or s.hints, reprompt=reprompt, unanswered="",
+                           language=(language or s.language) if switched else s.language,
+                           voice=voice if switched else s.voice)
+        return self._apply(call_sid, answered)
+
+    def said(self, call_sid: str, seconds: float, may_cut: bool, text: str = "", hold: bool = False
+             ) -> CallState | None:
+        """The caller hears a new prompt (see `speaking`), and with `hold` a hangup or transfer is under way, in one
+        change."""
+        return self._apply(call_sid, lambda s, now: replace(
+            s, prompt=s.prompt + 1, prompt_until=now + seconds, prompt_may_cut=may_cut, prompt_cut=False,
+            prompt_text=text, prompt_started=now, held=s.held or hold))
+
     def heard(self, call_sid: str) -> CallState | None:
         """The caller spoke or pressed keys: note when, and count no-input reprompts afresh."""
         return self._apply(call_sid, lambda s, now: replace(s, last_heard=now, reprompts=0))

@@ -1,7 +1,6 @@
 """A live call's dialogue: final transcripts in, chatbot turns out, delivered as call updates, one at a time."""
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -10,9 +9,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Callable
 
 from ..twilio import twiml
-from ..calls.store import CallState
-from ..chatbots.reply import ChatbotError, Reply
-from ..chatbots import FirstSentence
+from ..chatbots.reply import Reply
 from .first_sentence import EarlySentence
 from .answers import apology_document, listening, listening_reply
 from .prompt import PromptClock, say_seconds
@@ -20,116 +17,12 @@ from ..recognizers import Recognizer, Transcript
 from ..services import Services
 from .speech_outage import OutageFallback
 from ..twilio.rest import UpdateResult
+from .turn import Heard, answer_by_update, said
 
 if TYPE_CHECKING:
     from ..calls.coordination import Turn
 
 log = logging.getLogger(__name__)
-
-
-def ask(services: Services, call_sid: str, message: str, input_type: str, caller: str = "",
-        on_first_sentence: FirstSentence | None = None) -> tuple[Reply, str | None]:
-    """Ask the chatbot; on any failure return the apology (the call goes on) and the reason."""
-    try:
-        return services.chatbot.ask(message, call_sid, input_type, caller=caller,
-                                    on_first_sentence=on_first_sentence), None
-    except ChatbotError as exc:
-        log.warning("chatbot failed for call %s: %s; the caller hears an apology", call_sid, exc)
-        return Reply(text=services.config.apology), str(exc)
-
-
-def webhook_turn(services: Services, call_sid: str, message: str, input_type: str,
-                 caller: str = "") -> tuple[Reply, str | None, CallState | None]:
-    """A turn whose answer is a webhook's own TwiML (keys on /dtmf, a <Gather> result): after any speech turn of the
-    call in flight, so the chatbot sees one message at a time, in order. The reply, the failure if any, and the
-    call's state once the reply is remembered."""
-    heard_at = time.monotonic()
-    services.events.caller_said(call_sid, message, input_type)
-    with services.turn(call_sid) as turn:
-        if turn is None:
-            log.warning("call %s: another turn is still running; answering this one anyway", call_sid)
-        asked_at = time.monotonic()
-        reply, error = ask(services, call_sid, message, input_type, caller)
-        answered_at = time.monotonic()
-        state = remember(services, call_sid, reply)
-        said(services, call_sid, reply)
-        services.events.bot_said(call_sid, reply, (answered_at - asked_at) * 1000,
-                                 (time.monotonic() - heard_at) * 1000, error)
-        return reply, error, state
-
-
-def said(services: Services, call_sid: str, reply: Reply) -> None:
-    """The caller now hears `reply` (a call update or a webhook's TwiML, from any process): until it is over the
-    caller's speech may cut it; an action holds the call; the stream's recognizer follows its hints and language."""
-    store, config = services.store, services.config
-    if reply.action_type is not None:
-        store.hold(call_sid)  # until the goodbye ends the call, or /transfer brings the caller back
-    store.speaking(call_sid, say_seconds(reply.text, config.say_chars_per_second) if reply.text else 0.0,
-                   reply.barge_in and config.barge_in, reply.text)
-    if reply.hints or reply.language:
-        services.tell_stream(call_sid, {"type": "answered", "hints": list(reply.hints),
-                                        "language": reply.language or ""})
-
-
-def greeting(services: Services, call_sid: str, caller: str = "") -> Reply:
-    """What a new call hears first: GREETING, or with CHATBOT_GREETING the chatbot's answer to the documented first
-    request (`"message": ""`, `"input": "start"`); a chatbot that fails or answers no text leaves GREETING."""
-    config = services.config
-    if not config.chatbot_greeting:
-        return Reply(config.greeting)
-    try:  # an answer with no text and no action is a ChatbotError too (parse_reply): the caller hears GREETING
-        return services.chatbot.ask("", call_sid, "start", caller=caller)
-    except ChatbotError as exc:
-        log.warning("chatbot greeting failed for call %s: %s; greeting with GREETING", call_sid, exc)
-        return Reply(config.greeting)
-
-
-def log_turn(call_sid: str, transcript: str, reply: Reply, elapsed_ms: float, outcome: str, error: str | None,
-             *, words: bool = False) -> None:
-    """Write the one structured log line every turn gets; the words themselves only with `words` (LOG_TRANSCRIPTS)."""
-    line = {"call": call_sid, "heard_chars": len(transcript), "reply_chars": len(reply.text)}
-    if words:
-        line.update(transcript=transcript, reply=reply.text)
-    line.update(action=reply.action_type, ms=round(elapsed_ms, 1), update=outcome, chatbot_error=error)
-    log.info("turn %s", json.dumps(line))
-
-
-def remember(services: Services, call_sid: str, reply: Reply) -> CallState | None:
-    """Keep what a reply changes for the rest of the call: its hints (else the last ones), its reprompt, and a switch
-    of language or voice. Returns the call's state afterwards (None for an unknown call)."""
-    store = services.store
-    state = store.get(call_sid)
-    if state is None:
-        return None
-    if reply.language or reply.voice:
-        log.info("call %s: the chatbot switched to language %s, voice %s", call_sid,
-                 reply.language or state.language or services.config.language, reply.voice or "default")
-        store.speak_as(call_sid, reply.language or state.language, reply.voice or "")
-    return store.record_turn(call_sid, reply.hints or state.hints, reply.reprompt)
-
-
-def no_input(services: Services, call_sid: str, quiet_for: float = 0.0) -> tuple[str, bool] | None:
-    """The caller stayed silent through a prompt: what to say, and whether to hang up after saying it.
-
-    The chatbot's `reprompt` from its last reply (else NO_INPUT_PROMPT), NO_INPUT_MAX_REPROMPTS times in a row, then
-    NO_INPUT_GOODBYE and a hang-up. With NO_INPUT_SECONDS off nothing is counted: reprompt, never hang up. None when
-    the caller was heard less than `quiet_for` seconds ago (their turn is on its way) or the call is over.
-    """
-    config = services.config
-    state = services.store.get(call_sid)
-    prompt = (state.reprompt if state else "") or config.no_input_prompt
-    if not config.no_input_seconds:
-        return prompt, False
-    count = services.store.reprompted(call_sid, quiet_for)
-    if not count:
-        return None
-    if count > config.no_input_max_reprompts:
-        log.info("call %s: no input after %d reprompts; saying goodbye", call_sid, count - 1)
-        services.events.action(call_sid, "no-input", text=config.no_input_goodbye)
-        return config.no_input_goodbye, True
-    log.info("call %s: no input; reprompt %d of %d", call_sid, count, config.no_input_max_reprompts)
-    services.events.action(call_sid, "reprompt", text=prompt)
-    return prompt, False
 
 
 class Conversation:
@@ -149,7 +42,7 @@ class Conversation:
         # How a turn's reply reaches the call when not by this stream's keep-alive loop: handed to the next process
         # during a graceful shutdown (drain.py), or inside a <Gather> once the stream is gone (limits.py).
         self.reply_twiml: Callable[[Reply], str] | None = None
-        self.outage = OutageFallback(self)  # recognition down: the call listens through <Gather> meanwhile
+        self.outage = OutageFallback(self, services)  # recognition down: the call listens through <Gather> meanwhile
 
     def start(self, greeting_seconds: float = 0.0) -> None:
         """Start hearing the caller, who may speak over the greeting (from /voice's TwiML) for `greeting_seconds`."""
@@ -262,53 +155,38 @@ class Conversation:
                     self.services.store.answering(self.call_sid, "")
 
     def _answer(self, turn: Turn | None, text: str, heard_at: float) -> bool:
-        """The turn itself, under the call's turn lock; True once its answer went out (and the words were let go)."""
+        """The turn itself (turn.py), under the call's turn lock; True once its answer went out."""
         if turn is None:
             log.warning("call %s: another turn is still running; answering this one anyway", self.call_sid)
-        if self._call_has_ended():
-            log.info("call %s has already ended; dropping a turn of %d characters", self.call_sid, len(text))
-            return False
-        if self.held:  # updating the call now would cut a transfer or the goodbye short
-            log.info("call %s is being transferred or hung up; not answering %d characters", self.call_sid,
-                     len(text))
-            return False
-        first = EarlySentence(self, heard_at)
-        asked_at = time.monotonic()
-        reply, error = ask(self.services, self.call_sid, text, "speech", self.caller, first.say)
-        chatbot_ms = (time.monotonic() - asked_at) * 1000
-        if self._call_has_ended():
-            first.drop()
-            log.info("call %s has already ended while its reply was in flight; reply dropped", self.call_sid)
-            return False
-        remember(self.services, self.call_sid, reply)
-        if first.rest(reply):  # its first sentence is being said: /continue answers with the rest
-            elapsed_ms = (time.monotonic() - heard_at) * 1000
-            log_turn(self.call_sid, text, reply, elapsed_ms, "first-sentence", error,
-                     words=self.services.config.log_transcripts)
-            self.services.events.bot_said(self.call_sid, reply, chatbot_ms, elapsed_ms, error)
-            return False
-        document = self.reply_document(reply)
+        heard = Heard(self.call_sid, text, "speech", self.caller, heard_at)
+        return answer_by_update(self.services, heard, self, turn, EarlySentence(self, self.services, heard_at))
+
+    # ---- the call's line for turn.answer_by_update ----------------------------------------------------------
+    @property
+    def lock(self) -> threading.Lock:
+        """Held while this process sends a call update (PromptClock.lock)."""
+        return self.prompt.lock
+
+    def document(self, reply: Reply) -> str:
+        """The TwiML that gives the caller `reply` now."""
+        return self.reply_document(reply)
+
+    def ready(self, turn: Turn | None) -> bool:
+        """After any prompt that may not be cut, unless the call stopped being heard meanwhile or a newer turn took
+        over while this one ran."""
         if not self.wait_for_protected_prompt():
             return False
         if turn is not None and not self.services.store.fenced(self.call_sid, turn.token):
             log.warning("call %s: a newer turn took over while this one ran; its answer is dropped", self.call_sid)
             return False
-        with self.prompt.lock:
-            outcome = self.services.updater.update(self.call_sid, document)
-            if outcome is UpdateResult.SENT:
-                self.services.store.answering(self.call_sid, "")  # the caller hears the answer: nothing to redo
-                said(self.services, self.call_sid, reply)
-        elapsed_ms = (time.monotonic() - heard_at) * 1000
-        log_turn(self.call_sid, text, reply, elapsed_ms, outcome.value, error,
-                 words=self.services.config.log_transcripts)
-        self.services.events.bot_said(self.call_sid, reply, chatbot_ms, elapsed_ms, error,
-                                      delivered=outcome is UpdateResult.SENT)
+        return True
+
+    def not_delivered(self, reply: Reply, outcome: UpdateResult) -> None:
+        """An ended call stops being heard; otherwise the recognizer still follows the reply's hints."""
         if outcome is UpdateResult.CALL_ENDED:
-            self.services.store.end(self.call_sid)
             self.close()
-        elif outcome is not UpdateResult.SENT and reply.hints:
+        elif reply.hints:
             self.recognizer.set_hints(reply.hints)
-        return outcome is UpdateResult.SENT
 
     def reply_document(self, reply: Reply) -> str:
         """The TwiML that gives the caller `reply` by a call update: by reply_twiml when set, else on this stream."""

@@ -10,8 +10,6 @@ updates the call with it.
 from __future__ import annotations
 
 import logging
-import secrets
-import threading
 import time
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -19,9 +17,11 @@ from typing import TYPE_CHECKING
 from ..twilio import twiml
 from ..chatbots.reply import Reply
 from ..twilio.rest import UpdateResult
+from .continuations import Continuation
 
 if TYPE_CHECKING:
-    from .conversation import Conversation
+    from ..services import Services
+    from .line import StreamCall
 
 log = logging.getLogger(__name__)
 
@@ -30,70 +30,11 @@ log = logging.getLogger(__name__)
 UNCLAIMED_SECONDS = 1.0
 
 
-class Continuation:
-    """The rest of one answer whose first sentence the caller is hearing; set once the model has finished."""
-
-    def __init__(self) -> None:
-        self.token = secrets.token_hex(6)  # names this answer in the /continue URL, so a stale one is told apart
-        self._rest: Reply | None = None
-        self._done = threading.Event()
-        self.settled = threading.Event()  # /continue took it here, or a barge-in means nobody will
-
-    def finish(self, rest: Reply) -> None:
-        """The rest of the answer is written (its text after the first sentence, its action and hints)."""
-        self._rest = rest
-        self._done.set()
-
-    def wait(self, timeout: float) -> Reply | None:
-        """The rest, waiting up to `timeout` seconds while it is still being written; None if it did not come."""
-        return self._rest if self._done.wait(timeout) else None
-
-
-class Continuations:
-    """Each call's answer being said a sentence at a time in this process (at most one per call)."""
-
-    def __init__(self) -> None:
-        self._by_call: dict[str, Continuation] = {}
-        self._lock = threading.Lock()
-
-    def open(self, call_sid: str) -> Continuation:
-        """A new answer for the call; one left from an earlier turn (a barge-in cut it short) is dropped."""
-        with self._lock:
-            continuation = self._by_call[call_sid] = Continuation()
-            return continuation
-
-    def take(self, call_sid: str, token: str) -> Continuation | None:
-        """The call's answer named by `token` (once), or None when it is not here."""
-        with self._lock:
-            continuation = self._by_call.get(call_sid)
-            if continuation is None or continuation.token != token:
-                return None
-            continuation.settled.set()
-            return self._by_call.pop(call_sid)
-
-    def cut_short(self, call_sid: str) -> None:
-        """The caller spoke over the first sentence: its <Redirect> is gone, and the rest will not be said."""
-        with self._lock:
-            continuation = self._by_call.pop(call_sid, None)
-        if continuation is not None:
-            continuation.settled.set()
-
-    def discard(self, call_sid: str, continuation: Continuation) -> None:
-        """Forget the call's answer if it is still this one."""
-        with self._lock:
-            if self._by_call.get(call_sid) is continuation:
-                del self._by_call[call_sid]
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._by_call)
-
-
 class EarlySentence:
     """One turn's side: say the first sentence the chatbot hands over, then leave the rest for /continue."""
 
-    def __init__(self, conversation: Conversation, heard_at: float):
-        self.conversation = conversation
+    def __init__(self, conversation: StreamCall, services: Services, heard_at: float):
+        self.conversation, self.services = conversation, services
         self.heard_at = heard_at
         self.sentence: str | None = None
         self.continuation: Continuation | None = None
@@ -102,7 +43,7 @@ class EarlySentence:
     def say(self, sentence: str) -> bool:
         """Update the call with `sentence` and a <Redirect> to /continue; True when the caller is hearing it. Not
         while the call's answers go another way (a hand-over, <Gather> listening), nor during a hangup or transfer."""
-        conversation, services = self.conversation, self.conversation.services
+        conversation, services = self.conversation, self.services
         call_sid = conversation.call_sid
         state = services.store.get(call_sid)
         if (conversation.reply_twiml is not None or conversation.held or conversation.closed or state is None
@@ -115,6 +56,9 @@ class EarlySentence:
         if not conversation.wait_for_protected_prompt():
             services.continuations.discard(call_sid, continuation)
             return False
+        # The caller is about to hear the start of the answer: were this process to die now, the one taking the
+        # call over must not answer the same words again (the rest is lost with this process).
+        services.store.answering(call_sid, "")
         with conversation.prompt.lock:
             outcome = services.updater.update(call_sid, document)
             conversation.prompt.next_prompt()
@@ -130,7 +74,7 @@ class EarlySentence:
     def drop(self) -> None:
         """The call ended while the answer was written: nobody will ask for the rest."""
         if self.continuation is not None:
-            self.conversation.services.continuations.discard(self.conversation.call_sid, self.continuation)
+            self.services.continuations.discard(self.conversation.call_sid, self.continuation)
 
     def rest(self, reply: Reply) -> bool:
         """Hand /continue the rest of the finished `reply` (an apology if it failed midway); False when no first
@@ -141,7 +85,7 @@ class EarlySentence:
         rest = replace(reply, text=text)
         self.continuation.finish(rest)
         if self.conversation.closed:
-            self.conversation.services.continuations.discard(self.conversation.call_sid, self.continuation)
+            self.services.continuations.discard(self.conversation.call_sid, self.continuation)
         else:
             self._unclaimed(rest)
         return True
@@ -149,7 +93,7 @@ class EarlySentence:
     def _unclaimed(self, rest: Reply) -> None:
         """Wait for /continue to take the rest (or a barge-in to drop it); untaken soon after the sentence's end (it
         reached another process), send the rest as a call update, unless something else replaced the sentence."""
-        conversation, services = self.conversation, self.conversation.services
+        conversation, services = self.conversation, self.services
         call_sid, continuation = conversation.call_sid, self.continuation
         wait = conversation.prompt.speaking_for() + UNCLAIMED_SECONDS
         if continuation.settled.wait(wait) or services.continuations.take(call_sid, continuation.token) is None:

@@ -18,7 +18,8 @@ from ..recognizers import Transcript
 from ..twilio.rest import UpdateResult
 
 if TYPE_CHECKING:
-    from .conversation import Conversation
+    from ..services import Services
+    from .line import StreamCall
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +29,13 @@ MAX_PROMPT_WAIT_SECONDS = 30.0  # a prompt's estimated length is bounded; the sw
 class OutageFallback:
     """One call's side of an outage: switch the call to <Gather>, and keep the stream from answering meanwhile."""
 
-    def __init__(self, conversation: Conversation):
-        self.conversation = conversation
+    def __init__(self, conversation: StreamCall, services: Services):
+        self.conversation, self.services = conversation, services
         self._audio_bytes = 0  # audio fed to the recognizer so far: the timeline of Transcript.end_seconds
         self._answer_from = 0.0  # stream transcripts ending before this (seconds) were for the <Gather> to answer
         # A new stream (a reconnect) has a fresh recognizer, healthy until it says otherwise: were the call still on
         # <Gather>, it returns at its next answer rather than waiting for a recovery this recognizer never reports.
-        conversation.services.store.set_speech(conversation.call_sid, down=False)
+        services.store.set_speech(conversation.call_sid, down=False)
 
     def heard_audio(self, size: int) -> None:
         """Count audio fed to the recognizer (the websocket thread)."""
@@ -47,7 +48,7 @@ class OutageFallback:
     def stream_may_answer(self, transcript: Transcript) -> bool:
         """Whether a final stream transcript gets a turn: not while the call is on <Gather>, nor for audio it heard."""
         call_sid = self.conversation.call_sid
-        state = self.conversation.services.store.get(call_sid)
+        state = self.services.store.get(call_sid)
         if state is not None and state.speech_fallback:
             log.info("call %s listens through <Gather> for now; the stream's %d characters are left to it",
                      call_sid, len(transcript.text))
@@ -60,7 +61,7 @@ class OutageFallback:
 
     def health_changed(self, ok: bool) -> None:
         """The recognizer's report (any thread): handled on the turn executor, in order with the call's turns."""
-        self.conversation.services.executor.submit(self._safe_change, ok)
+        self.services.executor.submit(self._safe_change, ok)
 
     def _safe_change(self, ok: bool) -> None:
         """The executor's boundary: a failure here is logged, and the call goes on as it was."""
@@ -73,15 +74,15 @@ class OutageFallback:
     def _recognition_back(self) -> None:
         """Mark recognition back; the call leaves <Gather> with the next TwiML the gateway hands it."""
         conversation = self.conversation
-        before = conversation.services.store.set_speech(conversation.call_sid, down=False)
+        before = self.services.store.set_speech(conversation.call_sid, down=False)
         if before is not None and before.speech_fallback:
             log.info("call %s: speech recognition is back; the call returns to the stream at its next answer",
                      conversation.call_sid)
-            conversation.services.events.action(conversation.call_sid, "speech-back")
+            self.services.events.action(conversation.call_sid, "speech-back")
 
     def _recognition_down(self) -> None:
         """Switch the live call to <Gather> (once), unless a transfer or the goodbye is playing."""
-        conversation, services = self.conversation, self.conversation.services
+        conversation, services = self.conversation, self.services
         call_sid = conversation.call_sid
         with services.turn(call_sid):  # a turn in flight goes first; its answer then comes as <Gather> too
             before = services.store.set_speech(call_sid, down=True, fallback=True)

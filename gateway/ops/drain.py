@@ -10,11 +10,15 @@ from typing import TYPE_CHECKING
 from ..twilio import twiml
 from ..chatbots.reply import Reply
 from ..dialogue.answers import call_config, stream_reply
-from ..web.resume import Handoff, resume_url
+from .handoff import Handoff, resume_url
 
 if TYPE_CHECKING:
+    from ..calls.coordination import TurnLocks
+    from ..calls.live_calls import LiveCalls
+    from ..calls.store import CallStore
+    from ..config import Config
     from ..dialogue.conversation import Conversation
-    from ..services import Services
+    from ..twilio.rest import CallUpdater
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +26,9 @@ log = logging.getLogger(__name__)
 class Drain:
     """This process's shutdown: refuses new calls and streams, hands every live call on through /resume."""
 
-    def __init__(self, services: Services, budget_seconds: float = 20.0):
-        self.services = services
+    def __init__(self, config: Config, store: CallStore, updater: CallUpdater, live: LiveCalls, turns: TurnLocks,
+                 budget_seconds: float = 20.0):
+        self.config, self.store, self.updater, self.live, self.turns = config, store, updater, live, turns
         self.budget = budget_seconds  # how long a call's turn in flight may keep the drain waiting
         self._draining = threading.Event()
         self._done = threading.Event()
@@ -72,7 +77,7 @@ class Drain:
     def _run(self) -> None:
         """Hand every live call on; a call with a turn in flight hands itself on with that turn's answer."""
         try:
-            conversations = self.services.live.all()
+            conversations = self.live.all()
             log.info("shutting down: handing %d live calls on to the next process; new calls are passed on",
                      len(conversations))
             for conversation in conversations:  # first, so a turn finishing now delivers its answer via the handoff
@@ -93,7 +98,7 @@ class Drain:
     def _hand_on_reply(self, conversation: Conversation, reply: Reply) -> str:
         """A turn's answer while draining: said by the next process, right after its stream starts hearing."""
         if reply.action_type == "hangup":  # the call ends with this answer: nothing to move
-            return stream_reply(call_config(self.services.config, self.services.store.get(conversation.call_sid)),
+            return stream_reply(call_config(self.config, self.store.get(conversation.call_sid)),
                                 reply, conversation.base_url)
         conversation.close()  # the next process hears the caller from now on; two listeners would answer twice
         log.info("call %s: its turn's answer goes with the call to the next process", conversation.call_sid)
@@ -114,28 +119,28 @@ class Drain:
         speaking = conversation.prompt.speaking_for()
         if speaking > 0:  # the caller is probably still hearing an answer: an update now would cut it off
             time.sleep(min(speaking, self.budget / 2))
-        turn = self.services.turns.acquire(call_sid, max(1.0, self.budget - (time.monotonic() - started)))
+        turn = self.turns.acquire(call_sid, max(1.0, self.budget - (time.monotonic() - started)))
         if turn is None:
             log.warning("call %s: its turn is still running after %g s; left to end with this process", call_sid,
                         self.budget)
             return
         try:
-            state = self.services.store.get(call_sid)
+            state = self.store.get(call_sid)
             if conversation.closed or state is None or state.ended:
                 return  # moved by its turn, switched to <Gather>, or over
             conversation.close()
             if conversation.held:  # a goodbye or a transfer is playing out: an update would cut it short
                 log.info("call %s: hangup or transfer under way; not moved", call_sid)
                 return
-            outcome = self.services.updater.update(call_sid, self.handoff_twiml(call_sid, conversation.base_url))
+            outcome = self.updater.update(call_sid, self.handoff_twiml(call_sid, conversation.base_url))
             log.info("call %s: handed on to the next process (%s)", call_sid, outcome.value)
         finally:
             turn.release()
 
     def handoff_twiml(self, call_sid: str, base_url: str, reply: Reply | None = None) -> str:
         """DRAIN_MESSAGE, then a redirect to /resume carrying the call's state (and the answer still to be said)."""
-        config = self.services.config
-        state = self.services.store.get(call_sid)
+        config = self.config
+        state = self.store.get(call_sid)
         hints = (reply.hints if reply and reply.hints else ()) or (state.hints if state else ())
         handoff = Handoff(say=reply.text if reply else "", action=reply.action_type if reply else None,
                           to=reply.transfer_to if reply else None, hints=hints,
@@ -148,7 +153,7 @@ class Drain:
 
     def pass_on_new_call(self, call_sid: str, base_url: str) -> str:
         """A call coming in while this process drains: after a second, /resume greets it in the next process."""
-        config = self.services.config
+        config = self.config
         log.info("call %s came in while shutting down; passing it on to the next process", call_sid)
         handoff = Handoff(say=config.greeting, hints=config.hints, started=time.time())
         return twiml.handoff(resume_url(base_url, handoff), pause_seconds=1)

@@ -10,10 +10,15 @@ from typing import TYPE_CHECKING, Callable
 
 from ..twilio import twiml
 from ..dialogue.answers import gather_document
+from ..calls.coordination import held_turn
 from ..chatbots.reply import Reply
 
 if TYPE_CHECKING:
+    from ..calls.coordination import TurnLocks
+    from ..calls.store import CallStore
     from ..config import Config
+    from ..monitor import CallEvents
+    from ..twilio.rest import CallUpdater
     from ..dialogue.conversation import Conversation
     from ..services import Services
 
@@ -119,8 +124,9 @@ def switch_to_gather(services: Services, call_sid: str, base_url: str, text: str
 class CallDeadlines:
     """Ends calls that reach MAX_CALL_SECONDS: one daemon thread, woken at the next deadline."""
 
-    def __init__(self, services: Services, clock: Callable[[], float] = time.time):
-        self.services = services
+    def __init__(self, config: Config, store: CallStore, updater: CallUpdater, events: CallEvents, turns: TurnLocks,
+                 clock: Callable[[], float] = time.time):
+        self.config, self.store, self.updater, self.events, self.turns = config, store, updater, events, turns
         self.clock = clock  # wall clock: a call's start time travels to the next process in a handoff
         self._heap: list[tuple[float, str]] = []
         self._started: dict[str, float] = {}
@@ -130,7 +136,7 @@ class CallDeadlines:
     def watch(self, call_sid: str, started_at: float | None = None) -> float:
         """Start the call's clock in this process (idempotent: the first start time wins; give the store's, so every
         process serving the call counts from the same moment); returns the call's start time."""
-        limit = self.services.config.max_call_seconds
+        limit = self.config.max_call_seconds
         with self._cond:
             if call_sid in self._started:
                 return self._started[call_sid]
@@ -163,15 +169,15 @@ class CallDeadlines:
 
     def _end(self, call_sid: str) -> None:
         """Say MAX_CALL_GOODBYE and hang up, after any turn in flight; later turns of the call get no answer."""
-        services, config = self.services, self.services.config
-        if not services.store.claim_deadline(call_sid):  # over, unknown, or another process says the goodbye
+        config = self.config
+        if not self.store.claim_deadline(call_sid):  # over, unknown, or another process says the goodbye
             return
-        with services.turn(call_sid) as turn:
+        with held_turn(self.turns, call_sid, config.chatbot_timeout + 5) as turn:
             if turn is None:
                 log.warning("call %s: its turn is still running at MAX_CALL_SECONDS; hanging up anyway", call_sid)
-            services.store.hold(call_sid)  # no more turns, no barge-in: the goodbye plays out
+            self.store.hold(call_sid)  # no more turns, no barge-in: the goodbye plays out
         log.info("call %s reached MAX_CALL_SECONDS=%d; saying goodbye and hanging up", call_sid, config.max_call_seconds)
-        outcome = services.updater.update(call_sid, twiml.say_and_hang_up(config.max_call_goodbye,
-                                                                           language=config.language, voice=config.voice))
+        outcome = self.updater.update(call_sid, twiml.say_and_hang_up(config.max_call_goodbye,
+                                                                       language=config.language, voice=config.voice))
         log.info("call %s: time-limit goodbye %s", call_sid, outcome.value)
-        services.events.action(call_sid, "call-limit", text=config.max_call_goodbye)
+        self.events.action(call_sid, "call-limit", text=config.max_call_goodbye)

@@ -2,6 +2,7 @@
 (the REST Streams subresource, which leaves what the caller hears uncut) for calls whose process stopped beating."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -11,14 +12,13 @@ import redis
 
 from .. import metrics
 from ..dialogue.answers import listening_reply
-from ..dialogue.conversation import ask, log_turn, remember, said
+from ..dialogue.turn import Heard, answer_by_update
 from ..twilio.rest import UpdateResult
 from ..twilio.security import stream_target
 
 if TYPE_CHECKING:
-    from flask import Flask
-
     from ..calls.redis_store import RedisCallStore, RedisTurnLocks
+    from .drain import Drain
     from ..services import Services
 
 log = logging.getLogger(__name__)
@@ -34,8 +34,8 @@ class StreamRecovery:
     """This process's heartbeat (its own thread, never held up by recovery work), and the watch for other
     processes' orphaned streams, each recovered on the turn executor."""
 
-    def __init__(self, app: Flask, services: Services, store: RedisCallStore, turns: RedisTurnLocks):
-        self.app, self.services, self.store, self.turns = app, services, store, turns
+    def __init__(self, services: Services, store: RedisCallStore, turns: RedisTurnLocks, drain: Drain):
+        self.services, self.store, self.turns, self.drain = services, store, turns, drain
         self._suspects: dict[str, float] = {}  # call -> when its stream's process was first seen without a beat
         self._recovering: set[str] = set()
 
@@ -54,7 +54,7 @@ class StreamRecovery:
     def _watch(self) -> None:
         while True:
             try:
-                if not (self.services.drain is not None and self.services.drain.draining):
+                if not self.drain.draining:
                     self._scan(time.monotonic())
             except redis.RedisError as exc:
                 metrics.redis_error("stream-recovery")
@@ -87,8 +87,8 @@ class StreamRecovery:
             # A turn it was taking dies with it: the caller's next words need not wait for its lock to expire.
             if self.turns.free_if_held_by(call_sid, dead):
                 log.warning("call %s: freed the turn the stopped process held", call_sid)
-            with self.app.app_context():  # the stream token is signed with the app's configuration
-                url, parameters = stream_target(state.base_url, call_sid, state.caller)
+            url, parameters = stream_target(state.base_url, call_sid, state.caller,
+                                            self.services.config.twilio_auth_token)
             outcome = self.services.updater.start_stream(call_sid, url, parameters)
             if outcome is UpdateResult.CALL_ENDED:
                 self.services.store.end(call_sid)
@@ -101,8 +101,9 @@ class StreamRecovery:
             self._recovering.discard(call_sid)
 
     def _answer_lost_turn(self, call_sid: str, words: str, base_url: str) -> None:
-        """The stopped process died answering the caller's `words`: answer them here, so the caller is not left in
-        silence (the chatbot may see them twice if it had already answered the dead process)."""
+        """The stopped process died answering the caller's `words` before its answer went out: answer them here, the
+        one turn path (turn.py), so the caller is not left in silence (the chatbot may see them twice if it had
+        already answered the dead process)."""
         services = self.services
         with services.turn(call_sid) as turn:
             if turn is None:
@@ -110,15 +111,24 @@ class StreamRecovery:
                 return
             log.warning("call %s: the stopped process died answering %d characters; answering them here", call_sid,
                         len(words))
-            started = time.monotonic()
             state = services.store.get(call_sid)
-            reply, error = ask(services, call_sid, words, "speech", state.caller if state else "")
-            chatbot_ms = (time.monotonic() - started) * 1000
-            remember(services, call_sid, reply)
-            outcome = services.updater.update(call_sid, listening_reply(services, call_sid, reply, base_url))
-            if outcome is UpdateResult.SENT:
-                said(services, call_sid, reply)
-            elapsed_ms = (time.monotonic() - started) * 1000
-            log_turn(call_sid, words, reply, elapsed_ms, outcome.value, error, words=services.config.log_transcripts)
-            services.events.bot_said(call_sid, reply, chatbot_ms, elapsed_ms, error,
-                                     delivered=outcome is UpdateResult.SENT)
+            heard = Heard(call_sid, words, "speech", state.caller if state else "")
+            answer_by_update(services, heard, _RecoveredLine(services, call_sid, base_url), turn)
+
+
+class _RecoveredLine:
+    """A recovered turn's way to the call: a plain call update on the call's stream TwiML (no prompt to wait for,
+    the new stream's conversation starts fresh)."""
+
+    def __init__(self, services: Services, call_sid: str, base_url: str):
+        self.services, self.call_sid, self.base_url = services, call_sid, base_url
+        self.lock = contextlib.nullcontext()
+
+    def document(self, reply) -> str:
+        return listening_reply(self.services, self.call_sid, reply, self.base_url)
+
+    def ready(self, turn) -> bool:
+        return True
+
+    def not_delivered(self, reply, outcome) -> None:
+        pass

@@ -1,21 +1,20 @@
-"""Public URLs as Twilio sees them, and X-Twilio-Signature checks on webhooks and the stream handshake."""
+"""Public URLs as Twilio sees them, and X-Twilio-Signature checks on webhooks and the stream handshake: given the
+request and the settings they need as arguments (the web layer passes them in, see gateway/web/signed.py)."""
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import logging
 
-from flask import Request, abort, current_app, request
+from flask import Request
 from twilio.request_validator import RequestValidator
 
 log = logging.getLogger(__name__)
 
 
-def public_base(req: Request) -> str:
+def public_base(req: Request, public_url: str = "") -> str:
     """The gateway's base URL as Twilio sees it: PUBLIC_URL, else derived from the (proxy-fixed) request."""
-    configured = current_app.extensions["chatline"].config.public_url
-    return (configured or req.host_url).rstrip("/")
+    return (public_url or req.host_url).rstrip("/")
 
 
 def websocket_url(http_url: str) -> str:
@@ -27,38 +26,22 @@ def websocket_url(http_url: str) -> str:
     return http_url
 
 
-def public_request_url(req: Request, websocket: bool = False) -> str:
+def public_request_url(req: Request, public_url: str = "", websocket: bool = False) -> str:
     """The exact URL Twilio requested (and signed): public base + path + query string."""
-    url = public_base(req) + req.path
+    url = public_base(req, public_url) + req.path
     query = req.query_string.decode("latin-1")
     if query:
         url += "?" + query
     return websocket_url(url) if websocket else url
 
 
-def signature_is_valid(req: Request, websocket: bool = False) -> bool:
+def signature_is_valid(req: Request, auth_token: str, public_url: str = "", websocket: bool = False) -> bool:
     """Check X-Twilio-Signature against the public URL and the form parameters (none for the handshake)."""
-    services = current_app.extensions["chatline"]
-    if not services.config.validate_signatures:
-        return True
     signature = req.headers.get("X-Twilio-Signature", "")
     if not signature:
         return False
     params = {} if websocket else req.form
-    return RequestValidator(services.config.twilio_auth_token).validate(
-        public_request_url(req, websocket), params, signature)
-
-
-def twilio_signed(view):
-    """Refuse (403) any webhook that does not carry a valid Twilio signature."""
-    @functools.wraps(view)
-    def checked(*args, **kwargs):
-        if not signature_is_valid(request):
-            log.warning("refused %s %s: missing or invalid X-Twilio-Signature (checked against %s%s)",  # no query:
-                        request.method, request.path, public_base(request), request.path)  # it may carry call state
-            abort(403)
-        return view(*args, **kwargs)
-    return checked
+    return RequestValidator(auth_token).validate(public_request_url(req, public_url, websocket), params, signature)
 
 
 def webhook_call_sid(req: Request) -> str:
@@ -70,21 +53,22 @@ def webhook_call_sid(req: Request) -> str:
     return call_sid
 
 
-def stream_token(call_sid: str) -> str:
+def stream_token(auth_token: str, call_sid: str) -> str:
     """A per-call token for the stream's <Parameter>: only TwiML we issued for this call can open its stream."""
-    key = current_app.extensions["chatline"].config.twilio_auth_token.encode()
-    return hmac.new(key, b"stream:" + call_sid.encode(), hashlib.sha256).hexdigest()[:32]
+    return hmac.new(auth_token.encode(), b"stream:" + call_sid.encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def stream_target(base_url: str, call_sid: str, caller: str, **parameters: str) -> tuple[str, dict[str, str]]:
+def stream_target(base_url: str, call_sid: str, caller: str, auth_token: str,
+                  **parameters: str) -> tuple[str, dict[str, str]]:
     """The <Stream> a call's TwiML starts: our wss:// URL, and the <Parameter>s its `start` message brings back (the
     call, the caller, the call's stream token, and any `parameters`)."""
-    return websocket_url(base_url + "/stream"), {"callSid": call_sid, "caller": caller, "token": stream_token(call_sid),
-                                                 **parameters}
+    return websocket_url(base_url + "/stream"), {"callSid": call_sid, "caller": caller,
+                                                 "token": stream_token(auth_token, call_sid), **parameters}
 
 
-def stream_token_is_valid(call_sid: str, token: str | None) -> bool:
-    """Check a stream's token (always true when signature checks are off for local experiments)."""
-    if not current_app.extensions["chatline"].config.validate_signatures:
-        return True
-    return bool(token) and hmac.compare_digest(stream_token(call_sid), token)
+def stream_token_is_valid(auth_token: str, call_sid: str, token: str | None) -> bool:
+    """Check a stream's token against the one its call's TwiML carried (anything but a non-empty string is not one;
+    compared as bytes, since compare_digest refuses strings with non-ASCII characters)."""
+    if not isinstance(token, str) or not token:
+        return False
+    return hmac.compare_digest(stream_token(auth_token, call_sid).encode(), token.encode("utf-8", "replace"))

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import time
 
 from flask import Blueprint, Response, current_app, request
 
@@ -10,8 +9,9 @@ from ..dialogue import answers
 from ..twilio import twiml
 from ..dialogue.answers import call_config
 from ..chatbots.reply import Reply
-from ..dialogue.conversation import log_turn, no_input, webhook_turn
-from ..twilio.security import public_base, twilio_signed, webhook_call_sid
+from ..dialogue.turn import Heard, answer_in_webhook, no_input
+from .signed import public_base, twilio_signed
+from ..twilio.security import webhook_call_sid
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +60,8 @@ def gather_result():
                  confidence, config.gather_min_confidence)
         return Response(answers.gather_document(services, call_sid, base, Reply(NOT_SURE_PROMPT)),
                         mimetype="text/xml")
-    heard_at = time.monotonic()
     message, input_type = (speech, "speech") if speech else (digits, "dtmf")
-    reply, error, current = webhook_turn(services, call_sid, message, input_type, state.caller)
-    log_turn(call_sid, message, reply, (time.monotonic() - heard_at) * 1000, "answered", error,
-             words=config.log_transcripts)
-    if current is not None and current.speech_fallback:  # a stream-mode call: back on the stream once it can hear
-        return Response(answers.listening_reply(services, call_sid, reply, base), mimetype="text/xml")
-    return Response(answers.gather_document(services, call_sid, base, reply), mimetype="text/xml")
+    answer = answer_in_webhook(services, Heard(call_sid, message, input_type, state.caller))
+    if answer.state is not None and answer.state.speech_fallback:  # a stream-mode call: back on the stream once
+        return Response(answers.listening_reply(services, call_sid, answer.reply, base), mimetype="text/xml")
+    return Response(answers.gather_document(services, call_sid, base, answer.reply), mimetype="text/xml")

@@ -27,7 +27,7 @@ def readyz():
     the reasons, so a router stops sending calls here."""
     services = current_app.extensions["chatline"]
     problems = []
-    if services.drain is not None and services.drain.draining:
+    if services.drain.draining:
         problems.append("draining: this process is shutting down and hands its calls on")
     if services.config.redis_url:
         problems += _check("Redis", lambda: _redis_client(services.config.redis_url).ping())
@@ -59,16 +59,10 @@ def _redis_client(url: str):
     with _clients_lock:
         client = _clients.get(url)
         if client is None:
-            import redis
-            from redis.backoff import NoBackoff
-            from redis.retry import Retry
+            from chatline_common.redis_client import redis_client
 
-            client = _clients[url] = redis.Redis.from_url(url, socket_timeout=CHECK_TIMEOUT_SECONDS,
-                                                          socket_connect_timeout=CHECK_TIMEOUT_SECONDS,
-                                                          retry=Retry(NoBackoff(), 0),
-                                                          # Heroku Redis's self-signed certificate, as the store takes it
-                                                          **({"ssl_cert_reqs": None} if url.startswith("rediss://")
-                                                             else {}))
+            client = _clients[url] = redis_client(url, socket_timeout=CHECK_TIMEOUT_SECONDS,
+                                                   connect_timeout=CHECK_TIMEOUT_SECONDS, retries=0)
         return client
 
 

@@ -7,8 +7,9 @@ from flask import Blueprint, Response, current_app, request
 
 from ..chatbots.reply import Reply
 from ..dialogue.answers import call_config, listening_reply, stream_reply
-from ..dialogue.conversation import said
-from ..twilio.security import public_base, twilio_signed, webhook_call_sid
+from ..dialogue.turn import said
+from .signed import public_base, twilio_signed
+from ..twilio.security import webhook_call_sid
 
 log = logging.getLogger(__name__)
 

@@ -1,87 +1,22 @@
 """A live call moved between gateway processes: its state packed into a /resume URL, and /resume picking it up."""
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import logging
-import zlib
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from flask import Blueprint, Response, current_app, request
 
 from ..twilio import twiml
-from ..chatbots.reply import Reply
 from ..dialogue.answers import call_config, gather_document, stream_reply
 from ..ops.limits import streams_full
+from ..ops.handoff import MAX_URL_CHARS, Handoff, pack, resume_url, unpack  # noqa: F401 (also the handoff's API)
 from ..ops.redact import mask_number
-from ..twilio.security import public_base, stream_target, twilio_signed, webhook_call_sid
+from .signed import public_base, stream_target, twilio_signed
+from ..twilio.security import webhook_call_sid
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("resume", __name__)
-
-# The URL sits in a call update, which Twilio caps at 4000 characters of TwiML (with the message and the XML around).
-MAX_URL_CHARS = 3200
-
-
-@dataclass(frozen=True)
-class Handoff:
-    """What the next process needs to carry a call on: what to say first, and the state the dialogue had."""
-
-    say: str = ""
-    action: str | None = None
-    to: str | None = None
-    hints: tuple[str, ...] = ()
-    reprompt: str = ""
-    started: float | None = None  # wall-clock start of the call, so MAX_CALL_SECONDS survives the move
-    language: str = ""  # the language and voice the chatbot switched the call to ("" for the defaults)
-    voice: str = ""
-
-    def reply(self) -> Reply:
-        """The chatbot reply this handoff carries (possibly empty: just go on listening)."""
-        return Reply(self.say, self.action, self.to, self.hints, self.reprompt)
-
-
-def pack(handoff: Handoff) -> str:
-    """The handoff as one compact URL-safe parameter (compressed JSON; the webhook signature covers it)."""
-    data = {k: v for k, v in (("s", handoff.say), ("a", handoff.action), ("t", handoff.to), ("h", list(handoff.hints)),
-                              ("r", handoff.reprompt), ("b", handoff.started), ("l", handoff.language),
-                              ("v", handoff.voice)) if v}
-    raw = zlib.compress(json.dumps(data, separators=(",", ":")).encode("utf-8"), 9)
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
-
-
-def unpack(value: str) -> Handoff:
-    """Read a packed handoff; ValueError if it is not one."""
-    if not value:
-        return Handoff()
-    try:
-        data = json.loads(zlib.decompress(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))))
-    except (binascii.Error, zlib.error, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"unreadable call state: {exc.__class__.__name__}") from exc
-    if not isinstance(data, dict):
-        raise ValueError("call state is not an object")
-    text = lambda key: data[key] if isinstance(data.get(key), str) else ""  # noqa: E731
-    hints = tuple(h for h in data.get("h", ()) if isinstance(h, str)) if isinstance(data.get("h"), list) else ()
-    action = text("a") if text("a") in ("hangup", "transfer") else None
-    started = data.get("b") if isinstance(data.get("b"), (int, float)) else None
-    return Handoff(text("s"), action, text("t") or None, hints, text("r"), started, text("l"), text("v"))
-
-
-def resume_url(base_url: str, handoff: Handoff) -> str:
-    """The /resume URL carrying `handoff`; hints, then the text, are shortened until it fits in a call update."""
-    while True:
-        url = f"{base_url}/resume?state={pack(handoff)}"
-        if len(url) <= MAX_URL_CHARS:
-            return url
-        if handoff.hints:
-            handoff = replace(handoff, hints=handoff.hints[: len(handoff.hints) // 2])
-        elif handoff.reprompt:
-            handoff = replace(handoff, reprompt="")
-        else:
-            handoff = replace(handoff, say=handoff.say[: len(handoff.say) * 4 // 5].rstrip())
-
 
 @bp.post("/resume")
 @twilio_signed

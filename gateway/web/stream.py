@@ -13,7 +13,7 @@ from ..dialogue.conversation import Conversation
 from ..ops.limits import MessageRate, Verdict, streams_full, switch_to_gather
 from ..twilio.media_stream import Media, ProtocolError, StreamStart, StreamStop, parse_message
 from ..recognizers import make_recognizer
-from ..twilio.security import public_base, public_request_url, signature_is_valid, stream_token_is_valid
+from .signed import public_base, public_request_url, signature_is_valid, stream_token_is_valid
 from ..twilio.timeline import AudioTimeline
 from ..twilio.websocket import TOO_BIG, ConnectionClosed, HandshakeError, WebSocket
 

@@ -10,11 +10,12 @@ from ..twilio import twiml
 from ..calls.store import ENDED_STATUSES
 from ..chatbots.reply import Reply
 from ..dialogue.answers import call_config, gather_document, listening, listening_reply, stream_reply
-from ..dialogue.conversation import greeting, log_turn, no_input, remember, said, webhook_turn
+from ..dialogue.turn import Heard, answer_in_webhook, greeting, no_input, record, said
 from ..ops.limits import streams_full
 from ..dialogue.prompt import say_seconds
 from ..ops.redact import mask_number
-from ..twilio.security import public_base, stream_target, twilio_signed, webhook_call_sid
+from .signed import public_base, stream_target, twilio_signed
+from ..twilio.security import webhook_call_sid
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def incoming_call():
     state = services.store.open(call_sid, caller=caller, called=request.form.get("To", ""))
     services.deadlines.watch(call_sid, state.started_at)
     hello = greeting(services, call_sid, caller)
-    config = call_config(config, remember(services, call_sid, hello))
+    config = call_config(config, record(services, call_sid, hello))
     gather_mode = config.stt_provider == "twilio" or (hello.action_type is None and streams_full(services))
     services.events.call_started(call_sid, caller, request.form.get("To", ""), config.stt_provider,
                                  "gather" if gather_mode else "stream")
@@ -123,13 +124,10 @@ def keys_pressed():
         if call_sid:
             services.store.heard(call_sid)
         return _twiml_response(twiml.listen(base + "/listen", **listening(config, base)))
-    started = time.monotonic()
     state = services.store.get(call_sid) or services.store.open(call_sid, caller=request.form.get("From", ""))
     services.store.heard(call_sid)
-    reply, error, _ = webhook_turn(services, call_sid, digits, "dtmf", state.caller)
-    log_turn(call_sid, digits, reply, (time.monotonic() - started) * 1000, "answered", error,
-             words=config.log_transcripts)
-    return _twiml_response(listening_reply(services, call_sid, reply, base))
+    answer = answer_in_webhook(services, Heard(call_sid, digits, "dtmf", state.caller))
+    return _twiml_response(listening_reply(services, call_sid, answer.reply, base))
 
 
 @bp.post("/transfer")

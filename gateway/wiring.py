@@ -1,0 +1,89 @@
+"""The gateway's collaborators, built once at start-up from the configuration and never changed afterwards; their
+threads and signal handlers start in a separate step (`start`), after everything is built."""
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from .calls.coordination import CallSignals, LocalSignals, LocalTurnLocks, TurnLocks, process_name
+from .calls.live_calls import LiveCalls
+from .calls.store import CallStore, InMemoryCallStore
+from .chatbots import Chatbot, make_chatbot
+from .config import Config
+from .monitor import CallEvents, build_events
+from .ops.drain import Drain
+from .ops.limits import CallDeadlines
+from .services import Services
+from .twilio.rest import CallUpdater
+
+log = logging.getLogger("gateway")
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """Everything a gateway process runs on. `redis` is the REDIS_URL client (None: state lives in this process)."""
+
+    services: Services
+    deadlines: CallDeadlines
+    drain: Drain
+    redis: object | None = None
+
+    @property
+    def config(self) -> Config:
+        return self.services.config
+
+
+def build(config: Config, *, store: CallStore | None = None, chatbot: Chatbot | None = None,
+          updater: CallUpdater | None = None, events: CallEvents | None = None,
+          executor: Executor | None = None) -> Wiring:
+    """Build every collaborator from `config`; any given one (a test's stand-in) is used as it is. Without REDIS_URL
+    call state, turn locks and signals live in this process; with it in Redis, chosen here once behind one interface
+    each (CallStore, TurnLocks, CallSignals). Starts no thread."""
+    client = _redis_client(config) if store is None else None
+    me = process_name()
+    turns: TurnLocks
+    signals: CallSignals
+    if client is not None:
+        from .calls.redis_store import RedisCallStore, RedisSignals, RedisTurnLocks
+
+        store = RedisCallStore(client)
+        # A turn holds its lock through the chatbot's answer and the wait for a prompt that may not be cut; a holder
+        # that dies frees it at this expiry, and the fencing check drops a late answer of one that only stalled.
+        turns = RedisTurnLocks(client, expiry_seconds=config.chatbot_timeout * 2 + 30, owner=me)
+        signals = RedisSignals(client)
+    else:
+        store = store if store is not None else InMemoryCallStore()
+        turns, signals = LocalTurnLocks(), LocalSignals()
+    updater = updater or CallUpdater(config.twilio_account_sid, config.twilio_auth_token, config.twilio_api_url)
+    events = events if events is not None else build_events(config)
+    live = LiveCalls()
+    deadlines = CallDeadlines(config, store, updater, events, turns)
+    drain = Drain(config, store, updater, live, turns)
+    services = Services(
+        config=config, store=store, chatbot=chatbot or make_chatbot(config, store), updater=updater,
+        executor=executor or ThreadPoolExecutor(max_workers=32, thread_name_prefix="turn"), live=live,
+        turns=turns, signals=signals, me=me, deadlines=deadlines, drain=drain, events=events)
+    return Wiring(services, deadlines, drain, client)
+
+
+def start(wiring: Wiring) -> None:
+    """Start what runs in the background: the signals listener, the SIGTERM handler (under gunicorn), and with Redis
+    the heartbeat and the watch for other processes' orphaned streams."""
+    services, config = wiring.services, wiring.config
+    services.signals.subscribe(services.heard_signal)
+    if wiring.drain.install():
+        log.info("graceful shutdown: on SIGTERM live calls finish their turn and move to the next process")
+    if wiring.redis is not None and config.stt_provider != "twilio":
+        from .ops.stream_recovery import StreamRecovery
+
+        StreamRecovery(services, services.store, services.turns, wiring.drain).start()
+
+
+def _redis_client(config: Config):
+    """A Redis client for REDIS_URL, or None without it (redis-py is imported only then)."""
+    if not config.redis_url:
+        return None
+    from .calls.redis_store import connect
+
+    return connect(config.redis_url)
