@@ -68,10 +68,12 @@ def build(config: Config, *, store: CallStore | None = None, chatbot: Chatbot | 
 
 
 def start(wiring: Wiring) -> None:
-    """Start what runs in the background: the signals listener, the SIGTERM handler (under gunicorn), and with Redis
-    the heartbeat and the watch for other processes' orphaned streams."""
+    """Start what runs in the background: the signals listener, the call clock (MAX_CALL_SECONDS), the SIGTERM handler
+    (under gunicorn), and with Redis the heartbeat and the watch for other processes' orphaned streams."""
     services, config = wiring.services, wiring.config
     services.signals.subscribe(services.heard_signal)
+    if config.max_call_seconds:
+        wiring.deadlines.start()
     if wiring.drain.install():
         log.info("graceful shutdown: on SIGTERM live calls finish their turn and move to the next process")
     if wiring.redis is not None and config.stt_provider != "twilio":

@@ -131,7 +131,10 @@ class CallDeadlines:
         self._heap: list[tuple[float, str]] = []
         self._started: dict[str, float] = {}
         self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the clock's thread (wiring.start does, when MAX_CALL_SECONDS is set)."""
+        threading.Thread(target=self._run, name="call-deadlines", daemon=True).start()
 
     def watch(self, call_sid: str, started_at: float | None = None) -> float:
         """Start the call's clock in this process (idempotent: the first start time wins; give the store's, so every
@@ -143,9 +146,6 @@ class CallDeadlines:
             started = self._started[call_sid] = started_at if started_at is not None else self.clock()
             if limit:
                 heapq.heappush(self._heap, (started + limit, call_sid))
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._run, name="call-deadlines", daemon=True)
-                    self._thread.start()
                 self._cond.notify()
             return started
 
