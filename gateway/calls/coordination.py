@@ -44,6 +44,8 @@ class CallSignals(Protocol):
 
     def subscribe(self, handler: EventHandler) -> None: ...
 
+    def close(self) -> None: ...
+
 
 class _LocalTurn:
     def __init__(self, locks: LocalTurnLocks, call_sid: str, lock: threading.Lock, token: int):
@@ -96,6 +98,9 @@ class LocalSignals:
 
     def subscribe(self, handler: EventHandler) -> None:
         self._handlers.append(handler)
+
+    def close(self) -> None:
+        """Nothing listens on a thread here."""
 
 
 class held_turn:

@@ -19,9 +19,7 @@ def close_services(services: Services, timeout: float = FLUSH_SECONDS) -> None:
             log.info("shutdown: every call event reached the history and the monitor")
     except Exception:  # the process's last boundary: log it, the exit goes on
         log.exception("shutdown: flushing call events failed")
-    close_signals = getattr(services.signals, "close", None)  # only RedisSignals listens on a thread
-    if close_signals is not None:
-        close_signals()
+    services.signals.close()  # RedisSignals' listener thread stops
 
 
 def close_app(app: Any, timeout: float = FLUSH_SECONDS) -> None:
