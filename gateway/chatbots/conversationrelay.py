@@ -44,7 +44,7 @@ class ConversationRelayChatbot:
         self._api_key = api_key
         self.parameters = dict(parameters or {})
         self.handoff_url, self.timeout, self.language = handoff_url, timeout, language
-        self.on_unprompted = on_unprompted  # may be set after construction, before the first call
+        self.on_unprompted = on_unprompted  # given at construction: the dialogue's way to the call
         self.quiet_seconds, self.chars_per_second = quiet_seconds, chars_per_second
         self.max_session_seconds = max_session_seconds  # 0: a socket stays open until end_call or the bot's end
         self._sessions: dict[str, RelaySession] = {}  # the loop thread's alone
