@@ -110,8 +110,8 @@ class RelayPushes:
         gone = conversation.closed or state is None or state.ended or state.held
         with self._lock:
             queue = self._queues.get(call_sid, [])
-            kept = [] if gone else [(p, late, r) for p, late, r in queue
-                                    if not (state.prompt_cut and p == state.prompt and (locked or not late))
+            kept = [] if gone else [_behind(state, p, late) + (r,) for p, late, r in queue
+                                    if not _cut_short(state, p, late, locked)
                                     or r.ended]  # the bot's end still hangs up or hands the call on
             if len(kept) < len(queue):
                 log.info("call %s: %d of the bot's unprompted replies not said (%s)", call_sid,
@@ -140,6 +140,20 @@ class RelayPushes:
             if playing:
                 with self._lock:
                     self._busy_until[call_sid] = time.monotonic() + conversation.prompt.speaking_for() + playing
+
+
+def _cut_short(state: CallState, prompt: int, late: bool, locked: bool) -> bool:
+    """Whether a push that came in under `prompt` (after its cut when `late`) belongs to what the caller cut short:
+    it waited behind the prompt now cut, or behind one before it (the cut one was the answer it continues)."""
+    if not state.prompt_cut:
+        return False
+    return prompt < state.prompt or (prompt == state.prompt and (locked or not late))
+
+
+def _behind(state: CallState, prompt: int, late: bool) -> tuple[int, bool]:
+    """A push waits behind what the caller hears now, once it plays uncut (a turn's first sentence that went out
+    after it came in: it is that answer's rest)."""
+    return (state.prompt, False) if not state.prompt_cut and prompt < state.prompt else (prompt, late)
 
 
 def stream_started(services: Services, call_sid: str, state: CallState) -> None:
