@@ -2,11 +2,15 @@
 the real gunicorn, the Twilio stand-in's calls, and the ConversationRelay stand-in bot checking every frame."""
 from __future__ import annotations
 
+import os
+import signal
+
 import pytest
 
-from standins.conversationrelay_bot import ConversationRelayBot, end, language, play, say, send_digits, tokens
+from standins.conversationrelay_bot import (ConversationRelayBot, close, end, language, pause, play, raw, say,
+                                            send_digits, tokens)
 from standins.relay_handoff import HandoffEndpoint
-from tests.conftest import AUTH_TOKEN
+from tests.conftest import AUTH_TOKEN, PUBLIC_URL
 from tests.test_phone_dialogue import GREETING, place, updates, wait_until
 
 HI = "Hi there."
@@ -127,3 +131,78 @@ def test_a_barge_in_interrupts_the_bot_before_the_interrupting_words_prompt(twil
     assert interrupt["durationUntilInterruptMs"] > 0
     assert "barge-in, the caller spoke over the bot" in gateway.logs()
     call.hang_up()
+
+
+APOLOGY = "Sorry, I'm having trouble right now. Please try again in a moment."
+
+
+def test_a_bot_that_refuses_the_handshake_leaves_the_caller_an_apology_not_silence(twilio, start_gateway):
+    with ConversationRelayBot(AUTH_TOKEN, refuse=403) as bot:
+        gateway = relay_gateway(start_gateway, bot)
+        call = place(twilio, ["hello", "goodbye"])
+        assert wait_until(lambda: call.said().count(APOLOGY) == 2, timeout=30), call.transcript()
+    assert call.said() == [GREETING, APOLOGY, APOLOGY], call.transcript()
+    assert call.status != "completed"  # the call goes on
+    assert "refused the websocket handshake: HTTP 403" in gateway.logs()
+    assert "Traceback" not in gateway.logs()
+    call.hang_up()
+
+
+def test_a_bot_that_closes_mid_call_is_reopened_once_with_a_new_setup(twilio, bot, start_gateway):
+    bot.on("hello", pause(0.1), close(1011))
+    bot.on("hello", say("Sorry, I dropped you. Hello again."))
+    gateway = relay_gateway(start_gateway, bot)
+    call = place(twilio, ["hello"])
+    assert call.wait_for_say("Hello again.", timeout=20), call.transcript()
+    assert call.said() == [GREETING, "Sorry, I dropped you.", "Hello again."], call.transcript()
+    first, second = bot.connections
+    assert second.setup["sessionId"] == first.setup["sessionId"] and second.setup["callSid"] == call.sid
+    assert [m["voicePrompt"] for m in second.of_type("prompt")] == ["hello"]  # the waiting prompt, sent again
+    assert "closed its websocket mid-call (code 1011); reopening it" in gateway.logs()
+    call.hang_up()
+
+
+def test_malformed_frames_and_unknown_types_never_end_the_session(twilio, bot, start_gateway):
+    bot.on("hello", raw("{not json"), raw('{"type": "dance"}'), say("Still here."))
+    gateway = relay_gateway(start_gateway, bot)
+    call = place(twilio, ["hello"])
+    assert call.wait_for_say("Still here.", timeout=20), call.transcript()
+    assert call.said() == [GREETING, "Still here."], call.transcript()
+    assert len(bot.connections) == 1 and len(bot.connections[0].of_type("error")) == 2  # told, never dropped
+    assert gateway.logs().count("the bot sent an invalid frame, ignored") == 2
+    call.hang_up()
+
+
+def test_a_bot_silent_past_the_timeout_gives_an_apology_and_the_call_goes_on(twilio, bot, start_gateway):
+    bot.on("hello", pause(2.0))  # says nothing: past CHATBOT_TIMEOUT
+    gateway = relay_gateway(start_gateway, bot, CHATBOT_TIMEOUT="1")
+    call = place(twilio, ["hello", "goodbye"])
+    assert call.wait_for_say("You said goodbye.", timeout=30), call.transcript()
+    assert call.said() == [GREETING, APOLOGY, "You said goodbye."], call.transcript()
+    assert "no answer within 1 s" in gateway.logs()
+    call.hang_up()
+
+
+@pytest.mark.xdist_group("scale-out")  # two gateways and a kill: with the other scale-out tests, one at a time
+def test_after_kill_9_the_process_taking_the_call_over_opens_a_new_connection_for_the_session(
+        twilio, bot, start_gateway, redis_server):
+    from tests.test_scale_out import stream_holder, turn_lines
+
+    bot.on("goodbye", say("Bye now."), end())
+    settings = {"REDIS_URL": redis_server.url, "NO_INPUT_SECONDS": "0", "CHATBOT_PROTOCOL": "conversationrelay",
+                "CHATBOT_URL": bot.url}
+    gateways = [start_gateway(**settings) for _ in range(2)]
+    twilio.tunnel[PUBLIC_URL] = [gateway.url for gateway in gateways]
+    call = place(twilio, ["hello", ("silence", 40), "goodbye"])
+    assert call.wait_for_say("You said hello.", timeout=30), call.transcript()
+    assert wait_until(lambda: len(turn_lines(gateways)) == 1, timeout=10), [g.logs()[-2000:] for g in gateways]
+    holder, survivor = stream_holder(gateways, redis_server, call)
+    twilio.tunnel[PUBLIC_URL] = [survivor.url]  # the router stops sending requests to a dead process
+    os.killpg(holder.process.pid, signal.SIGKILL)
+    assert call.wait_ended(timeout=60), call.transcript()
+    assert call.said() == [GREETING, "You said hello.", "Bye now."], call.transcript()
+    first, second = bot.connections
+    assert second.setup["sessionId"] == first.setup["sessionId"] and second.setup["callSid"] == call.sid
+    assert [m["voicePrompt"] for m in first.of_type("prompt")] == ["hello"]
+    assert [m["voicePrompt"] for m in second.of_type("prompt")] == ["goodbye"]
+    assert "Traceback" not in survivor.logs()
