@@ -85,15 +85,10 @@ class ConversationRelayChatbot:
         else:
             frames, required = None, True  # a prompt: its `lang` is the session's, read on the loop
         future = self._submit(self._ask(call, message, frames, required))
-        try:
+        try:  # a ChatbotError goes up as it is: the turn logs it, once, with the apology the caller hears
             return future.result(self.timeout + CLOSE_WAIT_SECONDS)
-        except ChatbotError as exc:
-            log.warning("call %s: the ConversationRelay bot at %s: %s", session_id, self.url, exc)
-            raise
         except (TimeoutError, CancelledError) as exc:  # the loop is stuck or was closed under the prompt
             future.cancel()
-            log.warning("call %s: the ConversationRelay bot at %s: no answer within %g s", session_id, self.url,
-                        self.timeout)
             raise ChatbotError(f"no answer within {self.timeout:g} s") from exc
 
     def interrupted(self, session_id: str, said: str, heard: str, duration_ms: int | None = None) -> None:
