@@ -47,8 +47,8 @@ class RelayPushes:
         """The bot said `reply` with no prompt pending (the chatbot's push thread): queue it for the call."""
         conversation = self._live.get(call_sid)
         if conversation is None or conversation.closed:
-            log.warning("call %s: the bot said %d characters unprompted, but this process no longer holds the call's "
-                        "stream; not said", call_sid, len(reply.text))
+            log.warning("call %s: the bot said %d characters unprompted, but this process holds no stream of the "
+                        "call to say them on; not said", call_sid, len(reply.text))
             return
         state = conversation.services.store.get(call_sid)
         with self._lock:
