@@ -207,3 +207,25 @@ def test_after_kill_9_the_process_taking_the_call_over_opens_a_new_connection_fo
     assert [m["voicePrompt"] for m in first.of_type("prompt")] == ["hello"]
     assert [m["voicePrompt"] for m in second.of_type("prompt")] == ["goodbye"]
     assert "Traceback" not in survivor.logs()
+
+
+@pytest.mark.xdist_group("scale-out")
+def test_keys_pressed_on_the_other_process_reach_the_bot_on_the_calls_one_connection(
+        twilio, bot, start_gateway, redis_server):
+    from tests.test_scale_out import stream_holder
+
+    bot.on("dtmf:2", say("You entered forty two."))
+    bot.on("goodbye", say("Bye now."), end())
+    settings = {"REDIS_URL": redis_server.url, "NO_INPUT_SECONDS": "0", "CHATBOT_PROTOCOL": "conversationrelay",
+                "CHATBOT_URL": bot.url}
+    gateways = [start_gateway(**settings) for _ in range(2)]
+    twilio.tunnel[PUBLIC_URL] = [gateway.url for gateway in gateways]
+    call = place(twilio, ["hello", ("silence", 8), ("dtmf", "42#"), "goodbye"])
+    assert call.wait_for_say("You said hello.", timeout=30), call.transcript()
+    holder, other = stream_holder(gateways, redis_server, call)
+    twilio.tunnel[PUBLIC_URL] = [other.url]  # the keys' webhook lands on the process without the stream
+    assert call.wait_ended(timeout=60), call.transcript()
+    assert call.said() == [GREETING, "You said hello.", "You entered forty two.", "Bye now."], call.transcript()
+    (connection,) = bot.connections  # one connection for the call, whichever process took the keys
+    assert connection.of_type("dtmf") == [{"type": "dtmf", "digit": "4"}, {"type": "dtmf", "digit": "2"}]
+    assert "keys sent to the process holding the call's stream" in other.logs()
