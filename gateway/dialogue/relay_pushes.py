@@ -165,7 +165,8 @@ def stream_started(services: Services, call_sid: str, state: CallState) -> None:
 
 
 def stream_gone(services: Services, call_sid: str) -> None:
-    """This process no longer holds the call's stream (the call ended, or its stream moved): close its connection."""
+    """This process no longer holds the call's stream (the call ended, or its stream moved): close its connection,
+    unless a newer stream of the call started here meanwhile (it holds the connection now)."""
     chatbot = services.chatbot
-    if isinstance(chatbot, CallSessions):
+    if isinstance(chatbot, CallSessions) and services.live.get(call_sid) is None:
         chatbot.end_call(call_sid)
