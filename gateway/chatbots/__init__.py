@@ -11,7 +11,8 @@ from .openai import OpenAIChatbot
 from .rasa import RasaChatbot
 from .relay_session import PushCallback
 
-__all__ = ["CallSessions", "Chatbot", "FirstSentence", "ChatlineChatbot", "ConversationRelayChatbot", "OpenAIChatbot", "RasaChatbot", "make_chatbot"]
+__all__ = ["CallSessions", "Chatbot", "FirstSentence", "ChatlineChatbot", "ConversationRelayChatbot", "OpenAIChatbot",
+           "RasaChatbot", "make_chatbot"]
 
 
 def make_chatbot(config: Config, store: CallStore, on_unprompted: PushCallback | None = None) -> Chatbot:
