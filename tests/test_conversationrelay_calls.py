@@ -229,3 +229,12 @@ def test_keys_pressed_on_the_other_process_reach_the_bot_on_the_calls_one_connec
     (connection,) = bot.connections  # one connection for the call, whichever process took the keys
     assert connection.of_type("dtmf") == [{"type": "dtmf", "digit": "4"}, {"type": "dtmf", "digit": "2"}]
     assert "keys sent to the process holding the call's stream" in other.logs()
+
+
+def test_the_bots_own_idle_reprompt_is_said_to_a_silent_caller(twilio, bot, start_gateway):
+    bot.greeting(say("Welcome."), pause(0.8), say("Are you still there?"))
+    relay_gateway(start_gateway, bot, GREETING="", NO_INPUT_SECONDS="0")  # the bot reprompts, not the gateway
+    call = place(twilio, [])
+    assert call.wait_for_say("Are you still there?", timeout=20), call.transcript()
+    assert call.said() == ["Welcome.", "Are you still there?"], call.transcript()
+    call.hang_up()
