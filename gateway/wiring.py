@@ -11,6 +11,7 @@ from .calls.live_calls import LiveCalls
 from .calls.store import CallStore, InMemoryCallStore
 from .chatbots import Chatbot, make_chatbot
 from .config import Config
+from .dialogue.relay_pushes import RelayPushes
 from .monitor import CallEvents, build_events
 from .ops.drain import Drain
 from .ops.limits import CallDeadlines
@@ -58,10 +59,12 @@ def build(config: Config, *, store: CallStore | None = None, chatbot: Chatbot | 
     updater = updater or CallUpdater(config.twilio_account_sid, config.twilio_auth_token, config.twilio_api_url)
     events = events if events is not None else build_events(config)
     live = LiveCalls()
+    pushes = RelayPushes(live)  # what a ConversationRelay bot says unprompted reaches the call holding its stream
     deadlines = CallDeadlines(config, store, updater, events, turns)
     drain = Drain(config, store, updater, live, turns)
     services = Services(
-        config=config, store=store, chatbot=chatbot or make_chatbot(config, store), updater=updater,
+        config=config, store=store, chatbot=chatbot or make_chatbot(config, store, pushes.pushed),
+        updater=updater,
         executor=executor or ThreadPoolExecutor(max_workers=32, thread_name_prefix="turn"), live=live,
         turns=turns, signals=signals, me=me, deadlines=deadlines, drain=drain, events=events)
     return Wiring(services, deadlines, drain, client)

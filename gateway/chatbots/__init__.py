@@ -4,24 +4,26 @@ from __future__ import annotations
 
 from ..calls.store import CallStore
 from ..config import Config
-from .base import Chatbot, FirstSentence
+from .base import CallSessions, Chatbot, FirstSentence
 from .chatline import ChatlineChatbot
 from .conversationrelay import ConversationRelayChatbot
 from .openai import OpenAIChatbot
 from .rasa import RasaChatbot
+from .relay_session import PushCallback
 
-__all__ = ["Chatbot", "FirstSentence", "ChatlineChatbot", "ConversationRelayChatbot", "OpenAIChatbot", "RasaChatbot", "make_chatbot"]
+__all__ = ["CallSessions", "Chatbot", "FirstSentence", "ChatlineChatbot", "ConversationRelayChatbot", "OpenAIChatbot",
+           "RasaChatbot", "make_chatbot"]
 
 
-def make_chatbot(config: Config, store: CallStore) -> Chatbot:
-    """The chatbot client CHATBOT_PROTOCOL names, for CHATBOT_URL; `store` keeps the history of those that need it."""
+def make_chatbot(config: Config, store: CallStore, on_unprompted: PushCallback | None = None) -> Chatbot:
+    """The chatbot client CHATBOT_PROTOCOL names, for CHATBOT_URL; `store` keeps the history of those that need it;
+    `on_unprompted` takes what a ConversationRelay bot says with no prompt pending (the dialogue's RelayPushes)."""
     if config.chatbot_protocol == "conversationrelay":
-        # What the bot says with no prompt pending reaches the call through `on_unprompted`, set by the turn path.
         return ConversationRelayChatbot(config.chatbot_url, account_sid=config.twilio_account_sid,
                                         auth_token=config.twilio_auth_token, api_key=config.chatbot_api_key,
                                         parameters=config.chatbot_parameters, handoff_url=config.chatbot_handoff_url,
                                         timeout=config.chatbot_timeout, language=config.language,
-                                        chars_per_second=config.say_chars_per_second,
+                                        chars_per_second=config.say_chars_per_second, on_unprompted=on_unprompted,
                                         max_session_seconds=config.max_call_seconds + 60 if config.max_call_seconds
                                         else 0)
     if config.chatbot_protocol == "rasa":

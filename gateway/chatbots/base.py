@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol, runtime_checkable
 
 import requests
 import requests.adapters
@@ -31,6 +31,16 @@ class Chatbot(Protocol):
     def close(self) -> None:
         """Release pooled connections."""
         ...
+
+
+@runtime_checkable
+class CallSessions(Protocol):
+    """A chatbot holding a connection per call (ConversationRelay): opened where the call's stream is held, closed
+    when the stream goes or the call ends."""
+
+    def open(self, call_sid: str, *, caller: str = "", called: str = "", **facts: str) -> None: ...
+
+    def end_call(self, call_sid: str) -> None: ...
 
 
 # What reading a streamed body raises when the connection times out or breaks (urllib3's own, not requests').

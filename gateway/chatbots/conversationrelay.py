@@ -44,7 +44,7 @@ class ConversationRelayChatbot:
         self._api_key = api_key
         self.parameters = dict(parameters or {})
         self.handoff_url, self.timeout, self.language = handoff_url, timeout, language
-        self.on_unprompted = on_unprompted  # may be set after construction, before the first call
+        self.on_unprompted = on_unprompted  # given at construction: the dialogue's way to the call
         self.quiet_seconds, self.chars_per_second = quiet_seconds, chars_per_second
         self.max_session_seconds = max_session_seconds  # 0: a socket stays open until end_call or the bot's end
         self._sessions: dict[str, RelaySession] = {}  # the loop thread's alone
@@ -85,15 +85,10 @@ class ConversationRelayChatbot:
         else:
             frames, required = None, True  # a prompt: its `lang` is the session's, read on the loop
         future = self._submit(self._ask(call, message, frames, required))
-        try:
+        try:  # a ChatbotError goes up as it is: the turn logs it, once, with the apology the caller hears
             return future.result(self.timeout + CLOSE_WAIT_SECONDS)
-        except ChatbotError as exc:
-            log.warning("call %s: the ConversationRelay bot at %s: %s", session_id, self.url, exc)
-            raise
         except (TimeoutError, CancelledError) as exc:  # the loop is stuck or was closed under the prompt
             future.cancel()
-            log.warning("call %s: the ConversationRelay bot at %s: no answer within %g s", session_id, self.url,
-                        self.timeout)
             raise ChatbotError(f"no answer within {self.timeout:g} s") from exc
 
     def interrupted(self, session_id: str, said: str, heard: str, duration_ms: int | None = None) -> None:

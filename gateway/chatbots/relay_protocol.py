@@ -259,6 +259,16 @@ class RelayReply(Reply):
     ended: bool = False
     handoff_twiml: str | None = None
 
+    @property
+    def listen_language(self) -> str | None:
+        """ConversationRelay switches recognition only with `transcriptionLanguage` (`ttsLanguage` is the voice's)."""
+        return self.transcription_language
+
+    @property
+    def holds_call(self) -> bool:
+        """After `end` the call hangs up or runs the handoff's TwiML: nothing may cut that."""
+        return self.ended or self.action_type is not None
+
 
 def relay_reply(parts: list, *, tts_language: str | None = None, transcription_language: str | None = None,
                 ended: bool = False, handoff_twiml: str | None = None) -> RelayReply:

@@ -48,6 +48,16 @@ class Reply:
     options: tuple[tuple[str, str], ...] = ()  # (title, payload), in order: keys 1 to 9 choose the first nine
     audio: str | None = None  # an https:// recording played with <Play> before the text
 
+    @property
+    def listen_language(self) -> str | None:
+        """The language the caller is heard in from now on (None: unchanged)."""
+        return self.language
+
+    @property
+    def holds_call(self) -> bool:
+        """Whether the call is being handed on or hung up with this reply (an update after it would cut that)."""
+        return self.action_type is not None
+
 
 def _parse_action(action: Any) -> tuple[str | None, str | None]:
     """Turn the contract's `action` into (type, transfer number); unknown actions are logged and ignored."""

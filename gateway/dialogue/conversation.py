@@ -161,6 +161,11 @@ class Conversation:
         heard = Heard(self.call_sid, text, "speech", self.caller, heard_at)
         return answer_by_update(self.services, heard, self, turn, EarlySentence(self, self.services, heard_at))
 
+    def _keys(self, digits: str) -> None:
+        """Keys as a turn of this stream's (the chatbot's connection for the call is held here)."""
+        with self.services.turn(self.call_sid) as turn:
+            answer_by_update(self.services, Heard(self.call_sid, digits, "dtmf", self.caller), self, turn)
+
     # ---- the call's line for turn.answer_by_update ----------------------------------------------------------
     @property
     def lock(self) -> threading.Lock:
@@ -214,6 +219,8 @@ class Conversation:
                 self.recognizer.set_language(event["language"])
             if event.get("hints"):
                 self.recognizer.set_hints(tuple(event["hints"]))
+        elif kind == "keys" and event.get("digits"):  # pressed on another process's webhook: a turn here
+            self._queue(partial(self._keys, str(event["digits"])))
         elif kind == "back_to_stream":
             self.outage.answer_from_now()
         elif kind == "stream_taken" and event.get("from") == self.services.me:

@@ -90,10 +90,10 @@ def said(services: Services, call_sid: str, reply: Reply) -> None:
     caller's speech may cut it; an action holds the call; the stream's recognizer follows its hints and language."""
     config = services.config
     services.store.said(call_sid, say_seconds(reply.text, config.say_chars_per_second) if reply.text else 0.0,
-                        reply.barge_in and config.barge_in, reply.text, hold=reply.action_type is not None)
-    if reply.hints or reply.language:
+                        reply.barge_in and config.barge_in, reply.text, hold=reply.holds_call)
+    if reply.hints or reply.listen_language:
         services.tell_stream(call_sid, {"type": "answered", "hints": list(reply.hints),
-                                        "language": reply.language or ""})
+                                        "language": reply.listen_language or ""})
 
 
 def finish(services: Services, heard: Heard, answer: Answer, outcome: str, delivered: bool = True) -> None:

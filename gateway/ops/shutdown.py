@@ -13,12 +13,17 @@ FLUSH_SECONDS = 6.0  # well inside gunicorn's graceful timeout (the Procfile's 2
 
 
 def close_services(services: Services, timeout: float = FLUSH_SECONDS) -> None:
-    """Flush the call events (history writer, monitor bus) and stop the Redis signals listener; never hangs."""
+    """Flush the call events (history writer, monitor bus), close the chatbot's connections and stop the Redis
+    signals listener; never hangs."""
     try:
         if services.events.close(timeout):
             log.info("shutdown: every call event reached the history and the monitor")
     except Exception:  # the process's last boundary: log it, the exit goes on
         log.exception("shutdown: flushing call events failed")
+    try:  # a ConversationRelay bot's websockets close with a clean close frame, not a dropped connection
+        services.chatbot.close()
+    except Exception:  # the process's last boundary
+        log.exception("shutdown: closing the chatbot's connections failed")
     services.signals.close()  # RedisSignals' listener thread stops
 
 

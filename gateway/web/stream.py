@@ -10,6 +10,7 @@ from .. import metrics
 from ..chatbots.reply import Reply
 from ..dialogue.answers import call_config, gather_document
 from ..dialogue.conversation import Conversation
+from ..dialogue.relay_pushes import stream_gone, stream_started
 from ..ops.limits import MessageRate, Verdict, streams_full, switch_to_gather
 from ..twilio.media_stream import Media, ProtocolError, StreamStart, StreamStop, parse_message
 from ..recognizers import make_recognizer
@@ -77,6 +78,7 @@ def _open_conversation(start: StreamStart, base_url: str) -> Conversation | None
         log.warning("stream %s for call %s refused: the call ended while its stream started", start.stream_sid,
                     start.call_sid)
         return None
+    stream_started(services, start.call_sid, state)  # a chatbot with a connection per call opens it where the stream is
     log.info("stream %s started for call %s", start.stream_sid, start.call_sid)
     return conversation
 
@@ -136,6 +138,7 @@ def _serve(ws: WebSocket) -> None:
         if stream.conversation is not None:
             services.live.release(stream.call_sid, stream.conversation)
             services.store.stream_gone(stream.call_sid, services.me, broken)
+            stream_gone(services, stream.call_sid)
 
 
 class _StreamState:

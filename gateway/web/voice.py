@@ -8,6 +8,7 @@ from flask import Blueprint, Response, current_app, render_template, request
 
 from ..twilio import twiml
 from ..calls.store import ENDED_STATUSES
+from ..chatbots import CallSessions
 from ..chatbots.reply import Reply
 from ..dialogue.answers import call_config, gather_document, listening, listening_reply, stream_reply
 from ..dialogue.turn import Heard, answer_in_webhook, greeting, no_input, record, said
@@ -126,8 +127,21 @@ def keys_pressed():
         return _twiml_response(twiml.listen(base + "/listen", **listening(config, base)))
     state = services.store.get(call_sid) or services.store.open(call_sid, caller=request.form.get("From", ""))
     services.store.heard(call_sid)
+    if _keys_to_the_stream(services, state, digits):
+        return _twiml_response(twiml.listen(base + "/listen", **listening(config, base)))
     answer = answer_in_webhook(services, Heard(call_sid, digits, "dtmf", state.caller))
     return _twiml_response(listening_reply(services, call_sid, answer.reply, base))
+
+
+def _keys_to_the_stream(services, state, digits: str) -> bool:
+    """A chatbot with a connection per call (ConversationRelay) holds it in the process holding the call's stream:
+    keys pressed on another process's webhook are its turn (answered by a call update). True when sent there."""
+    if not isinstance(services.chatbot, CallSessions) or state.stream_owner in ("", services.me):
+        return False
+    services.events.caller_said(state.call_sid, digits, "dtmf")
+    services.tell_stream(state.call_sid, {"type": "keys", "digits": digits})
+    log.info("call %s: keys sent to the process holding the call's stream and its chatbot connection", state.call_sid)
+    return True
 
 
 @bp.post("/transfer")
