@@ -40,9 +40,11 @@ def test_gather_mode_options_are_said_and_chosen_by_key_or_by_words(app, chatbot
     first = phone.dial()
     assert first.said() == ["Hello! You are talking to the Chatline demo bot. How can I help? " + MENU]
     assert "Opening hours" in first.find("Gather").get("hints")  # the titles guide Twilio's recognizer
+    assert first.find("Gather").get("numDigits") == "1"  # while options hold, one key is a choice at once
     assert phone.answer("/gather", Digits="2").said() == ["We open at nine. " + MENU]
     phone.answer("/gather", SpeechResult="opening hours please", Confidence="0.9")
-    phone.answer("/gather", Digits="7")  # no seventh option: the key reaches the chatbot as a key
+    no_options = phone.answer("/gather", Digits="7")  # no seventh option: the key reaches the chatbot as a key
+    assert no_options.find("Gather").get("numDigits") is None  # an answer without options: keys as entered
     assert [(r["input"], r["message"]) for r in chatbot.requests] == [
         ("start", ""), ("option", "/hours"), ("option", "/hours"), ("dtmf", "7")]
     phone.answer("/gather", Digits="1")  # the sample bot's answer to "7" had no options: they ended
@@ -54,6 +56,7 @@ def test_stream_mode_keys_choose_an_option_in_the_dtmf_webhook(app, chatbot):
     phone = Phone(app(STT_PROVIDER="sphinx", CHATBOT_GREETING="true"), "CA" + "e2" * 16)
     first = phone.dial()
     assert first.said()[0].endswith(MENU) and first.find("Stream") is not None
+    assert first.find("Gather").get("numDigits") == "1"
     phone.answer("/dtmf", Digits="1")
     assert (chatbot.requests[-1]["input"], chatbot.requests[-1]["message"]) == ("option", "/book")
 

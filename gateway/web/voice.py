@@ -74,7 +74,7 @@ def incoming_call():
     document = twiml.incoming_call(
         stream_url=stream_url, listen_url=base + "/listen", greeting=hello.text, parameters=parameters,
         language=config.language, voice=config.voice, speech=speech(hello, config), audio=hello.audio,
-        **listening(config, base))
+        num_digits=twiml.one_key(hello.options), **listening(config, base))
     return _twiml_response(document)
 
 
