@@ -63,7 +63,7 @@ def test_stream_mode_keys_choose_an_option_in_the_dtmf_webhook(app, chatbot):
 
 def test_links_go_by_text_message_and_a_refusal_is_said_before_the_next_answer(app, chatbot, twilio):
     amended(chatbot, hello={"text": LINKED})
-    phone = Phone(app(), "CA" + "e3" * 16)
+    phone = Phone(app(MONITOR_PASSWORD="operator-password"), "CA" + "e3" * 16)
     phone.dial()
     said = phone.answer("/gather", SpeechResult="hello").said()
     assert said == ["Our menu is online. " + SENDING]
@@ -74,6 +74,11 @@ def test_links_go_by_text_message_and_a_refusal_is_said_before_the_next_answer(a
     time.sleep(0.5)  # the refusal comes back on the sender's thread, after the answer went out
     assert phone.answer("/gather", SpeechResult="what can you do").said()[0].startswith(NOT_SENT + " ")
     assert not phone.answer("/gather", SpeechResult="what can you do").said()[0].startswith(NOT_SENT)  # said once
+    # The operator sees each message as an action, and the chatbot's own text as it wrote it.
+    events = phone.app.extensions["chatline.monitor"].call(phone.sid)["events"]
+    assert [(e.get("action"), e.get("text")) for e in events if e["type"] == "action"] == [
+        ("sms-sent", f"text message {message['sid']} sent"), ("sms-refused", "text message refused (Twilio 21614)")]
+    assert [e["text"] for e in events if e["type"] == "bot"][1:3] == [LINKED, LINKED]
 
 
 def test_a_polly_voice_hears_ssml_the_default_voice_plain_words_and_audio_plays_first(app, chatbot):

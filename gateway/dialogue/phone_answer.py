@@ -18,6 +18,9 @@ class LinkSender(Protocol):
     def offer(self, call_sid: str, to: str, from_: str, links: Sequence[str], language: str = "en-US") -> bool:
         ...
 
+    def forget(self, call_sid: str) -> None:
+        ...
+
     def close(self) -> None:
         ...
 

@@ -167,6 +167,8 @@ def call_status():
     if call_sid and status in ENDED_STATUSES:
         services.store.end(call_sid)
         services.live.release(call_sid)
+        if services.messages is not None:
+            services.messages.forget(call_sid)
         log.info("call %s ended (%s); released", call_sid, status)
         services.events.call_ended(call_sid, status)
     return Response(status=204)
