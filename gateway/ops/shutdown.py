@@ -15,7 +15,8 @@ FLUSH_SECONDS = 6.0  # well inside gunicorn's graceful timeout (the Procfile's 2
 def close_services(services: Services, timeout: float = FLUSH_SECONDS) -> None:
     """Let queued text messages go, flush the call events (history writer, monitor bus) and stop the Redis signals
     listener; never hangs. The messages first: their results are call events too."""
-    if services.messages is not None:  # text messages already queued still go (each within its timeout), then the sender's threads stop
+    # Text messages already queued still go (each within its timeout), then the sender's threads stop.
+    if services.messages is not None:
         try:
             services.messages.close()
         except Exception:  # the process's last boundary: log it, the exit goes on

@@ -69,7 +69,8 @@ def incoming_call():
     log.info("call %s from %s: answering with a %s stream", call_sid, mask_number(caller), config.stt_provider)
     # The stream's handler learns until when (epoch seconds) the caller may barge in on the greeting: the stream
     # starts as the <Say> does, but its handshake reaches us a moment later.
-    barge_in = time.time() + say_seconds(heard_text(hello, config), config.say_chars_per_second) if hello.barge_in else 0
+    seconds = say_seconds(heard_text(hello, config), config.say_chars_per_second)
+    barge_in = time.time() + seconds if hello.barge_in else 0
     stream_url, parameters = stream_target(base, call_sid, caller, bargeInUntil=f"{barge_in:.2f}")
     document = twiml.incoming_call(
         stream_url=stream_url, listen_url=base + "/listen", greeting=hello.text, parameters=parameters,
