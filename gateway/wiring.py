@@ -16,6 +16,8 @@ from .monitor import CallEvents, build_events
 from .ops.drain import Drain
 from .ops.limits import CallDeadlines
 from .services import Services
+from .phone import link_note
+from .twilio.messages import MessageSender
 from .twilio.rest import CallUpdater
 
 log = logging.getLogger("gateway")
@@ -62,11 +64,14 @@ def build(config: Config, *, store: CallStore | None = None, chatbot: Chatbot | 
     pushes = RelayPushes(live)  # what a ConversationRelay bot says unprompted reaches the call holding its stream
     deadlines = CallDeadlines(config, store, updater, events, turns)
     drain = Drain(config, store, updater, live, turns)
+    messages = MessageSender(config.twilio_account_sid, config.twilio_auth_token, config.twilio_api_url,
+                             enabled=config.sms_links, max_per_call=config.sms_max_per_call,
+                             claim=store.claim_text_message, on_result=_text_message_told(config, store, events))
     services = Services(
         config=config, store=store, chatbot=chatbot or make_chatbot(config, store, pushes.pushed),
         updater=updater,
         executor=executor or ThreadPoolExecutor(max_workers=32, thread_name_prefix="turn"), live=live,
-        turns=turns, signals=signals, me=me, deadlines=deadlines, drain=drain, events=events)
+        turns=turns, signals=signals, me=me, deadlines=deadlines, drain=drain, events=events, messages=messages)
     return Wiring(services, deadlines, drain, client)
 
 
@@ -83,6 +88,18 @@ def start(wiring: Wiring) -> None:
         from .ops.stream_recovery import StreamRecovery
 
         StreamRecovery(services, services.store, services.turns, wiring.drain).start()
+
+
+def _text_message_told(config: Config, store: CallStore, events: CallEvents):
+    """What a text message's result does (on the sender's thread, after the answer went out): an `action` in the
+    monitor, and for one not sent the caller is owed that sentence before the next answer."""
+    def told(call_sid: str, sent: bool, detail: str) -> None:
+        events.action(call_sid, "sms-sent" if sent else "sms-refused", text=detail)
+        if not sent:
+            state = store.get(call_sid)
+            language = (state.language if state is not None else "") or config.language
+            store.owe(call_sid, link_note(language, False))
+    return told
 
 
 def _redis_client(config: Config):

@@ -217,9 +217,18 @@ def test_chat_history_is_kept_per_call_trimmed_and_cut_to_what_was_heard(store):
 def test_options_hold_until_the_next_answer_and_survive_the_store(store):
     store.open("CA1")
     options = (("Book a table", "/book"), ("Hours", "/hours"))
-    assert store.record_turn("CA1", ("Book a table", "Hours"), options=options).options == options
+    assert store.answer("CA1", ("Book a table", "Hours"), options=options).options == options
     assert store.get("CA1").options == options  # read back from Redis's JSON as tuples
-    assert store.record_turn("CA1", ()).options == ()  # an answer without options ends them
+    assert store.answer("CA1", ()).options == ()  # an answer without options ends them
+
+
+def test_a_sentence_owed_to_the_caller_is_kept_until_a_prompt_said_it(store):
+    store.open("CA1")
+    store.owe("CA1", "I couldn't send you the link by text message.")
+    assert store.said("CA1", 2.0, True, "Hi.").owed  # a prompt that did not say it leaves it owed
+    store.owe("CA1", "I couldn't send you the links by text message.")  # a newer one replaces it...
+    assert store.said("CA1", 2.0, True, "Hi.", owed="I couldn't send you the link by text message.").owed
+    assert store.said("CA1", 2.0, True, "Hi.", owed="I couldn't send you the links by text message.").owed == ""
 
 
 def test_text_messages_are_counted_up_to_the_most_allowed_by_any_process(store):

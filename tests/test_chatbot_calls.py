@@ -57,22 +57,28 @@ def test_rasa_bot_holds_a_call_its_buttons_guide_the_recognizer_and_it_hangs_up(
         "/greet": [{"text": "Welcome to the Rasa bakery."},
                    {"text": "You can book a table.", "buttons": [{"title": "i would like to book a table",
                                                                    "payload": "/book"}]}],
-        "i would like to book a table": [{"text": "For how many people?",
-                                          "buttons": [{"title": "for four people", "payload": "/four"}]},
-                                         {"image": "https://example.com/table.png"}],
-        "for four people": [{"text": "A table for four, done."},
-                            {"text": "Anything else?", "buttons": [{"title": "goodbye", "payload": "/bye"}]}],
-        "goodbye": [{"text": "Goodbye from Rasa!"}, {"custom": {"action": "hangup"}}],
+        "/book": [{"text": "For how many people?", "buttons": [{"title": "for four people", "payload": "/four"}]},
+                  {"image": "https://example.com/table.png"}],
+        "/four": [{"text": "A table for four, done."},
+                  {"text": "Anything else?", "buttons": [{"title": "goodbye", "payload": "/bye"}]}],
+        "/bye": [{"text": "Goodbye from Rasa!"}, {"custom": {"action": "hangup"}}],
     }
     with RasaStandIn(script) as rasa:
         start_gateway(CHATBOT_PROTOCOL="rasa", CHATBOT_URL=rasa.url, CHATBOT_GREETING="true")
-        call = place(twilio, ["book_a_table", "for_four_people", "goodbye"])
+        call = place(twilio, Caller(["book_a_table", "for_four_people", ("dtmf", "1")]))
         assert call.wait_ended(timeout=60), call.transcript()
-        assert call.said() == ["Welcome to the Rasa bakery. You can book a table.", "For how many people?",
-                               "A table for four, done. Anything else?", "Goodbye from Rasa!"], call.transcript()
+        # The buttons are said as a menu after the text, and the image goes by text message instead of being read.
+        assert call.said() == [
+            "Welcome to the Rasa bakery. You can book a table. You can say i would like to book a table. Or press 1.",
+            "For how many people? I'm sending you the link by text message. You can say for four people. Or press 1.",
+            "A table for four, done. Anything else? You can say goodbye. Or press 1.",
+            "Goodbye from Rasa!"], call.transcript()
         assert "hangup" in [kind for _, kind, _ in call.events]
-        assert rasa.messages() == ["/greet", "i would like to book a table", "for four people", "goodbye"]
+        # Saying a button's title, or pressing its key, sends Rasa its payload, as a click in Rasa's web widget does.
+        assert rasa.messages() == ["/greet", "/book", "/four", "/bye"]
         assert {r["sender"] for r in rasa.requests} == {call.sid}
+        assert [(m["to"], m["body"].splitlines()[-1]) for m in twilio.messages] == [
+            ("+15551230001", "https://example.com/table.png")]
     # "for four people" is not among HINTS: the recognizer heard it because the buttons named it.
     assert any("for four people" in s.phrases for s in speech.streams)
     assert any(s.phrases == ("goodbye",) for s in speech.streams)

@@ -5,7 +5,7 @@ import time
 
 from gateway.chatbots.reply import Reply, parse_reply
 from gateway.config import Config
-from gateway.dialogue.phone_answer import heard, next_message
+from gateway.dialogue.phone_answer import heard, next_message, offer_links
 from gateway.phone import Pause, SayAs
 from gateway.twilio.messages import MessageSender
 from standins.twilio import TwilioStandIn
@@ -25,19 +25,30 @@ def _wait_for(predicate, timeout=5.0):
 def test_a_basic_voice_hears_plain_words_the_sms_sentence_and_the_menu():
     with TwilioStandIn() as twilio:
         sender = MessageSender(twilio.account_sid, twilio.auth_token, twilio.api_url)
-        spoken = heard(ANSWER, Config.from_env(BASE), call_sid="CA1", caller="+15551230001", called="+15557654321",
-                       sender=sender)
-        assert spoken.parts == ("Sure! Call plus 1, 5 5 5, 1 2 3, 4 5 6 7 or see the link. I've sent you the link by "
+        config = Config.from_env(BASE)
+        answer = offer_links(ANSWER, config, call_sid="CA1", caller="+15551230001", called="+15557654321",
+                             sender=sender)
+        spoken = heard(answer, config)
+        assert spoken.parts == ("Sure! Call plus 1, 5 5 5, 1 2 3, 4 5 6 7 or see the link. I'm sending you the link by "
                                 "text message. You can say book a table or hours. Or press 1 or 2.",)
         assert _wait_for(lambda: len(twilio.messages) == 1)
         assert twilio.messages[0]["body"].endswith("\nhttps://example.com/menu")
         sender.close()
-    assert ANSWER.text.startswith("**Sure!** 😊")  # the monitor and the history keep the chatbot's text
+    assert answer.text == ANSWER.text and ANSWER.text.startswith("**Sure!** 😊")  # the monitor and history keep it
+    assert heard(ANSWER, config).parts[0].endswith("I couldn't send you the link by text message. You can say book a "
+                                                   "table or hours. Or press 1 or 2.")  # not offered: not sent
+
+
+def test_the_sentence_the_caller_is_owed_comes_first():
+    owed = Reply("Here you are.", preface="I couldn't send you the link by text message.")
+    assert heard(owed, Config.from_env(BASE)).parts == (
+        "I couldn't send you the link by text message. Here you are.",)
 
 
 def test_a_polly_voice_hears_ssml_and_sms_links_off_says_the_link_could_not_be_sent():
     config = Config.from_env({**BASE, "VOICE": "Polly.Lucia", "LANGUAGE": "es-ES", "SMS_LINKS": "false"})
-    spoken = heard(ANSWER, config, call_sid="CA1", caller="+15551230001", called="+15557654321")
+    spoken = heard(offer_links(ANSWER, config, call_sid="CA1", caller="+15551230001", called="+15557654321",
+                               sender=None), config)
     assert spoken.ssml and spoken.parts == (
         "Sure! Call ", SayAs("+1 555 123 4567", "telephone"),
         " or see el enlace. No he podido enviarle el enlace por SMS. Puede decir book a table o hours. O pulse 1 o 2.")

@@ -282,12 +282,12 @@ def test_phone_numbers_are_telephone_runs_in_ssml():
 
 
 @pytest.mark.parametrize("language, sent, count, sentence", [
-    ("en-US", True, 1, "I've sent you the link by text message."),
+    ("en-US", True, 1, "I'm sending you the link by text message."),
     ("en-GB", False, 1, "I couldn't send you the link by text message."),
-    ("es-ES", True, 2, "Le he enviado los enlaces por SMS."),
+    ("es-ES", True, 2, "Le estoy enviando los enlaces por SMS."),
     ("de-DE", False, 1, "Ich konnte Ihnen den Link nicht per SMS schicken."),
-    ("fr-FR", True, 1, "Je vous ai envoyé le lien par SMS."),
-    ("ja-JP", True, 1, "I've sent you the link by text message."),  # no sentence in Japanese yet: English
+    ("fr-FR", True, 1, "Je vous envoie le lien par SMS."),
+    ("ja-JP", True, 1, "I'm sending you the link by text message."),  # no sentence in Japanese yet: English
 ])
 def test_the_sentence_about_links_is_in_the_answers_language(language, sent, count, sentence):
     assert link_note(language, sent, count) == sentence
@@ -296,7 +296,7 @@ def test_the_sentence_about_links_is_in_the_answers_language(language, sent, cou
 def test_then_appends_the_menu_or_the_note_after_the_words():
     spoken = render("See https://example.com/a for the menu", "en-US")
     assert spoken.then(link_note("en-US", True)).text == (
-        "See the link for the menu. I've sent you the link by text message.")
+        "See the link for the menu. I'm sending you the link by text message.")
     assert render("Menu: https://example.com/a", "en-US").then(link_note("en-US", False)).text == (
         "Menu. I couldn't send you the link by text message.")
     assert render("https://example.com/a", "en-US").parts == ()  # a link alone: only the sentence about it

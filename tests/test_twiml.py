@@ -225,3 +225,13 @@ def test_an_unknown_stream_track_is_refused():
     import pytest
     with pytest.raises(ValueError, match="outbound_only"):
         twiml.incoming_call("wss://g/stream", LISTEN, "Hi", {}, stream_track="outbound_only")
+
+
+def test_while_options_hold_one_key_ends_the_gather_in_stream_and_gather_modes():
+    options = (("Book a table", "/book"), ("Hours", "/hours"))
+    stream = twiml.reply(Reply("Pick one", options=options), LISTEN, dtmf_url=DTMF, speech=("Pick one.",))
+    keys = '<Gather action="' + DTMF + '" finishOnKey="#" input="dtmf" method="POST" numDigits="1" timeout="5">'
+    assert keys in stream
+    gather = twiml.gather_reply(Reply("Pick one", options=options), "https://gw.example/gather", speech=("Pick.",))
+    assert 'numDigits="1"' in gather and 'numDigits' not in twiml.gather_reply(Reply("Hi"), "https://gw.example/g")
+    assert twiml.one_key(options * 5) is None  # past nine options keys cannot name them all: a key is an entry

@@ -50,6 +50,7 @@ class CallState:
     unanswered: str = ""  # the caller's words a turn is answering right now: a process that dies leaves them here
     options: tuple[tuple[str, str], ...] = ()  # the last answer's (title, payload) options: they hold until the next
     texts_sent: int = 0  # text messages with links sent to the caller (SMS_MAX_PER_CALL counts them in any process)
+    owed: str = ""  # a sentence the caller hears before the next answer: a text message that could not be sent
 
     def to_dict(self) -> dict:
         """The state as plain JSON-ready values."""
@@ -79,12 +80,10 @@ class CallStore:
     def _apply(self, call_sid: str, change: Change) -> CallState | None:
         return self._change(call_sid, _live(change))[1]
 
-    def record_turn(self, call_sid: str, hints: tuple[str, ...], reprompt: str = "",
-                    options: tuple[tuple[str, str], ...] = ()) -> CallState | None:
-        """Count a finished turn and remember its hints, reprompt and options (an answer without options ends the
-        last ones) for the next one; no-op for ended calls."""
+    def record_turn(self, call_sid: str, hints: tuple[str, ...], reprompt: str = "") -> CallState | None:
+        """Count a finished turn and remember its hints and reprompt for the next one; no-op for ended calls."""
         return self._apply(call_sid, lambda s, now: replace(s, turns=s.turns + 1, hints=tuple(hints),
-                                                            reprompt=reprompt, options=tuple(options)))
+                                                            reprompt=reprompt))
 
     def claim_text_message(self, call_sid: str, most: int) -> bool:
         """Count one more text message to the caller, unless `most` were sent already (or the call is over)."""
@@ -92,26 +91,32 @@ class CallStore:
             lambda s, now: replace(s, texts_sent=s.texts_sent + 1) if s.texts_sent < most else s))
         return before is not None and after is not None and after.texts_sent > before.texts_sent
 
+    def owe(self, call_sid: str, sentence: str) -> CallState | None:
+        """The caller is owed `sentence` before the next answer (a text message that could not be sent)."""
+        return self._apply(call_sid, lambda s, now: replace(s, owed=sentence))
+
     def answer(self, call_sid: str, hints: tuple[str, ...], reprompt: str = "", language: str = "",
-               voice: str = "") -> CallState | None:
-        """A turn's answer is about to go out: count the turn, keep its hints (else the last ones) and reprompt, any
-        switch of language or voice, and let go of the words it answers, all in one change. Letting them go before
+               voice: str = "", options: tuple[tuple[str, str], ...] = ()) -> CallState | None:
+        """A turn's answer is about to go out: count the turn, keep its hints (else the last ones), reprompt and
+        options (an answer without options ends the last ones), any switch of language or voice, and let go of the
+        words it answers, all in one change. Letting them go before
         the call update (not after it) means a process killed between the two never has its answer said again by
         the process taking the call over: at worst that answer is lost and the silence reprompt follows."""
         def answered(s: CallState, now: float) -> CallState:
             switched = language or voice
             return replace(s, turns=s.turns + 1, hints=tuple(hints) or s.hints, reprompt=reprompt, unanswered="",
+                           options=tuple(tuple(option) for option in options),
                            language=(language or s.language) if switched else s.language,
                            voice=voice if switched else s.voice)
         return self._apply(call_sid, answered)
 
-    def said(self, call_sid: str, seconds: float, may_cut: bool, text: str = "", hold: bool = False
-             ) -> CallState | None:
+    def said(self, call_sid: str, seconds: float, may_cut: bool, text: str = "", hold: bool = False,
+             owed: str = "") -> CallState | None:
         """The caller hears a new prompt (see `speaking`), and with `hold` a hangup or transfer is under way, in one
-        change."""
+        change; `owed`: the prompt began with the sentence the caller was owed (unless a newer one came meanwhile)."""
         return self._apply(call_sid, lambda s, now: replace(
             s, prompt=s.prompt + 1, prompt_until=now + seconds, prompt_may_cut=may_cut, prompt_cut=False,
-            prompt_text=text, prompt_started=now, held=s.held or hold))
+            prompt_text=text, prompt_started=now, held=s.held or hold, owed="" if owed and s.owed == owed else s.owed))
 
     def heard(self, call_sid: str) -> CallState | None:
         """The caller spoke or pressed keys: note when, and count no-input reprompts afresh."""

@@ -47,6 +47,10 @@ class Reply:
     barge_in: bool = True  # optional extension: false keeps the caller from interrupting this text
     options: tuple[tuple[str, str], ...] = ()  # (title, payload), in order: keys 1 to 9 choose the first nine
     audio: str | None = None  # an https:// recording played with <Play> before the text
+    # Set by the gateway's turn path, never by a chatbot: whether this answer's links went by text message, and a
+    # sentence the caller is owed before it (an earlier text message that could not be sent).
+    links_sent: bool = False
+    preface: str = ""
 
     @property
     def listen_language(self) -> str | None:

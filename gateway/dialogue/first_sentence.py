@@ -18,6 +18,7 @@ from ..twilio import twiml
 from ..chatbots.reply import Reply
 from ..twilio.rest import UpdateResult
 from .continuations import Continuation
+from .phone_answer import speech
 
 if TYPE_CHECKING:
     from ..services import Services
@@ -52,7 +53,8 @@ class EarlySentence:
         config = services.config.for_call(state.language, state.voice)
         continuation = services.continuations.open(call_sid)
         document = twiml.first_sentence(sentence, f"{conversation.base_url}/continue?answer={continuation.token}",
-                                        language=config.language, voice=config.voice)
+                                        language=config.language, voice=config.voice,
+                                        speech=speech(Reply(sentence), config))
         if not conversation.wait_for_protected_prompt():
             services.continuations.discard(call_sid, continuation)
             return False

@@ -7,6 +7,7 @@ from ..calls.store import CallState
 from ..chatbots.reply import Reply
 from ..config import Config
 from ..twilio import twiml
+from .phone_answer import speech
 
 
 def listening(config: Config, base_url: str) -> dict:
@@ -24,22 +25,24 @@ def call_config(config: Config, state: CallState | None) -> Config:
 
 
 def stream_reply(config: Config, reply: Reply, base_url: str, stream: tuple[str, dict] | None = None) -> str:
-    """The TwiML that speaks a reply in the stream modes and acts on it: keep listening, hang up, or transfer; with
-    `stream` (security.stream_target) it starts the call's Media Stream first."""
+    """The TwiML that plays a reply's audio, says it made fit for the phone (phone_answer.heard) and acts on it: keep
+    listening, hang up, or transfer; with `stream` (security.stream_target) it starts the call's Media Stream first."""
     return twiml.reply(reply, base_url + "/listen", language=config.language, voice=config.voice, stream=stream,
-                       **listening(config, base_url), **config.transfer_options(base_url + "/transfer"))
+                       speech=speech(reply, config), **listening(config, base_url),
+                       **config.transfer_options(base_url + "/transfer"))
 
 
 def gather_reply(config: Config, state: CallState | None, reply: Reply | None, base_url: str) -> str:
     """The call listening through a speech-and-keys <Gather> posting to /gather (Gather mode, or Twilio recognizing
     for a stream-mode call): saying `reply` inside it first, if any, or saying it and hanging up / transferring.
-    In the call's language and voice; without hints of its own, the call's last ones guide Twilio's recognizer."""
+    In the call's language and voice, made fit for the phone; without hints of its own, the call's last ones guide
+    Twilio's recognizer."""
     config = call_config(config, state)
     reply = reply or Reply("")
     if not reply.hints:
         reply = replace(reply, hints=(state.hints if state else ()) or config.hints)
     return twiml.gather_reply(reply, base_url + "/gather", config.transfer_options(base_url + "/transfer"),
-                              **config.gather_options())
+                              speech=speech(reply, config), **config.gather_options())
 
 
 def answer_twiml(config: Config, state: CallState | None, reply: Reply, base_url: str) -> tuple[str, bool]:

@@ -12,13 +12,15 @@ import json
 import logging
 import time
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
 from ..calls.store import CallState
 from ..chatbots import FirstSentence
 from ..chatbots.reply import ChatbotError, Reply
 from ..twilio.rest import UpdateResult
+from .phone_answer import next_message, offer_links
+from .phone_answer import heard as phone_heard
 from .prompt import say_seconds
 
 if TYPE_CHECKING:
@@ -65,10 +67,29 @@ class Line(Protocol):
         """The update did not reach the caller (`outcome`): close what listens on an ended call, keep hints."""
 
 
+def chosen(services: Services, heard: Heard) -> tuple[str, str]:
+    """The chatbot's (message, input) for the caller's words or keys: while the last answer's options hold, a key or
+    words that choose one send its payload as "option"; anything else goes as it came (a key with no option, dtmf)."""
+    if heard.input_type not in ("speech", "dtmf"):
+        return heard.words, heard.input_type
+    state = services.store.get(heard.call_sid)
+    if state is None or not state.options:
+        return heard.words, heard.input_type
+    by_key = heard.input_type == "dtmf"
+    message, input_type = next_message(state.options, key=heard.words if by_key else None,
+                                       words=None if by_key else heard.words)
+    if input_type == "option":
+        log.info("call %s: the caller chose option %d of %d by %s", heard.call_sid,
+                 [payload for _, payload in state.options].index(message) + 1, len(state.options),
+                 "key" if by_key else "voice")
+    return message, input_type
+
+
 def ask(services: Services, heard: Heard, on_first_sentence: FirstSentence | None = None) -> tuple[Reply, str | None]:
     """Ask the chatbot; on any failure return the apology (the call goes on) and the reason."""
+    message, input_type = chosen(services, heard)
     try:
-        return services.chatbot.ask(heard.words, heard.call_sid, heard.input_type, caller=heard.caller,
+        return services.chatbot.ask(message, heard.call_sid, input_type, caller=heard.caller,
                                     on_first_sentence=on_first_sentence), None
     except ChatbotError as exc:
         log.warning("chatbot failed for call %s: %s; the caller hears an apology", heard.call_sid, exc)
@@ -78,19 +99,33 @@ def ask(services: Services, heard: Heard, on_first_sentence: FirstSentence | Non
 def record(services: Services, call_sid: str, reply: Reply) -> CallState | None:
     """Keep what a reply changes for the rest of the call (hints, reprompt, a switch of language or voice) and let go
     of the words it answers, in one change; the call's state afterwards (None for an unknown call)."""
-    state = services.store.answer(call_sid, reply.hints, reply.reprompt, reply.language, reply.voice)
+    state = services.store.answer(call_sid, reply.hints, reply.reprompt, reply.language, reply.voice, reply.options)
     if state is not None and (reply.language or reply.voice):
         log.info("call %s: the chatbot switched to language %s, voice %s", call_sid,
                  state.language or services.config.language, reply.voice or "default")
     return state
 
 
+def phone_fit(services: Services, reply: Reply, state: CallState | None) -> Reply:
+    """A recorded answer ready for the phone: its links offered by text message (once, here), and the sentence the
+    caller is owed (a text message that could not be sent) said first. Its text stays the chatbot's."""
+    if state is None or state.ended:
+        return reply
+    config = services.config.for_call(state.language, state.voice)
+    reply = offer_links(reply, config, call_sid=state.call_sid, caller=state.caller, called=state.called,
+                        sender=services.messages)
+    return replace(reply, preface=state.owed) if state.owed else reply
+
+
 def said(services: Services, call_sid: str, reply: Reply) -> None:
     """The caller now hears `reply` (a call update or a webhook's TwiML, from any process): until it is over the
-    caller's speech may cut it; an action holds the call; the stream's recognizer follows its hints and language."""
+    caller's speech may cut it; an action holds the call; the stream's recognizer follows its hints and language.
+    How long it lasts is told from the words said (phone_answer.heard); the prompt's text stays the chatbot's."""
     config = services.config
-    services.store.said(call_sid, say_seconds(reply.text, config.say_chars_per_second) if reply.text else 0.0,
-                        reply.barge_in and config.barge_in, reply.text, hold=reply.holds_call)
+    words = heard_text(reply, config)
+    services.store.said(call_sid, say_seconds(words, config.say_chars_per_second) if words else 0.0,
+                        reply.barge_in and config.barge_in, reply.text, hold=reply.holds_call,
+                        owed=reply.preface)
     if reply.hints or reply.listen_language:
         services.tell_stream(call_sid, {"type": "answered", "hints": list(reply.hints),
                                         "language": reply.listen_language or ""})
@@ -110,7 +145,8 @@ def asked(services: Services, heard: Heard, on_first_sentence: FirstSentence | N
     started = time.monotonic()
     reply, error = ask(services, heard, on_first_sentence)
     chatbot_ms = (time.monotonic() - started) * 1000
-    return Answer(reply, error, record(services, heard.call_sid, reply), chatbot_ms)
+    state = record(services, heard.call_sid, reply)
+    return Answer(phone_fit(services, reply, state), error, state, chatbot_ms)
 
 
 def answer_in_webhook(services: Services, heard: Heard) -> Answer:
@@ -218,6 +254,11 @@ def no_input(services: Services, call_sid: str, quiet_for: float = 0.0) -> tuple
     log.info("call %s: no input; reprompt %d of %d", call_sid, count, config.no_input_max_reprompts)
     services.events.action(call_sid, "reprompt", text=prompt)
     return prompt, False
+
+
+def heard_text(reply: Reply, config) -> str:
+    """The words the caller hears of `reply`, as one plain string (the say-duration estimate)."""
+    return phone_heard(reply, config).text if reply.text or reply.options or reply.preface else ""
 
 
 def log_turn(call_sid: str, transcript: str, reply: Reply, elapsed_ms: float, outcome: str, error: str | None,

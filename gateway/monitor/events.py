@@ -98,7 +98,8 @@ class CallEvents:
 
     def action(self, call_sid: str, name: str, text: str | None = None, target: str | None = None) -> None:
         """Something done to the call: hangup, transfer, transferred, transfer-failed, barge-in, reprompt,
-        no-input, call-limit, speech-outage, speech-back."""
+        no-input, call-limit, speech-outage, speech-back, sms-sent, sms-refused (a text message with an answer's
+        links)."""
         if name == "barge-in":
             metrics.barge_in()
         elif name == "reprompt":

@@ -13,8 +13,14 @@ FLUSH_SECONDS = 6.0  # well inside gunicorn's graceful timeout (the Procfile's 2
 
 
 def close_services(services: Services, timeout: float = FLUSH_SECONDS) -> None:
-    """Flush the call events (history writer, monitor bus), close the chatbot's connections and stop the Redis
-    signals listener; never hangs."""
+    """Let queued text messages go, flush the call events (history writer, monitor bus), close the chatbot's
+    connections and stop the Redis signals listener; never hangs. The messages first: their results are events too."""
+    # Text messages already queued still go (each within its timeout), then the sender's threads stop.
+    if services.messages is not None:
+        try:
+            services.messages.close()
+        except Exception:  # the process's last boundary: log it, the exit goes on
+            log.exception("shutdown: closing the text message sender failed")
     try:
         if services.events.close(timeout):
             log.info("shutdown: every call event reached the history and the monitor")

@@ -18,11 +18,13 @@ MENU_MORE = {  # more options than keys: the first few are said, the caller may 
     "de": "Sie können {titles} sagen, oder eine von {more} weiteren Möglichkeiten. Oder drücken Sie {keys}.",
     "fr": "Vous pouvez dire {titles}, ou l'un des {more} autres choix. Ou appuyez sur {keys}.",
 }
+# Said as the message is queued, before Twilio answers: "sending", as a refusal may still come (then LINK_NOT_SENT
+# is said before the next answer).
 LINK_SENT = {
-    "en": ("I've sent you the link by text message.", "I've sent you the links by text message."),
-    "es": ("Le he enviado el enlace por SMS.", "Le he enviado los enlaces por SMS."),
-    "de": ("Ich habe Ihnen den Link per SMS geschickt.", "Ich habe Ihnen die Links per SMS geschickt."),
-    "fr": ("Je vous ai envoyé le lien par SMS.", "Je vous ai envoyé les liens par SMS."),
+    "en": ("I'm sending you the link by text message.", "I'm sending you the links by text message."),
+    "es": ("Le estoy enviando el enlace por SMS.", "Le estoy enviando los enlaces por SMS."),
+    "de": ("Ich schicke Ihnen den Link per SMS.", "Ich schicke Ihnen die Links per SMS."),
+    "fr": ("Je vous envoie le lien par SMS.", "Je vous envoie les liens par SMS."),
 }
 LINK_NOT_SENT = {
     "en": ("I couldn't send you the link by text message.", "I couldn't send you the links by text message."),

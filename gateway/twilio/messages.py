@@ -11,6 +11,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
+from .. import metrics
 from ..phone import phrases
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ class MessageSender:
         try:
             message = self.client.messages.create(to=to, from_=from_, body=body)
             sent, detail = True, f"text message {message.sid} sent"
+            metrics.text_message_sent()
         except TwilioRestException as exc:
             if exc.code in REFUSED_CODES:
                 with self._lock:
@@ -95,9 +97,11 @@ class MessageSender:
             log.warning("call %s: text message refused: HTTP %s, Twilio code %s: %s", call_sid, exc.status, exc.code,
                         exc.msg)
             sent, detail = False, f"text message refused (Twilio {exc.code})"
+            metrics.text_message_refused(exc.code)
         except Exception as exc:  # network errors and timeouts from requests: the boundary
             log.warning("call %s: text message not sent: %s: %s", call_sid, exc.__class__.__name__, exc)
             sent, detail = False, f"text message not sent ({exc.__class__.__name__})"
+            metrics.text_message_refused(None)
         if self.on_result is not None:
             try:
                 self.on_result(call_sid, sent, detail)

@@ -73,13 +73,21 @@ def _then(document: str, twiml: str) -> str:
     return document[:-len("</Response>")] + verbs + "</Response>"
 
 
-def _keys(response: VoiceResponse, dtmf_url: str | None, dtmf_timeout: int):
+def one_key(options: Sequence) -> int | None:
+    """<Gather numDigits>: 1 while an answer's options (at most nine, keys 1 to 9) hold, so a key chooses at once;
+    None otherwise (a multi-digit entry ends with `#` or the timeout)."""
+    return 1 if options and len(options) <= 9 else None
+
+
+def _keys(response: VoiceResponse, dtmf_url: str | None, dtmf_timeout: int, num_digits: int | None = None):
     """Where the keep-alive <Say>/<Pause> go: a keys-only <Gather> posting the caller's keys to `dtmf_url` (one-way
     Media Streams carry no DTMF; the stream goes on hearing speech meanwhile), or the response itself without a URL.
-    `#` ends a multi-digit entry; after `dtmf_timeout` seconds without a key Twilio goes on to the <Redirect>."""
+    `#` ends a multi-digit entry (`num_digits` keys end it at once); after `dtmf_timeout` seconds without a key
+    Twilio goes on to the <Redirect>."""
     if not dtmf_url:
         return response
-    return response.gather(input="dtmf", action=dtmf_url, method="POST", finish_on_key="#", timeout=dtmf_timeout)
+    return response.gather(input="dtmf", action=dtmf_url, method="POST", finish_on_key="#", timeout=dtmf_timeout,
+                           num_digits=num_digits)
 
 
 def _keep_listening(response: VoiceResponse, listen_url: str, pause_seconds: int, within=None) -> None:
@@ -109,12 +117,12 @@ def _start_stream(response: VoiceResponse, stream_url: str, parameters: Mapping[
 def incoming_call(stream_url: str, listen_url: str, greeting: str, parameters: Mapping[str, str], *,
                   language: str = "en-US", voice: str | None = None, pause_seconds: int = 30,
                   dtmf_url: str | None = None, dtmf_timeout: int = 5, speech: Speech | None = None,
-                  audio: str | None = None, stream_track: str = "inbound_track") -> str:
+                  audio: str | None = None, stream_track: str = "inbound_track", num_digits: int | None = None) -> str:
     """Answer a new call: start the one-way Media Stream, greet the caller (`audio` played first; `speech`, the
     phone-text layer's parts, instead of `greeting` when given), keep listening (and taking keys)."""
     response = VoiceResponse()
     _start_stream(response, stream_url, parameters, stream_track)
-    prompt = _keys(response, dtmf_url, dtmf_timeout)
+    prompt = _keys(response, dtmf_url, dtmf_timeout, num_digits)
     _play(prompt, audio)
     _say(prompt, greeting, language, voice, speech)
     _keep_listening(response, listen_url, pause_seconds, prompt)
@@ -162,7 +170,8 @@ def _reply(answer: Reply, listen_url: str, language: str, voice: str | None, pau
         _start_stream(response, *stream, stream_track)
     handoff = answer.handoff_twiml if isinstance(answer, RelayReply) else None
     listening = answer.action_type not in ("hangup", "transfer") and handoff is None
-    prompt = _keys(response, dtmf_url, dtmf_timeout) if listening else response  # a key may cut the answer short
+    # A key may cut the answer short; while its options hold, one key is a choice.
+    prompt = _keys(response, dtmf_url, dtmf_timeout, one_key(answer.options)) if listening else response
     _play(prompt, answer.audio)
     _parts(prompt, answer, language, voice, speech)
     if handoff is not None:
@@ -181,11 +190,14 @@ def _reply(answer: Reply, listen_url: str, language: str, voice: str | None, pau
 def gather(text: str, action_url: str, hints: Sequence[str] = (), *, language: str = "en-US",
            voice: str | None = None, speech_timeout: str = "auto", timeout: int = 5,
            speech_model: str | None = None, profanity_filter: bool = True, barge_in: bool = True,
-           speech: Speech | None = None, audio: str | None = None) -> str:
+           speech: Speech | None = None, audio: str | None = None, num_digits: int | None = None) -> str:
     """Play `audio` and say `text` (or `speech`, the phone-text layer's parts) inside a speech-and-keys <Gather> whose
-    result (or silence) comes back to `action_url`; the caller's speech stops the <Say> unless `barge_in` is off."""
+    result (or silence) comes back to `action_url`; the caller's speech stops the <Say> unless `barge_in` is off;
+    `num_digits` keys end it at once."""
     response = VoiceResponse()
     options = {"speech_model": speech_model} if speech_model else {}
+    if num_digits:
+        options["num_digits"] = num_digits
     if not barge_in:
         options["barge_in"] = False
     prompt = response.gather(
@@ -204,7 +216,7 @@ def gather_reply(answer: Reply, action_url: str, transfer: Mapping | None = None
     if answer.action_type is None:
         barge_in = gather_options.pop("barge_in", True) and answer.barge_in
         return gather(answer.text, action_url, answer.hints, barge_in=barge_in, speech=speech, audio=answer.audio,
-                      **gather_options)
+                      num_digits=one_key(answer.options), **gather_options)
     gather_options.pop("barge_in", None)
     return reply(answer, action_url, language=gather_options.get("language", "en-US"), voice=gather_options.get("voice"),
                  speech=speech, **(transfer or {}))

@@ -11,7 +11,8 @@ from ..calls.store import ENDED_STATUSES
 from ..chatbots import CallSessions
 from ..chatbots.reply import Reply
 from ..dialogue.answers import call_config, gather_document, listening, listening_reply, stream_reply
-from ..dialogue.turn import Heard, answer_in_webhook, greeting, no_input, record, said
+from ..dialogue.phone_answer import speech
+from ..dialogue.turn import Heard, answer_in_webhook, greeting, heard_text, no_input, phone_fit, record, said
 from ..ops.limits import streams_full
 from ..dialogue.prompt import say_seconds
 from ..ops.redact import mask_number
@@ -49,7 +50,9 @@ def incoming_call():
     state = services.store.open(call_sid, caller=caller, called=request.form.get("To", ""))
     services.deadlines.watch(call_sid, state.started_at)
     hello = greeting(services, call_sid, caller)
-    config = call_config(config, record(services, call_sid, hello))
+    recorded = record(services, call_sid, hello)
+    hello = phone_fit(services, hello, recorded) if config.chatbot_greeting else hello
+    config = call_config(config, recorded)
     gather_mode = config.stt_provider == "twilio" or (hello.action_type is None and streams_full(services))
     services.events.call_started(call_sid, caller, request.form.get("To", ""), config.stt_provider,
                                  "gather" if gather_mode else "stream")
@@ -67,11 +70,13 @@ def incoming_call():
     log.info("call %s from %s: answering with a %s stream", call_sid, mask_number(caller), config.stt_provider)
     # The stream's handler learns until when (epoch seconds) the caller may barge in on the greeting: the stream
     # starts as the <Say> does, but its handshake reaches us a moment later.
-    barge_in = time.time() + say_seconds(hello.text, config.say_chars_per_second) if hello.barge_in else 0
+    seconds = say_seconds(heard_text(hello, config), config.say_chars_per_second)
+    barge_in = time.time() + seconds if hello.barge_in else 0
     stream_url, parameters = stream_target(base, call_sid, caller, bargeInUntil=f"{barge_in:.2f}")
     document = twiml.incoming_call(
         stream_url=stream_url, listen_url=base + "/listen", greeting=hello.text, parameters=parameters,
-        language=config.language, voice=config.voice, **listening(config, base))
+        language=config.language, voice=config.voice, speech=speech(hello, config), audio=hello.audio,
+        num_digits=twiml.one_key(hello.options), **listening(config, base))
     return _twiml_response(document)
 
 
@@ -177,6 +182,8 @@ def call_status():
     if call_sid and status in ENDED_STATUSES:
         services.store.end(call_sid)
         services.live.release(call_sid)
+        if services.messages is not None:
+            services.messages.forget(call_sid)
         log.info("call %s ended (%s); released", call_sid, status)
         services.events.call_ended(call_sid, status)
     return Response(status=204)
