@@ -46,7 +46,9 @@ def test_a_streamed_answer_is_said_sentence_by_sentence(twilio, bot, start_gatew
 def test_a_greeting_after_setup_is_said_first(twilio, bot, start_gateway):
     bot.greeting(say("Welcome to Bistro Bot. What can I get you?"))
     relay_gateway(start_gateway, bot, GREETING="")  # GREETING is ConversationRelay's welcomeGreeting: none here
-    call = place(twilio, ["hello"])
+    # The caller answers once the greeting is over: words said between its sentences would be answered at once,
+    # and that answer would cut the sentence still to come.
+    call = place(twilio, [("silence", 3), "hello"])
     assert call.wait_for_say("You said hello.", timeout=20), call.transcript()
     assert call.said() == ["Welcome to Bistro Bot.", "What can I get you?", "You said hello."], call.transcript()
     call.hang_up()
