@@ -13,6 +13,7 @@ from .chatbots import Chatbot
 from .config import Config
 from .calls.coordination import CallSignals, LocalSignals, LocalTurnLocks, TurnLocks, held_turn, process_name
 from .dialogue.continuations import Continuations
+from .dialogue.end_of_turn import EndOfTurn, WordsEndOfTurn
 from .calls.live_calls import LiveCalls
 from .monitor import CallEvents
 from .twilio.rest import CallUpdater
@@ -77,6 +78,7 @@ class Services:
     drain: Draining = field(default_factory=NeverDraining)  # graceful shutdown
     continuations: Continuations = field(default_factory=Continuations)  # answers said a sentence at a time
     events: CallEvents = field(default_factory=CallEvents.disabled)  # monitor.CallEvents: watchers and history
+    end_of_turn: EndOfTurn = field(default_factory=WordsEndOfTurn)  # TURN_DETECTOR, one model for every call
 
     def turn(self, call_sid: str) -> held_turn:
         """`with services.turn(sid) as turn:` the call's one turn at a time (None: not had within the wait)."""

@@ -11,6 +11,7 @@ from .calls.live_calls import LiveCalls
 from .calls.store import CallStore, InMemoryCallStore
 from .chatbots import Chatbot, make_chatbot
 from .config import Config
+from .dialogue import end_of_turn
 from .monitor import CallEvents, build_events
 from .ops.drain import Drain
 from .ops.limits import CallDeadlines
@@ -63,7 +64,9 @@ def build(config: Config, *, store: CallStore | None = None, chatbot: Chatbot | 
     services = Services(
         config=config, store=store, chatbot=chatbot or make_chatbot(config, store), updater=updater,
         executor=executor or ThreadPoolExecutor(max_workers=32, thread_name_prefix="turn"), live=live,
-        turns=turns, signals=signals, me=me, deadlines=deadlines, drain=drain, events=events)
+        turns=turns, signals=signals, me=me, deadlines=deadlines, drain=drain, events=events,
+        end_of_turn=end_of_turn.detector(config.turn_detector) if config.stt_provider != "twilio"
+        else end_of_turn.WordsEndOfTurn())
     return Wiring(services, deadlines, drain, client)
 
 

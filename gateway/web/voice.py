@@ -68,9 +68,10 @@ def incoming_call():
     # starts as the <Say> does, but its handshake reaches us a moment later.
     barge_in = time.time() + say_seconds(hello.text, config.say_chars_per_second) if hello.barge_in else 0
     stream_url, parameters = stream_target(base, call_sid, caller, bargeInUntil=f"{barge_in:.2f}")
+    said(services, call_sid, hello)  # the greeting's words, for the stream to tell its echo and what was heard
     document = twiml.incoming_call(
         stream_url=stream_url, listen_url=base + "/listen", greeting=hello.text, parameters=parameters,
-        language=config.language, voice=config.voice, **listening(config, base))
+        language=config.language, voice=config.voice, stream_track=config.stream_track, **listening(config, base))
     return _twiml_response(document)
 
 
