@@ -82,13 +82,13 @@ class Conversation:
 
     def _final(self, text: str) -> None:
         """A final transcript: dropped (backchannel, echo), or the caller's words, answered once they finished."""
-        kind = self.listener.classify(text)
+        kind = self.listener.classify(text, final=True)
         if kind != SPEECH:
             self.listener.dropped()
             log.info("call %s: %s over the prompt (%d characters) neither stops it nor is a turn", self.call_sid,
                      kind, len(text))
             return
-        if self.listener.interrupts(text):  # recognizers that send no interims stop the prompt on the final
+        if self.listener.interrupts(text, final=True):  # recognizers that send no interims stop the prompt on the final
             self._barge_in()
         self.services.store.heard(self.call_sid)  # the silence clock starts again, reprompts counted afresh
         turn = self.listener.final(text)

@@ -6,7 +6,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from .turn_taking import SPEECH, CallTurnTaking
+from .turn_taking import MAYBE_ECHO, SPEECH, CallTurnTaking
 from .playback import Playback
 
 if TYPE_CHECKING:
@@ -90,18 +90,22 @@ class StreamTurns:
         self.turns.speech_started()
         self.turns.speaking_again(time.monotonic())
 
-    def classify(self, words: str) -> str:
-        """speech, backchannel or echo (turn_taking.py); an utterance found to be speech stays speech."""
+    def classify(self, words: str, final: bool = False) -> str:
+        """speech, backchannel or echo (turn_taking.py), or for an interim maybe-echo (a word or two of the
+        prompt's: its echo's first words, or an option said over a menu; its final tells). An utterance found to be
+        speech stays speech."""
         if self.speaking:
             return SPEECH
         kind = self.turns.classify(words)
+        if kind == MAYBE_ECHO and final:
+            kind = SPEECH
         self.speaking = kind == SPEECH
         return kind
 
-    def interrupts(self, words: str) -> bool:
+    def interrupts(self, words: str, final: bool = False) -> bool:
         """Whether these words (an interim or a final) should stop the prompt: speech that is neither backchannel
         nor echo, said while a prompt was heard (measured), or while the estimate says so (no outbound audio)."""
-        if self.classify(words) != SPEECH:
+        if self.classify(words, final) != SPEECH:
             return False
         return not self.measured or self.turns.over_prompt()
 

@@ -20,8 +20,10 @@ ECHO_DELAY_MS = 300
 ECHO_LATE_MS = 1000
 
 SPEECH, BACKCHANNEL, ECHO = "speech", "backchannel", "echo"
-# A word or two that are also prompt words are an answer, not echo: callers pick a menu's option by saying it
-# over the menu ("hello" over "you can say hello, good, ..."), and a leaking speakerphone comes back as phrases.
+# Fewer words than this that are also the prompt's may be its echo's first words (an interim) or the caller picking a
+# menu's option by saying it over the menu ("hello" over "you can say hello, good, ..."): MAYBE_ECHO. A final that
+# short is an answer; a leaking speakerphone comes back as phrases.
+MAYBE_ECHO = "maybe-echo"
 MIN_ECHO_WORDS = 3
 
 
@@ -89,14 +91,15 @@ class CallTurnTaking:
             self.speech_started_ms = self.stream_ms if at_ms is None else at_ms
 
     def classify(self, words: str) -> str:
-        """SPEECH (stop the prompt, or answer it), BACKCHANNEL (over a prompt: neither) or ECHO (drop it)."""
+        """SPEECH (stop the prompt, or answer it), BACKCHANNEL (over a prompt: neither), ECHO (drop it), or
+        MAYBE_ECHO (a word or two of the prompt's: wait for more words, or the final)."""
         with self._lock:
             started = self.stream_ms if self.speech_started_ms is None else self.speech_started_ms
             if not self.meter.playing_at(started - ECHO_DELAY_MS):
                 return SPEECH  # said after the prompt ended: an answer, whatever its words
             window = self._window(started)
-            if len(words_of(words)) >= MIN_ECHO_WORDS and is_echo(words, window):
-                return ECHO
+            if is_echo(words, window):
+                return ECHO if len(words_of(words)) >= MIN_ECHO_WORDS else MAYBE_ECHO
             if self.meter.playing_at(started) and is_backchannel(words, self.language, self.backchannel_words):
                 return BACKCHANNEL
             return SPEECH
