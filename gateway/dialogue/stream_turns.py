@@ -7,7 +7,7 @@ import time
 from typing import TYPE_CHECKING
 
 from .turn_taking import MAYBE_ECHO, SPEECH, CallTurnTaking
-from .playback import Playback
+from .playback import Playback, is_voiced
 
 if TYPE_CHECKING:
     from ..services import Services
@@ -23,6 +23,12 @@ EXTEND_SECONDS = 2.0
 EXTEND_BEFORE_SECONDS = 0.5
 # No outbound frame in this much of the caller's audio: Twilio sends none (an inbound-only stream), say it once.
 NO_OUTBOUND_AFTER_MS = 3000
+# The caller's speech begins at the first voiced inbound frame after this much quiet: the recognizer's own "speech
+# started" comes hundreds of milliseconds later (more under load), too late to tell speech over a prompt from speech
+# after it. An onset older than ONSET_RECENT_MS is not this utterance's.
+ONSET_GAP_MS = 300
+ONSET_RECENT_MS = 5000
+FRAME = 160  # bytes of mu-law in a 20 ms frame
 
 
 class StreamTurns:
@@ -43,6 +49,8 @@ class StreamTurns:
         self.first_ms: int | None = None
         self.told_estimated = False
         self.speaking = False  # an interim of the current utterance was speech: its final is too
+        self.onset_ms: int | None = None  # where the caller's latest stretch of voice began (stream clock)
+        self.voiced_until_ms: int | None = None
 
     @property
     def measured(self) -> bool:
@@ -58,11 +66,19 @@ class StreamTurns:
         if change is not None:
             self._changed(change)
 
-    def inbound(self, timestamp_ms: int | None) -> None:
-        """One frame of the caller's audio: the stream's clock moves on."""
+    def inbound(self, timestamp_ms: int | None, audio: bytes = b"") -> None:
+        """A read's caller audio, ending with the frame at `timestamp_ms`: the stream's clock moves on, and where the
+        caller's voice began is noted."""
         if timestamp_ms is not None:
             self.latest_ms = max(self.latest_ms, timestamp_ms)
             self.first_ms = timestamp_ms if self.first_ms is None else self.first_ms
+            start = timestamp_ms + 20 - len(audio) // 8
+            for offset in range(0, len(audio) - FRAME + 1, FRAME):
+                if is_voiced(audio[offset:offset + FRAME]):
+                    at = start + offset // 8
+                    if self.voiced_until_ms is None or at - self.voiced_until_ms >= ONSET_GAP_MS:
+                        self.onset_ms = at
+                    self.voiced_until_ms = at + 20
         change = self.turns.inbound_clock(timestamp_ms)
         if change is not None:
             self._changed(change)
@@ -87,8 +103,14 @@ class StreamTurns:
 
     # ---- the recognizer's callback --------------------------------------------------------------------------------
     def speech_started(self) -> None:
-        self.turns.speech_started()
+        self.turns.speech_started(self._onset())
         self.turns.speaking_again(time.monotonic())
+
+    def _onset(self) -> int | None:
+        """Where the caller's voice began, if recently (None: the latest frame's time)."""
+        if self.onset_ms is not None and self.latest_ms - self.onset_ms <= ONSET_RECENT_MS:
+            return self.onset_ms
+        return None
 
     def classify(self, words: str, final: bool = False) -> str:
         """speech, backchannel or echo (turn_taking.py), or for an interim maybe-echo (a word or two of the
@@ -96,6 +118,8 @@ class StreamTurns:
         speech stays speech."""
         if self.speaking:
             return SPEECH
+        if self.turns.speech_started_ms is None:  # a recognizer that reports no start of speech
+            self.turns.speech_started(self._onset())
         kind = self.turns.classify(words)
         if kind == MAYBE_ECHO and final:
             kind = SPEECH

@@ -95,8 +95,8 @@ class CallTurnTaking:
         MAYBE_ECHO (a word or two of the prompt's: wait for more words, or the final)."""
         with self._lock:
             started = self.stream_ms if self.speech_started_ms is None else self.speech_started_ms
-            if not self.meter.playing_at(started - ECHO_DELAY_MS):
-                return SPEECH  # said after the prompt ended: an answer, whatever its words
+            if not (self.meter.playing_at(started) or self.meter.playing_at(started - ECHO_DELAY_MS)):
+                return SPEECH  # said after the prompt ended: an answer, whatever its words (an echo starts with it)
             window = self._window(started)
             if is_echo(words, window):
                 return ECHO if len(words_of(words)) >= MIN_ECHO_WORDS else MAYBE_ECHO

@@ -166,9 +166,10 @@ class _StreamState:
             return True
         finally:
             if self.conversation is not None:
-                if audio:
-                    self.conversation.feed(b"".join(audio))
-                self.conversation.listener.inbound(self.inbound_ms)
+                heard = b"".join(audio)
+                if heard:
+                    self.conversation.feed(heard)
+                self.conversation.listener.inbound(self.inbound_ms, heard)
                 self.conversation.tick()
 
     def _message(self, raw, audio: list[bytes]) -> bool:
