@@ -145,9 +145,8 @@ class _StreamState:
         self.services, self.base_url = services, base_url
         self.conversation: Conversation | None = None
         self.timeline = AudioTimeline()
-        # The limit is per track: a both_tracks stream carries twice the messages of the caller's audio alone.
-        tracks = 2 if services.config.outbound_track else 1
-        self.rate = MessageRate(services.config.max_stream_messages_per_second * tracks)
+        self.rate = MessageRate(services.config.max_stream_messages_per_second,
+                                tracks=2 if services.config.outbound_track else 1)
         self.errors = self.unstarted = 0
         self.warned_early_media = False
         self.inbound_ms: int | None = None  # the latest inbound frame's time in this read
