@@ -6,7 +6,6 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent  # the checkout, when running from one (else site-packages)
@@ -41,24 +40,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def wait_for_health(url: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
-    """Wait until `url` answers 200: gunicorn listens before its worker has built the app, and a call placed in
-    between waits in the listen backlog while the caller already speaks (those first words are lost, as on a phone
-    line whose stream opens late)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"process exited with code {process.returncode} before it was ready")
-        try:
-            with urllib.request.urlopen(url, timeout=1.0) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:  # refused, reset, or an HTTP error while the worker starts
-            pass
-        time.sleep(0.05)
-    raise TimeoutError(f"{url} did not answer 200 within {timeout:g} s")
 
 
 def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -> None:
@@ -102,8 +83,6 @@ class ProcfileProcess:
                                         stdout=self._log_file, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             wait_for_port(self.port, self.process, timeout)
-            if self.kind == "web":  # the gateway's liveness check answers once a worker serves requests
-                wait_for_health(self.url + "/healthz", self.process, timeout)
         except Exception:
             self.stop()
             raise

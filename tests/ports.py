@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import random
 import socket
 import threading
 
@@ -21,11 +20,7 @@ def _worker_index() -> int:
 
 
 _start = FIRST_PORT + SLICE * (_worker_index() % 12)
-# Each session starts at a random place in its slice: two pytest sessions on one machine (a developer's while CI or
-# another checkout runs) would otherwise hand out the same ports in the same order, and one session's Twilio stand-in
-# would post its calls to the other's gateway.
-_offset = random.randrange(SLICE)
-_ports = itertools.cycle([*range(_start + _offset, _start + SLICE), *range(_start, _start + _offset)])
+_ports = itertools.cycle(range(_start, _start + SLICE))
 
 
 def free_port() -> int:
