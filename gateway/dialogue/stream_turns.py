@@ -6,6 +6,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from .end_of_turn import AUDIO_TAIL_BYTES
 from .turn_taking import MAYBE_ECHO, SPEECH, CallTurnTaking
 from .playback import Playback, is_voiced
 
@@ -51,6 +52,8 @@ class StreamTurns:
         self.speaking = False  # an interim of the current utterance was speech: its final is too
         self.onset_ms: int | None = None  # where the caller's latest stretch of voice began (stream clock)
         self.voiced_until_ms: int | None = None
+        # The caller's last 8 s of audio, for a detector that listens (smart-turn); the words detector needs none.
+        self.tail: bytearray | None = bytearray() if config.turn_detector == "smart-turn" else None
 
     @property
     def measured(self) -> bool:
@@ -72,6 +75,9 @@ class StreamTurns:
         if timestamp_ms is not None:
             self.latest_ms = max(self.latest_ms, timestamp_ms)
             self.first_ms = timestamp_ms if self.first_ms is None else self.first_ms
+            if self.tail is not None and audio:
+                self.tail += audio
+                del self.tail[:-AUDIO_TAIL_BYTES]
             start = timestamp_ms + 20 - len(audio) // 8
             for offset in range(0, len(audio) - FRAME + 1, FRAME):
                 if is_voiced(audio[offset:offset + FRAME]):
@@ -136,7 +142,7 @@ class StreamTurns:
     def final(self, text: str) -> str | None:
         """A final that is speech: the turn to answer now, or None while an unfinished sentence waits."""
         try:
-            return self.turns.final(text, time.monotonic())
+            return self.turns.final(text, time.monotonic(), bytes(self.tail) if self.tail is not None else None)
         finally:
             self.dropped()
 
