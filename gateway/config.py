@@ -358,6 +358,11 @@ class Config:
         language = language or self.language
         return replace(self, language=language, voice=voice or (self.voice if language == self.language else None))
 
+    @property
+    def stream_track(self) -> str:
+        """The <Stream> track: both (the caller, and what the caller hears) with OUTBOUND_TRACK, else the caller's."""
+        return "both_tracks" if self.outbound_track else "inbound_track"
+
     def transfer_options(self, transfer_url: str) -> dict:
         """The <Dial> settings for a chatbot's transfer action; the outcome comes back to `transfer_url`."""
         return {"transfer_url": transfer_url, "caller_id": self.transfer_caller_id, "dial_timeout": self.transfer_timeout}

@@ -14,6 +14,7 @@ from .config import Config
 from .calls.coordination import CallSignals, LocalSignals, LocalTurnLocks, TurnLocks, held_turn, process_name
 from .dialogue.continuations import Continuations
 from .dialogue.phone_answer import LinkSender
+from .dialogue.end_of_turn import EndOfTurn, WordsEndOfTurn
 from .calls.live_calls import LiveCalls
 from .monitor import CallEvents
 from .twilio.rest import CallUpdater
@@ -79,6 +80,7 @@ class Services:
     continuations: Continuations = field(default_factory=Continuations)  # answers said a sentence at a time
     events: CallEvents = field(default_factory=CallEvents.disabled)  # monitor.CallEvents: watchers and history
     messages: LinkSender | None = None  # twilio.messages.MessageSender: an answer's links to the caller by SMS
+    end_of_turn: EndOfTurn = field(default_factory=WordsEndOfTurn)  # TURN_DETECTOR, one model for every call
 
     def turn(self, call_sid: str) -> held_turn:
         """`with services.turn(sid) as turn:` the call's one turn at a time (None: not had within the wait)."""

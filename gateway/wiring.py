@@ -12,6 +12,7 @@ from .calls.store import CallStore, InMemoryCallStore
 from .chatbots import Chatbot, make_chatbot
 from .config import Config
 from .dialogue.relay_pushes import RelayPushes
+from .dialogue import end_of_turn
 from .monitor import CallEvents, build_events
 from .ops.drain import Drain
 from .ops.limits import CallDeadlines
@@ -71,7 +72,9 @@ def build(config: Config, *, store: CallStore | None = None, chatbot: Chatbot | 
         config=config, store=store, chatbot=chatbot or make_chatbot(config, store, pushes.pushed),
         updater=updater,
         executor=executor or ThreadPoolExecutor(max_workers=32, thread_name_prefix="turn"), live=live,
-        turns=turns, signals=signals, me=me, deadlines=deadlines, drain=drain, events=events, messages=messages)
+        turns=turns, signals=signals, me=me, deadlines=deadlines, drain=drain, events=events, messages=messages,
+        end_of_turn=end_of_turn.detector(config.turn_detector) if config.stt_provider != "twilio"
+        else end_of_turn.WordsEndOfTurn())
     return Wiring(services, deadlines, drain, client)
 
 

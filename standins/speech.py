@@ -13,6 +13,7 @@ from typing import Callable
 import grpc
 from google.cloud.speech_v1 import types
 
+from standins.speech_scripted import SharedScript
 from standins.speech_stream import Fault, StreamingCall, StreamRecord, recognize
 
 log = logging.getLogger(__name__)
@@ -31,9 +32,11 @@ class SpeechStandIn:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, max_audio_seconds: float = 305.0,
                  idle_timeout: float = 10.0, max_workers: int = 32, scripted: list[str] | None = None,
-                 tag_finals: bool = False) -> None:
+                 tag_finals: bool = False, script_per_call: bool = False) -> None:
         self.host, self.max_audio_seconds, self.idle_timeout = host, max_audio_seconds, idle_timeout
         self.scripted, self.tag_finals = (tuple(scripted) if scripted is not None else None), tag_finals
+        if scripted is not None and script_per_call:  # one call's streams take the phrases in turn (one-call tests)
+            self.scripted = SharedScript(scripted)
         self._lock = threading.Lock()
         self._records: list[StreamRecord] = []
         self._faults: list[Fault] = []

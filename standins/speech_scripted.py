@@ -7,6 +7,7 @@ utterance with the next phrase of a script, so load tests see Google's timing an
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from typing import Callable, Sequence
 
@@ -23,6 +24,25 @@ _LOUD = bytes(1 if abs(int(v)) > LOUD_LEVEL else 0 for v in mulaw_to_pcm16(bytes
 _streams = itertools.count(1)
 
 
+class SharedScript:
+    """One script for all of a stand-in's streams, in order: a gateway opens a recognizer stream per utterance, so
+    a one-call test's phrases follow the call, not each stream."""
+
+    def __init__(self, phrases: Sequence[str]) -> None:
+        self.phrases = list(phrases) or ["hello"]
+        self.count = 0
+        self.lock = threading.Lock()
+
+    def current(self) -> str:
+        with self.lock:
+            return self.phrases[self.count % len(self.phrases)]
+
+    def take(self) -> str:
+        with self.lock:
+            self.count += 1
+            return self.phrases[(self.count - 1) % len(self.phrases)]
+
+
 class ScriptedEngine:
     """Endpoints utterances by energy and answers each with the next script phrase (interim, then final).
 
@@ -34,7 +54,8 @@ class ScriptedEngine:
                  on_partial: Callable[[str], None] | None = None,
                  on_speech: Callable[[bool, float], None] | None = None,
                  end_silence: float = 0.5, interim_after: float = 0.3, tag: bool = False) -> None:
-        self._script = list(script) or ["hello"]
+        self._shared = script if isinstance(script, SharedScript) else None
+        self._script = list(script.phrases if self._shared else script) or ["hello"]
         self._on_final, self._on_partial, self._on_speech = on_final, on_partial, on_speech
         self._end_windows = max(1, round(end_silence * BYTES_PER_SECOND / WINDOW_BYTES))
         self._interim_windows = max(1, round(interim_after * BYTES_PER_SECOND / WINDOW_BYTES))
@@ -89,12 +110,15 @@ class ScriptedEngine:
             self._finish()
 
     def _phrase(self) -> str:
+        if self._shared is not None:
+            return self._shared.current()
         return self._script[self._count % len(self._script)]
 
     def _finish(self) -> None:
         start, end = self._speech_start, self._last_loud
         self._speech_start = None
-        text = self._phrase() + (f" #{self._stream}.{self._count + 1}" if self._stream else "")
+        phrase = self._shared.take() if self._shared is not None else self._phrase()
+        text = phrase + (f" #{self._stream}.{self._count + 1}" if self._stream else "")
         self._count += 1
         if self._on_speech:
             self._on_speech(False, end * WINDOW_BYTES / BYTES_PER_SECOND)

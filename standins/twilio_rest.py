@@ -151,7 +151,10 @@ def create_rest_app(standin: TwilioStandIn) -> Flask:
             return twilio_error(400, 21205, f"Url is not a valid URL: {url}")
         parameters = {form[f"Parameter{n}.Name"]: form.get(f"Parameter{n}.Value", "")
                       for n in range(1, 100) if form.get(f"Parameter{n}.Name")}
-        stream = call.start_stream(url, form.get("Name"), parameters)
+        track = form.get("Track") or "inbound_track"
+        if track not in ("inbound_track", "outbound_track", "both_tracks"):
+            return twilio_error(400, 21205, f"Track is not valid: {track}")
+        stream = call.start_stream(url, form.get("Name"), parameters, track)
         if stream is None:
             return twilio_error(400, 21220, "Call is not in-progress. Cannot start a stream.")
         response = jsonify({"sid": stream.stream_sid, "account_sid": account_sid, "call_sid": call_sid,

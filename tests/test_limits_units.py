@@ -80,7 +80,7 @@ def test_a_call_coming_in_during_a_drain_is_greeted_by_the_next_process():
     next_process = _app()
     resumed = next_process.test_client().post(url[len("https://gw.example"):],
                                               data={"CallSid": "CA1", "From": "+15551230001"}).get_data(True)
-    assert '<Start><Stream track="inbound_track" url="wss://gw.example/stream">' in resumed
+    assert '<Start><Stream track="both_tracks" url="wss://gw.example/stream">' in resumed  # OUTBOUND_TRACK on
     assert "Hello! You are talking to Chatline. How can I help?</Say>" in resumed
     assert next_process.extensions["chatline"].store.get("CA1").hints == ("hello", "book a table")
 

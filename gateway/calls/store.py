@@ -157,6 +157,12 @@ class CallStore:
                                                             prompt_may_cut=may_cut, prompt_cut=False,
                                                             prompt_text=text, prompt_started=now))
 
+    def prompt_measured(self, call_sid: str, prompt: int, until: float) -> CallState | None:
+        """The stream's outbound track measured prompt `prompt`: it is over at `until` (its end, or, while it is still
+        heard, a moment ahead). Ignored once another prompt replaced it or a barge-in cut it."""
+        return self._apply(call_sid, lambda s, now: replace(s, prompt_until=until)
+                           if s.prompt == prompt and s.prompt_until > 0 and until >= s.prompt_started else s)
+
     def barge_in(self, call_sid: str) -> int | None:
         """The caller started speaking: the prompt to stop, if it may be cut and is still being said (once)."""
         state = self.get(call_sid)  # most speech lands when nothing may be cut: no write for it

@@ -16,6 +16,8 @@ from .prompt import PromptClock, say_seconds
 from ..recognizers import Recognizer, Transcript
 from ..services import Services
 from .speech_outage import OutageFallback
+from .stream_turns import StreamTurns
+from .turn_taking import SPEECH
 from ..twilio.rest import UpdateResult
 from .turn import Heard, answer_by_update, said
 
@@ -43,11 +45,13 @@ class Conversation:
         # during a graceful shutdown (drain.py), or inside a <Gather> once the stream is gone (limits.py).
         self.reply_twiml: Callable[[Reply], str] | None = None
         self.outage = OutageFallback(self, services)  # recognition down: the call listens through <Gather> meanwhile
+        self.listener = StreamTurns(services, call_sid, services.config.language)  # what the caller hears and says
 
     def start(self, greeting_seconds: float = 0.0) -> None:
         """Start hearing the caller, who may speak over the greeting (from /voice's TwiML) for `greeting_seconds`."""
         if greeting_seconds > 0:  # a restarted stream leaves what the caller hears as it was
-            self._speaking(greeting_seconds, interruptible=True)
+            state = self.services.store.get(self.call_sid)
+            self._speaking(greeting_seconds, interruptible=True, text=state.prompt_text if state else "")
         self.recognizer.start(self.on_result, on_health=self.outage.health_changed)
 
     def feed(self, mulaw: bytes) -> None:
@@ -57,21 +61,52 @@ class Conversation:
             self.recognizer.feed(mulaw)
 
     def on_result(self, transcript: Transcript) -> None:
-        """Queue a turn for each non-empty final transcript; the first sound of speech may barge in; returns at once."""
+        """The caller's words: the first recognized word that is neither a backchannel nor the prompt's echo stops
+        the prompt; a final that is speech becomes a turn once the caller has finished (unfinished sentences wait
+        and are joined); backchannels and echo over a prompt are dropped. Returns at once."""
         if self._closed.is_set():
             return
+        text = transcript.text.strip()
         try:
+            if transcript.speech_started:
+                self.listener.speech_started()  # no barge-in on a sound: wait for words
             if not transcript.is_final:
-                if transcript.speech_started or transcript.text.strip():
+                if text and self.listener.interrupts(text):
                     self._barge_in()
-            elif transcript.text.strip() and self.outage.stream_may_answer(transcript):
-                self.services.store.heard(self.call_sid)  # the silence clock starts again, reprompts counted afresh
-                self.services.events.caller_said(self.call_sid, transcript.text.strip())
-                self._queue_turn(transcript.text.strip(), time.monotonic())
+            elif text and self.outage.stream_may_answer(transcript):
+                self._final(text)
         except Exception as exc:  # the recognizer's callback boundary: the call's state may be unreachable
             log.error("call %s: a transcript could not be handled (%s: %s)", self.call_sid, exc.__class__.__name__, exc)
-            if transcript.is_final and transcript.text.strip():  # its turn apologizes if the state stays unreachable
-                self._queue_turn(transcript.text.strip(), time.monotonic())
+            if transcript.is_final and text:  # its turn apologizes if the state stays unreachable
+                self._queue_turn(text, time.monotonic())
+
+    def _final(self, text: str) -> None:
+        """A final transcript: dropped (backchannel, echo), or the caller's words, answered once they finished."""
+        kind = self.listener.classify(text, final=True)
+        if kind != SPEECH:
+            self.listener.dropped()
+            log.info("call %s: %s over the prompt (%d characters) neither stops it nor is a turn", self.call_sid,
+                     kind, len(text))
+            return
+        if self.listener.interrupts(text, final=True):  # recognizers that send no interims stop the prompt on the final
+            self._barge_in()
+        self.services.store.heard(self.call_sid)  # the silence clock starts again, reprompts counted afresh
+        turn = self.listener.final(text)
+        if turn is not None:
+            self._take_words(turn)
+
+    def _take_words(self, turn: str) -> None:
+        """The caller finished their turn: the chatbot gets it (one message, however many finals it took)."""
+        self.services.events.caller_said(self.call_sid, turn)
+        self._queue_turn(turn, time.monotonic())
+
+    def tick(self) -> None:
+        """The stream loop's beat: an unfinished sentence whose wait ran out is answered as it is."""
+        if self._closed.is_set():
+            return
+        turn = self.listener.tick()
+        if turn is not None:
+            self._take_words(turn)
 
     def speaking(self, text: str, interruptible: bool = True) -> int:
         """The caller now hears `text`: until it is over, speech from the caller stops it (when interruptible).
@@ -86,7 +121,7 @@ class Conversation:
         """The caller started speaking: if the bot is still talking, stop it (once per prompt)."""
         prompt = self.prompt.barge_in()  # None while held: a goodbye or transfer is never cut
         if prompt is not None:
-            said, heard = self.prompt.heard(self.services.store.now())
+            said, heard = self.listener.heard(*self.prompt.heard(self.services.store.now()))
             self.services.executor.submit(self._stop_talking, prompt, time.monotonic())
             if said and heard != said:  # the chatbot learns what the caller heard, after the turn it answered
                 self._queue(partial(self._cut, said, heard))

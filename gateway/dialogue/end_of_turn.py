@@ -36,6 +36,8 @@ _OPEN_ENDINGS = {
           "notre leur euh je voudrais veux besoin est sont très",
 }
 _OPEN = {language: frozenset(words.split()) for language, words in _OPEN_ENDINGS.items()}
+# Two last words that announce what comes next ("the reservation is under the name ... Garcia"): a name, a number.
+_OPEN_PAIRS = {"en": frozenset({"the name", "name is", "named", "called", "number is", "address is"})}
 _TRAILING = re.compile(r"(\.\.\.|…|,|-|–)\s*$")
 _WORD = re.compile(r"[\w'’]+", re.UNICODE)
 
@@ -57,7 +59,10 @@ class WordsEndOfTurn:
         if not words:
             return 1.0  # nothing said: nothing to wait for
         open_words = _OPEN.get(language[:2].lower(), _OPEN["en"])
-        return 0.1 if words[-1] in open_words else 0.9
+        pairs = _OPEN_PAIRS.get(language[:2].lower(), frozenset())
+        if words[-1] in open_words or " ".join(words[-2:]) in pairs or words[-1] in pairs:
+            return 0.1
+        return 0.9
 
 
 class SmartTurn:

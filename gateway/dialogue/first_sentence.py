@@ -98,7 +98,14 @@ class EarlySentence:
         conversation, services = self.conversation, self.services
         call_sid, continuation = conversation.call_sid, self.continuation
         wait = conversation.prompt.speaking_for() + UNCLAIMED_SECONDS
-        if continuation.settled.wait(wait) or services.continuations.take(call_sid, continuation.token) is None:
+        while not continuation.settled.wait(wait):
+            more = conversation.prompt.speaking_for()  # the outbound track keeps a sentence still heard open
+            if more <= 0:
+                break
+            wait = more + UNCLAIMED_SECONDS
+        else:
+            return
+        if services.continuations.take(call_sid, continuation.token) is None:
             return
         with conversation.prompt.lock:
             if not conversation.prompt.plays_on(self.prompt) or conversation.held or conversation.closed:

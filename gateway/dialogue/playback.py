@@ -77,6 +77,11 @@ class PlaybackMeter:
             return Playback("ended", self._last_voice_ms)
         return None
 
+    @property
+    def last_voice_ms(self) -> int | None:
+        """The end of the last speech frame (None before any)."""
+        return self._last_voice_ms
+
     def heard_ms(self, at_ms: int) -> int:
         """How long of the current (or last) prompt the caller had heard at `at_ms`, its pauses included."""
         if self.started_ms is None or at_ms <= self.started_ms:

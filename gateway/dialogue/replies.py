@@ -28,7 +28,7 @@ def stream_reply(config: Config, reply: Reply, base_url: str, stream: tuple[str,
     """The TwiML that plays a reply's audio, says it made fit for the phone (phone_answer.heard) and acts on it: keep
     listening, hang up, or transfer; with `stream` (security.stream_target) it starts the call's Media Stream first."""
     return twiml.reply(reply, base_url + "/listen", language=config.language, voice=config.voice, stream=stream,
-                       speech=speech(reply, config), **listening(config, base_url),
+                       speech=speech(reply, config), stream_track=config.stream_track, **listening(config, base_url),
                        **config.transfer_options(base_url + "/transfer"))
 
 

@@ -7,7 +7,7 @@ import threading
 from typing import Sequence
 
 from .end_of_turn import EndOfTurn, WordsEndOfTurn
-from .listening import is_backchannel, is_echo, text_between
+from .listening import is_backchannel, is_echo, text_between, words_of
 from .playback import Playback, PlaybackMeter, SpeakingRate, heard_text
 from .turn_joiner import TurnJoiner
 
@@ -20,6 +20,11 @@ ECHO_DELAY_MS = 300
 ECHO_LATE_MS = 1000
 
 SPEECH, BACKCHANNEL, ECHO = "speech", "backchannel", "echo"
+# Fewer words than this that are also the prompt's may be its echo's first words (an interim) or the caller picking a
+# menu's option by saying it over the menu ("hello" over "you can say hello, good, ..."): MAYBE_ECHO. A final that
+# short is an answer; a leaking speakerphone comes back as phrases.
+MAYBE_ECHO = "maybe-echo"
+MIN_ECHO_WORDS = 3
 
 
 class CallTurnTaking:
@@ -86,17 +91,29 @@ class CallTurnTaking:
             self.speech_started_ms = self.stream_ms if at_ms is None else at_ms
 
     def classify(self, words: str) -> str:
-        """SPEECH (stop the prompt, or answer it), BACKCHANNEL (over a prompt: neither) or ECHO (drop it)."""
+        """SPEECH (stop the prompt, or answer it), BACKCHANNEL (over a prompt: neither), ECHO (drop it), or
+        MAYBE_ECHO (a word or two of the prompt's: wait for more words, or the final)."""
         with self._lock:
             started = self.stream_ms if self.speech_started_ms is None else self.speech_started_ms
-            if not self.meter.playing_at(started - ECHO_DELAY_MS):
-                return SPEECH  # said after the prompt ended: an answer, whatever its words
+            if not (self.meter.playing_at(started) or self.meter.playing_at(started - ECHO_DELAY_MS)):
+                return SPEECH  # said after the prompt ended: an answer, whatever its words (an echo starts with it)
             window = self._window(started)
             if is_echo(words, window):
-                return ECHO
+                return ECHO if len(words_of(words)) >= MIN_ECHO_WORDS else MAYBE_ECHO
             if self.meter.playing_at(started) and is_backchannel(words, self.language, self.backchannel_words):
                 return BACKCHANNEL
             return SPEECH
+
+    def over_prompt(self) -> bool:
+        """Whether the caller's current speech is heard over a prompt: it started while the prompt played and the
+        prompt's voice went on past its start (or stopped only just before it). Speech that began in a silence
+        after the prompt's voice, before the silence was long enough to end it, is not (yet): the prompt is over, or
+        its voice resumes and a later interim finds it over the prompt."""
+        with self._lock:
+            started = self.stream_ms if self.speech_started_ms is None else self.speech_started_ms
+            last_voice = self.meter.last_voice_ms
+            return (self.meter.playing_at(started) and last_voice is not None
+                    and started < last_voice + ECHO_DELAY_MS)
 
     def utterance_over(self) -> None:
         """The utterance's final was handled: the next one starts afresh."""

@@ -42,9 +42,10 @@ class MessageRate:
     """A token bucket for one stream's messages: bursts up to BURST_SECONDS are fine, excess is dropped, and a
     stream that keeps flooding is told to stop. Logs one line when drops start, then a summary at most every 10 s."""
 
-    def __init__(self, per_second: int, clock: Callable[[], float] = time.monotonic):
-        self.per_second = per_second
-        self.capacity = per_second * BURST_SECONDS
+    def __init__(self, per_second: int, clock: Callable[[], float] = time.monotonic, tracks: int = 1):
+        # The limit is per track: a both_tracks stream carries twice the messages of the caller's audio alone.
+        self.configured, self.per_second = per_second, per_second * tracks
+        self.capacity = self.per_second * BURST_SECONDS
         self.tokens = self.capacity
         self.clock = clock
         self.updated = clock()
@@ -74,11 +75,11 @@ class MessageRate:
                 return Verdict.FLOOD
             self.flooded = True
             log.warning("%s: Media Stream flood, %d messages over MAX_STREAM_MESSAGES_PER_SECOND=%d dropped; closing "
-                        "the stream", self.name, self.dropped, self.per_second)
+                        "the stream", self.name, self.dropped, self.configured)
             return Verdict.FLOOD
         if self.logged_at is None or now - self.logged_at >= DROP_LOG_SECONDS:
             log.warning("%s: Media Stream over MAX_STREAM_MESSAGES_PER_SECOND=%d; dropped %d message(s)%s", self.name,
-                        self.per_second, self.unlogged, "" if self.logged_at is None else " since the last report")
+                        self.configured, self.unlogged, "" if self.logged_at is None else " since the last report")
             self.logged_at, self.unlogged = now, 0
         return Verdict.DROP
 

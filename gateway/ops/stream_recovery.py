@@ -89,7 +89,10 @@ class StreamRecovery:
                 log.warning("call %s: freed the turn the stopped process held", call_sid)
             url, parameters = stream_target(state.base_url, call_sid, state.caller,
                                             self.services.config.twilio_auth_token)
-            outcome = self.services.updater.start_stream(call_sid, url, parameters)
+            # A both_tracks stream is two of the call's four forked tracks: the stalled one's two and these fit, and
+            # the stalled process closes its stream on "stream_taken" (a dead one's closed with its sockets).
+            outcome = self.services.updater.start_stream(call_sid, url, parameters,
+                                                         self.services.config.stream_track)
             if outcome is UpdateResult.CALL_ENDED:
                 self.services.store.end(call_sid)
             log.info("call %s: new stream %s", call_sid, outcome.value)

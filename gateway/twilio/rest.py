@@ -64,14 +64,15 @@ class CallUpdater:
             time.sleep(self.backoff * (2 ** attempt))
         return UpdateResult.FAILED
 
-    def start_stream(self, call_sid: str, url: str, parameters: dict[str, str]) -> UpdateResult:
+    def start_stream(self, call_sid: str, url: str, parameters: dict[str, str],
+                     track: str = "inbound_track") -> UpdateResult:
         """Start a one-way Media Stream on the live call (the Streams subresource): what the caller hears goes on
         uncut, unlike an update's new TwiML. Never raises."""
         numbered = {}
         for n, (name, value) in enumerate(parameters.items(), start=1):
             numbered[f"parameter{n}_name"], numbered[f"parameter{n}_value"] = name, value
         try:
-            self.client.calls(call_sid).streams.create(url=url, **numbered)
+            self.client.calls(call_sid).streams.create(url=url, track=track, **numbered)
             return UpdateResult.SENT
         except TwilioRestException as exc:
             if exc.code in CALL_GONE_CODES:

@@ -148,9 +148,11 @@ class _StreamState:
         self.services, self.base_url = services, base_url
         self.conversation: Conversation | None = None
         self.timeline = AudioTimeline()
-        self.rate = MessageRate(services.config.max_stream_messages_per_second)
+        self.rate = MessageRate(services.config.max_stream_messages_per_second,
+                                tracks=2 if services.config.outbound_track else 1)
         self.errors = self.unstarted = 0
         self.warned_early_media = False
+        self.inbound_ms: int | None = None  # the latest inbound frame's time in this read
 
     @property
     def call_sid(self) -> str:
@@ -165,8 +167,12 @@ class _StreamState:
                     return False
             return True
         finally:
-            if audio and self.conversation is not None:
-                self.conversation.feed(b"".join(audio))
+            if self.conversation is not None:
+                heard = b"".join(audio)
+                if heard:
+                    self.conversation.feed(heard)
+                self.conversation.listener.inbound(self.inbound_ms, heard)
+                self.conversation.tick()
 
     def _message(self, raw, audio: list[bytes]) -> bool:
         """One message: its audio into `audio`; False when the stream should close."""
@@ -190,8 +196,11 @@ class _StreamState:
                 log.warning("ignored a bad Media Stream message (%d so far): %s", self.errors, exc)
             return True
         if isinstance(event, Media):
-            if self.conversation is not None:
+            if self.conversation is not None and event.track == "outbound":  # what the caller hears: never recognized
+                self.conversation.listener.outbound(event.payload, event.timestamp_ms)
+            elif self.conversation is not None:
                 audio.append(self.timeline.place(event.payload, event.timestamp_ms))
+                self.inbound_ms = event.timestamp_ms
             elif not self.warned_early_media:
                 self.warned_early_media = True
                 log.warning("media before the stream's start message; ignored until it starts")

@@ -73,10 +73,11 @@ def incoming_call():
     seconds = say_seconds(heard_text(hello, config), config.say_chars_per_second)
     barge_in = time.time() + seconds if hello.barge_in else 0
     stream_url, parameters = stream_target(base, call_sid, caller, bargeInUntil=f"{barge_in:.2f}")
+    said(services, call_sid, hello)  # the greeting's words, for the stream to tell its echo and what was heard
     document = twiml.incoming_call(
         stream_url=stream_url, listen_url=base + "/listen", greeting=hello.text, parameters=parameters,
         language=config.language, voice=config.voice, speech=speech(hello, config), audio=hello.audio,
-        num_digits=twiml.one_key(hello.options), **listening(config, base))
+        num_digits=twiml.one_key(hello.options), stream_track=config.stream_track, **listening(config, base))
     return _twiml_response(document)
 
 
