@@ -160,8 +160,8 @@ class CallStore:
     def prompt_measured(self, call_sid: str, prompt: int, until: float) -> CallState | None:
         """The stream's outbound track measured prompt `prompt`: it is over at `until` (its end, or, while it is still
         heard, a moment ahead). Ignored once another prompt replaced it or a barge-in cut it."""
-        return self._apply(call_sid, lambda s, now: replace(s, prompt_until=until)
-                           if s.prompt == prompt and s.prompt_until > 0 and until >= s.prompt_started else s)
+        return self._apply(call_sid, lambda s, now: replace(s, prompt_until=max(until, s.prompt_started))
+                           if s.prompt == prompt and s.prompt_until > 0 else s)
 
     def barge_in(self, call_sid: str) -> int | None:
         """The caller started speaking: the prompt to stop, if it may be cut and is still being said (once)."""
