@@ -2,6 +2,8 @@
 import threading
 import time
 
+import pytest
+
 from gateway.chatbots import relay_protocol as rp
 from gateway.chatbots.conversationrelay import ConversationRelayChatbot
 from standins.conversationrelay_bot import ConversationRelayBot
@@ -34,6 +36,18 @@ def checked_bot():
     with ConversationRelayBot(AUTH_TOKEN) as standin:
         yield standin
     assert standin.violations == []
+
+
+@pytest.fixture
+def bot():
+    """The checked stand-in bot (import this fixture into a test module to use it)."""
+    yield from checked_bot()
+
+
+@pytest.fixture
+def pushes():
+    """What the client pushes, recorded."""
+    return Pushes()
 
 
 def relay(bot, pushes, **options) -> ConversationRelayChatbot:

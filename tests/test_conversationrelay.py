@@ -9,17 +9,7 @@ from gateway.chatbots.conversationrelay import session_id_for
 from gateway.chatbots.reply import ChatbotError
 from standins.conversationrelay_bot import end, language, pause, play, say, send_digits, tokens
 from standins.relay_handoff import HandoffEndpoint
-from tests.relay_fixtures import ACCOUNT_SID, AUTH_TOKEN, CALLED, CALLER, Pushes, checked_bot, relay
-
-
-@pytest.fixture
-def bot():
-    yield from checked_bot()
-
-
-@pytest.fixture
-def pushes():
-    return Pushes()
+from tests.relay_fixtures import ACCOUNT_SID, AUTH_TOKEN, CALLED, CALLER, bot, pushes, relay  # noqa: F401 (fixtures)
 
 
 def test_setup_is_sent_once_at_the_calls_start_signed_as_twilio_signs(bot, pushes):

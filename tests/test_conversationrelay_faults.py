@@ -8,17 +8,7 @@ import pytest
 from gateway.chatbots.conversationrelay import session_id_for
 from gateway.chatbots.reply import ChatbotError
 from standins.conversationrelay_bot import ConversationRelayBot, close, pause, raw, say
-from tests.relay_fixtures import ACCOUNT_SID, AUTH_TOKEN, CALLER, Pushes, checked_bot, relay
-
-
-@pytest.fixture
-def bot():
-    yield from checked_bot()
-
-
-@pytest.fixture
-def pushes():
-    return Pushes()
+from tests.relay_fixtures import ACCOUNT_SID, AUTH_TOKEN, CALLER, bot, pushes, relay  # noqa: F401 (fixtures)
 
 
 def test_a_refused_handshake_is_a_chatbot_error_naming_the_status(pushes, caplog):
