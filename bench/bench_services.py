@@ -9,6 +9,7 @@ import time
 from aiohttp import web
 
 TAG = re.compile(r"#\d+\.\d+")  # the Speech stand-in's unique suffix on every final, echoed by the chatbot
+SAID_TAG = re.compile(r"You said [^<]*?#?(\d+\.\d+)")  # ...as said: the phone-fit text drops the decorative "#"
 
 
 def cpu_seconds() -> float:
@@ -24,8 +25,8 @@ def make_app(arrivals: list[tuple[str, str, float]]) -> web.Application:
         arrived = time.time()
         form = await request.post()
         call_sid = request.match_info["call_sid"]
-        tag = TAG.search(str(form.get("Twiml", "")))
-        arrivals.append((call_sid, tag.group(0) if tag else "", arrived))
+        tag = SAID_TAG.search(str(form.get("Twiml", "")))
+        arrivals.append((call_sid, "#" + tag.group(1) if tag else "", arrived))
         return web.json_response({  # the fields twilio's CallInstance reads; the rest default to None
             "sid": call_sid, "account_sid": request.match_info["account_sid"], "status": "in-progress",
             "direction": "inbound", "api_version": "2010-04-01",
