@@ -43,36 +43,39 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _wait_until(ready, process: subprocess.Popen, timeout: float, pause: float, waiting_for: str) -> None:
+    """Poll `ready()` until it is true; fail early if the process died, or after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"process exited with code {process.returncode} before {waiting_for}")
+        try:
+            if ready():
+                return
+        except OSError:  # refused, reset, or an HTTP error while the worker starts
+            pass
+        time.sleep(pause)
+    raise TimeoutError(f"not {waiting_for} within {timeout:g} s")
+
+
 def wait_for_health(url: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
     """Wait until `url` answers 200: gunicorn listens before its worker has built the app, and a call placed in
     between waits in the listen backlog while the caller already speaks (those first words are lost, as on a phone
     line whose stream opens late)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"process exited with code {process.returncode} before it was ready")
-        try:
-            with urllib.request.urlopen(url, timeout=1.0) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:  # refused, reset, or an HTTP error while the worker starts
-            pass
-        time.sleep(0.05)
-    raise TimeoutError(f"{url} did not answer 200 within {timeout:g} s")
+    def answers() -> bool:
+        with urllib.request.urlopen(url, timeout=1.0) as answer:
+            return answer.status == 200
+
+    _wait_until(answers, process, timeout, 0.05, f"{url} answered 200")
 
 
 def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -> None:
     """Wait until something accepts connections on the port; fail early if the process died."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"process exited with code {process.returncode} before listening on port {port}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"nothing listened on port {port} within {timeout:g} s")
+    def listens() -> bool:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+
+    _wait_until(listens, process, timeout, 0.1, f"listening on port {port}")
 
 
 class ProcfileProcess:
