@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     from ..services import Services
@@ -15,22 +15,22 @@ FLUSH_SECONDS = 6.0  # well inside gunicorn's graceful timeout (the Procfile's 2
 def close_services(services: Services, timeout: float = FLUSH_SECONDS) -> None:
     """Let queued text messages go, flush the call events (history writer, monitor bus), close the chatbot's
     connections and stop the Redis signals listener; never hangs. The messages first: their results are events too."""
-    # Text messages already queued still go (each within its timeout), then the sender's threads stop.
-    if services.messages is not None:
-        try:
-            services.messages.close()
-        except Exception:  # the process's last boundary: log it, the exit goes on
-            log.exception("shutdown: closing the text message sender failed")
-    try:
-        if services.events.close(timeout):
-            log.info("shutdown: every call event reached the history and the monitor")
-    except Exception:  # the process's last boundary: log it, the exit goes on
-        log.exception("shutdown: flushing call events failed")
-    try:  # a ConversationRelay bot's websockets close with a clean close frame, not a dropped connection
-        services.chatbot.close()
-    except Exception:  # the process's last boundary
-        log.exception("shutdown: closing the chatbot's connections failed")
+    if services.messages is not None:  # messages already queued still go (each within its timeout)
+        _step("closing the text message sender", services.messages.close)
+    if _step("flushing call events", lambda: services.events.close(timeout)):
+        log.info("shutdown: every call event reached the history and the monitor")
+    # A ConversationRelay bot's websockets close with a clean close frame, not a dropped connection.
+    _step("closing the chatbot's connections", services.chatbot.close)
     services.signals.close()  # RedisSignals' listener thread stops
+
+
+def _step(what: str, action: Callable[[], object]) -> object:
+    """One step of the shutdown: its result, or None after one log line when it failed (the exit goes on)."""
+    try:
+        return action()
+    except Exception:  # the process's last boundary
+        log.exception("shutdown: %s failed", what)
+        return None
 
 
 def close_app(app: Any, timeout: float = FLUSH_SECONDS) -> None:
