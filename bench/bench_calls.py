@@ -208,6 +208,7 @@ def run(args, n: int, ramp: float, gateway: ProcfileProcess, services_conn, spee
     if args.py_spy:
         spy_format = "raw" if args.py_spy.endswith(".txt") else "flamegraph"
         spy = subprocess.Popen(["py-spy", "record", "--pid", str(workers[0]), "--output", args.py_spy, "--nonblocking",
+                                "--gil",  # only the thread holding the GIL: the sleeping stream threads hide the rest
                                 "--format", spy_format,
                                 "--duration", str(int(ramp + 3 * args.gap + 5))], stdout=subprocess.DEVNULL)
     results = [conn.recv() for _, conn in loaders]

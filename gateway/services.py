@@ -18,6 +18,7 @@ from .dialogue.end_of_turn import EndOfTurn, WordsEndOfTurn
 from .calls.live_calls import LiveCalls
 from .monitor import CallEvents
 from .twilio.rest import CallUpdater
+from .twilio.socket_reader import SocketReader
 
 if TYPE_CHECKING:
     from .chatbots.reply import Reply
@@ -81,6 +82,7 @@ class Services:
     events: CallEvents = field(default_factory=CallEvents.disabled)  # monitor.CallEvents: watchers and history
     messages: LinkSender | None = None  # twilio.messages.MessageSender: an answer's links to the caller by SMS
     end_of_turn: EndOfTurn = field(default_factory=WordsEndOfTurn)  # TURN_DETECTOR, one model for every call
+    streams: SocketReader = field(default_factory=SocketReader)  # reads every Media Stream's socket, on one thread
 
     def turn(self, call_sid: str) -> held_turn:
         """`with services.turn(sid) as turn:` the call's one turn at a time (None: not had within the wait)."""

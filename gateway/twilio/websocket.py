@@ -74,7 +74,7 @@ class WebSocket:
         self.sock.settimeout(timeout)
         try:
             data = self.sock.recv(READ_BYTES)
-        except (socket.timeout, TimeoutError):
+        except (socket.timeout, TimeoutError, BlockingIOError):  # BlockingIOError: timeout 0 and nothing there
             return None
         except OSError as exc:
             self.connected = False

@@ -1,4 +1,4 @@
-"""The Media Stream websocket: a thin loop from Twilio's messages to the call's conversation, a batch per read."""
+"""The Media Stream websocket: Twilio's messages to the call's conversation, a batch per read (the reader's)."""
 from __future__ import annotations
 
 import logging
@@ -16,16 +16,13 @@ from ..twilio.media_stream import Media, ProtocolError, StreamStart, StreamStop,
 from ..recognizers import make_recognizer
 from .signed import public_base, public_request_url, signature_is_valid, stream_token_is_valid
 from ..twilio.timeline import AudioTimeline
+from ..twilio.socket_reader import SILENCE_SECONDS, Ended
 from ..twilio.websocket import TOO_BIG, ConnectionClosed, HandshakeError, WebSocket
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("stream", __name__)
 
-RECEIVE_TIMEOUT_SECONDS = 60  # Twilio sends a frame every 20 ms; a minute of nothing means the peer is gone
-# The socket is read every 100 ms, five 20 ms frames at a time: one wake-up per batch instead of one per frame.
-# The recognizer sends audio to Google in 100 ms batches anyway, so this adds no delay to recognition.
-READ_INTERVAL_SECONDS = 0.1
 MAX_LOGGED_PROTOCOL_ERRORS = 5  # per stream, so a misbehaving peer cannot flood the log
 MAX_MESSAGES_BEFORE_START = 50  # Twilio sends `start` second, right after `connected`; 50 in, this is no call's stream
 
@@ -111,38 +108,50 @@ def media_stream():
 
 
 def _serve(ws: WebSocket) -> None:
-    """Read Twilio's messages until the stream ends; each read's audio goes to the recognizer in one piece."""
+    """Read Twilio's messages until the stream ends: up to its start here, then on the process's stream reader."""
     services = current_app.extensions["chatline"]
     stream = _StreamState(services, public_base(request))
-    broken = False  # the connection failed, not the call: its next keep-alive starts a new stream
+    ended = Ended.DONE
     try:
-        while True:
-            try:
-                messages = ws.receive(timeout=RECEIVE_TIMEOUT_SECONDS)
-            except ConnectionClosed:
-                broken = ws.close_code != TOO_BIG
-                log.warning("Media Stream for call %s closed %s", stream.call_sid, "after a message over "
-                            f"{ws.max_message_bytes} bytes" if not broken else "without a stop message")
-                return
-            if messages is None:
-                broken = True
-                log.warning("no Media Stream message for %d s; closing the stream", RECEIVE_TIMEOUT_SECONDS)
-                return
-            if stream.conversation is not None and stream.conversation.closed:
-                log.info("stream for call %s closed: the call is no longer heard here", stream.call_sid)
-                return
-            if not stream.take(messages):
-                return
-            time.sleep(READ_INTERVAL_SECONDS)
+        ended = _until_started(ws, stream)
+        if ended is None:
+            ended = services.streams.read(ws, stream)
+        if ended is Ended.CLOSED:
+            log.warning("Media Stream for call %s closed %s", stream.call_sid, "after a message over "
+                        f"{ws.max_message_bytes} bytes" if ws.close_code == TOO_BIG else "without a stop message")
+        elif ended is Ended.SILENT:
+            log.warning("no Media Stream message for %d s; closing the stream", SILENCE_SECONDS)
+        elif stream.conversation is not None and stream.conversation.closed:
+            log.info("stream for call %s closed: the call is no longer heard here", stream.call_sid)
+        if stream.flooded and stream.conversation is not None:  # the call goes on: Twilio listens instead
+            switch_to_gather(services, stream.call_sid, stream.base_url, services.config.apology, stream.conversation)
     finally:
         if stream.conversation is not None:
             services.live.release(stream.call_sid, stream.conversation)
+            # A connection that failed is not the call ending: its next keep-alive starts a new stream.
+            broken = ended is Ended.SILENT or ended is Ended.CLOSED and ws.close_code != TOO_BIG
             services.store.stream_gone(stream.call_sid, services.me, broken)
             stream_gone(services, stream.call_sid)
 
 
+def _until_started(ws: WebSocket, stream: _StreamState) -> Ended | None:
+    """Read on this thread until the start message opened the call's conversation (None), or the stream ended: opening
+    it reaches the call's state, the recognizer and perhaps Twilio's REST API, which must not hold up the reader."""
+    while stream.conversation is None:
+        try:
+            messages = ws.receive(timeout=SILENCE_SECONDS)
+        except ConnectionClosed:
+            return Ended.CLOSED
+        if messages is None:
+            return Ended.SILENT
+        if not stream.take(messages):
+            return Ended.DONE
+    return None
+
+
 class _StreamState:
-    """One Media Stream's messages, a read's batch at a time: the call's conversation once it starts."""
+    """One Media Stream's messages, a read's batch at a time: the call's conversation once it starts. After the start
+    its batches are taken on the process's stream reader, so nothing here may block (see _serve)."""
 
     def __init__(self, services, base_url: str):
         self.services, self.base_url = services, base_url
@@ -152,7 +161,13 @@ class _StreamState:
                                 tracks=2 if services.config.outbound_track else 1)
         self.errors = self.unstarted = 0
         self.warned_early_media = False
+        self.flooded = False  # over the message rate: the stream ends and the call moves to <Gather>
         self.inbound_ms: int | None = None  # the latest inbound frame's time in this read
+
+    @property
+    def finished(self) -> bool:
+        """The call stopped being heard here (ended, handed on, switched to <Gather>): stop reading its stream."""
+        return self.conversation is not None and self.conversation.closed
 
     @property
     def call_sid(self) -> str:
@@ -178,9 +193,7 @@ class _StreamState:
         """One message: its audio into `audio`; False when the stream should close."""
         verdict = self.rate.admit()
         if verdict is Verdict.FLOOD:
-            if self.conversation is not None:  # the call goes on: Twilio listens instead of this stream
-                switch_to_gather(self.services, self.call_sid, self.base_url, self.services.config.apology,
-                                 self.conversation)
+            self.flooded = True
             return False
         if verdict is Verdict.DROP:
             return True
