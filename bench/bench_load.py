@@ -42,9 +42,9 @@ class Call:
     duration: float = 0.0
 
 
-def ws_frame(text: str, opcode: int = 0x1) -> bytes:
+def ws_frame(text: str | bytes, opcode: int = 0x1) -> bytes:
     """A masked client frame with the all-zero mask key: the payload goes out unchanged."""
-    data = text.encode()
+    data = text.encode() if isinstance(text, str) else text
     n = len(data)
     if n < 126:
         header = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
@@ -172,7 +172,7 @@ class LoadProcess:
         messages = len(call.frames) * (2 if self.opts.get("both_tracks") else 1)
         stop = {"event": "stop", "sequenceNumber": str(messages + 2), "streamSid": call.stream_sid,
                 "stop": {"accountSid": o["account_sid"], "callSid": call.call_sid}}
-        writer.write(ws_frame(json.dumps(stop)) + ws_frame("\x03\xe8", opcode=0x8))
+        writer.write(ws_frame(json.dumps(stop)) + ws_frame(struct.pack("!H", 1000), opcode=0x8))
         await writer.drain()
         await asyncio.sleep(0.5)
         drain.cancel()
