@@ -42,9 +42,9 @@ class Call:
     duration: float = 0.0
 
 
-def ws_frame(text: str, opcode: int = 0x1) -> bytes:
+def ws_frame(text: str | bytes, opcode: int = 0x1) -> bytes:
     """A masked client frame with the all-zero mask key: the payload goes out unchanged."""
-    data = text.encode()
+    data = text.encode() if isinstance(text, str) else text
     n = len(data)
     if n < 126:
         header = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
@@ -131,18 +131,8 @@ class LoadProcess:
 
     async def _play(self, call: Call) -> None:
         o = self.opts
-        params = {"CallSid": call.call_sid, "AccountSid": o["account_sid"], "From": f"+1555{call.index:07d}",
-                  "To": "+15550000000", "CallStatus": "ringing", "Direction": "inbound"}
-        headers = {"X-Twilio-Signature": self.validator.compute_signature(o["public_url"] + "/voice", params)}
-        async with self.http.post(o["local_url"] + "/voice", data=params, headers=headers) as response:
-            body = await response.read()
-            if response.status != 200:
-                raise RuntimeError(f"/voice answered {response.status}")
-        stream = ET.fromstring(body).find("./Start/Stream")
-        if stream is None:  # over MAX_CONCURRENT_STREAMS: the gateway answered in Gather mode
-            raise RuntimeError("/voice answered without a <Stream> (Gather mode)")
-        url = stream.get("url")
-        parameters = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
+        # a server that takes streams with no webhook first (Twilio's own samples) gets its stream URL in the opts
+        url, parameters = (o["stream_url"], {}) if o.get("stream_url") else await self._voice(call)
         reader, writer = await asyncio.open_connection(*o["local_addr"])
         call.writer = writer
         key = base64.b64encode(os.urandom(16)).decode()
@@ -172,11 +162,26 @@ class LoadProcess:
         messages = len(call.frames) * (2 if self.opts.get("both_tracks") else 1)
         stop = {"event": "stop", "sequenceNumber": str(messages + 2), "streamSid": call.stream_sid,
                 "stop": {"accountSid": o["account_sid"], "callSid": call.call_sid}}
-        writer.write(ws_frame(json.dumps(stop)) + ws_frame("\x03\xe8", opcode=0x8))
+        writer.write(ws_frame(json.dumps(stop)) + ws_frame(struct.pack("!H", 1000), opcode=0x8))
         await writer.drain()
         await asyncio.sleep(0.5)
         drain.cancel()
         writer.close()
+
+    async def _voice(self, call: Call) -> tuple[str, dict]:
+        """The signed /voice webhook: the <Stream> URL and parameters of the TwiML it answers."""
+        o = self.opts
+        params = {"CallSid": call.call_sid, "AccountSid": o["account_sid"], "From": f"+1555{call.index:07d}",
+                  "To": "+15550000000", "CallStatus": "ringing", "Direction": "inbound"}
+        headers = {"X-Twilio-Signature": self.validator.compute_signature(o["public_url"] + "/voice", params)}
+        async with self.http.post(o["local_url"] + "/voice", data=params, headers=headers) as response:
+            body = await response.read()
+            if response.status != 200:
+                raise RuntimeError(f"/voice answered {response.status}")
+        stream = ET.fromstring(body).find("./Start/Stream")
+        if stream is None:  # over MAX_CONCURRENT_STREAMS: the gateway answered in Gather mode
+            raise RuntimeError("/voice answered without a <Stream> (Gather mode)")
+        return stream.get("url"), {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
 
     @staticmethod
     async def _discard(reader: asyncio.StreamReader) -> None:
@@ -187,6 +192,9 @@ class LoadProcess:
 def run(calls: list[tuple[int, float]], opts: dict, conn) -> None:
     """Process entry: build every frame, say ready, wait for t0 (monotonic), play the calls, send back the results."""
     audio = dialogue(opts["utterances"], opts["gap"])
+    if opts.get("seconds"):  # a fixed length: the dialogue repeated, or cut, to whole 20 ms frames
+        length = int(opts["seconds"] / FRAME_SECONDS) * FRAME
+        audio = (audio * (length // len(audio) + 1))[:length]
     work = [Call(index, start_at) for index, start_at in calls]
     outbound = prompts(len(audio)) if opts.get("both_tracks") else None
     for call in work:

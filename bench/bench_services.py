@@ -80,4 +80,7 @@ def speech(ready, script: list[str], max_workers: int, provider: str, conn) -> N
         finals = [(f.text, f.sent_at) for record in records for f in record.finals] if provider == "google" else [
             pair for record in records for pair in zip(record.finals, record.final_times)]
         streams = len(records)
-    conn.send({"finals": finals, "streams": streams, "cpu": cpu_seconds()})
+        requests = sum(len(record.chunk_sizes) for record in records)  # audio messages, to compare batching
+        audio = sum(record.audio_seconds for record in records)
+    conn.send({"finals": finals, "streams": streams, "requests": requests, "audio_seconds": audio,
+               "cpu": cpu_seconds()})
