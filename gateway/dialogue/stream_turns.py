@@ -99,8 +99,8 @@ class StreamTurns:
                 log.info("call %s: no outbound audio on its stream; prompt ends are estimated from their length "
                          "(SAY_CHARACTERS_PER_SECOND)", self.call_sid)
         else:
-            if self.started_wall is not None:
-                self._settle()
+            if self.started_wall is not None and self.services.store.now() <= self.started_wall + RECORDED_LATE_SECONDS:
+                self._settle()  # a prompt recorded late may still be this audio's; later, a read costs no store read
             if self.turns.prompt_playing and self.prompt:
                 now = self.services.store.now()
                 if self.until - now < EXTEND_BEFORE_SECONDS:
