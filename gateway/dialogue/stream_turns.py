@@ -46,6 +46,7 @@ class StreamTurns:
         self.prompt = 0  # the store's number of the prompt the outbound track is playing (or played last)
         self.until = 0.0  # that prompt's end as this process last wrote it to the store
         self.started_wall: float | None = None  # when its audio started (store clock), while its number is unsure
+        self.settled = False  # that audio's prompt was found in the store
         self.latest_ms = 0  # the latest frame's time on the stream's clock (both tracks share it)
         self.first_ms: int | None = None
         self.told_estimated = False
@@ -99,8 +100,9 @@ class StreamTurns:
                 log.info("call %s: no outbound audio on its stream; prompt ends are estimated from their length "
                          "(SAY_CHARACTERS_PER_SECOND)", self.call_sid)
         else:
-            if self.started_wall is not None and self.services.store.now() <= self.started_wall + RECORDED_LATE_SECONDS:
-                self._settle()  # a prompt recorded late may still be this audio's; later, a read costs no store read
+            if (self.started_wall is not None and not self.settled
+                    and self.services.store.now() <= self.started_wall + RECORDED_LATE_SECONDS):
+                self._settle()  # until the prompt recorded late is found: after that a read costs no store read
             if self.turns.prompt_playing and self.prompt:
                 now = self.services.store.now()
                 if self.until - now < EXTEND_BEFORE_SECONDS:
@@ -168,7 +170,7 @@ class StreamTurns:
         store = self.services.store
         at = store.now() - max(0, self.latest_ms - change.at_ms) / 1000
         if change.kind == "started":
-            self.started_wall = at
+            self.started_wall, self.settled = at, False
             self._settle()
         else:
             self._settle()
@@ -182,7 +184,7 @@ class StreamTurns:
         if state is None or self.started_wall is None:
             return
         if state.prompt != self.prompt and state.prompt_started <= self.started_wall + RECORDED_LATE_SECONDS:
-            self.prompt, self.until = state.prompt, state.prompt_until
+            self.prompt, self.until, self.settled = state.prompt, state.prompt_until, True
             self.turns.prompt_sent(state.prompt_text)
 
     def _write_until(self, until: float) -> None:
