@@ -126,7 +126,7 @@ def joined(timeline: Timeline, end_of_turn, wait: float) -> tuple[float, str] | 
             return turns.deadline, turns.due(turns.deadline)
         if result.is_final:
             fed = int((t - timeline.t0) * 8000)  # the caller's audio up to this final (then the tail's silence)
-            turn = turns.final(result.text, t, audio[:fed] + b"\xff" * max(0, fed - len(audio)))
+            turn = turns.final(result.text, t, audio[:fed] + b"\xff" * max(0, fed - len(audio)), result.confidence)
             if turn:
                 return t, turn
         elif result.text or result.speech_started:
@@ -174,7 +174,7 @@ def main() -> None:
             timelines = list(pool.map(lambda u: stream(make, u), said))
         if args.show:
             for tl in timelines:
-                finals = [f"{t - tl.speech_end:+.2f}s {'' if r.is_final else '~'}{r.text or '(speech)'!r}"
+                finals = [f"{t - tl.speech_end:+.2f}s {'' if r.is_final else '~'}{r.text or '(speech)'!r}" + (f" ({r.confidence:.2f})" if r.is_final else "")
                           for t, r in tl.results if r.is_final or r.speech_started]
                 print(f"  {tl.utterance.name:24s} {'; '.join(finals)}")
         report(name, timelines, policies)

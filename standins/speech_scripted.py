@@ -24,6 +24,13 @@ _LOUD = bytes(1 if abs(int(v)) > LOUD_LEVEL else 0 for v in mulaw_to_pcm16(bytes
 _streams = itertools.count(1)
 
 
+def _confidence(phrase: str) -> tuple[str, float]:
+    """A script phrase's words and the confidence its final carries: "words|0.66" (real recognizers' finals carry
+    one; an unsure one may have lost words), else 0.9."""
+    words, _, confidence = phrase.partition("|")
+    return words, float(confidence) if confidence else 0.9
+
+
 class SharedScript:
     """One script for all of a stand-in's streams, in order: a gateway opens a recognizer stream per utterance, so
     a one-call test's phrases follow the call, not each stream."""
@@ -105,7 +112,7 @@ class ScriptedEngine:
         if (not self._interim_sent and self._on_partial
                 and self._windows - self._speech_start >= self._interim_windows):
             self._interim_sent = True
-            self._on_partial(self._phrase().split()[0])
+            self._on_partial(_confidence(self._phrase())[0].split()[0])
         if self._windows - self._last_loud >= self._end_windows:
             self._finish()
 
@@ -117,7 +124,7 @@ class ScriptedEngine:
     def _finish(self) -> None:
         start, end = self._speech_start, self._last_loud
         self._speech_start = None
-        phrase = self._shared.take() if self._shared is not None else self._phrase()
+        phrase, confidence = _confidence(self._shared.take() if self._shared is not None else self._phrase())
         text = phrase + (f" #{self._stream}.{self._count + 1}" if self._stream else "")
         self._count += 1
         if self._on_speech:
@@ -125,5 +132,5 @@ class ScriptedEngine:
         if self._on_partial and not self._interim_sent:
             self._on_partial(text.split()[0])
         self.sent_at.append(time.time())
-        self._on_final(Utterance(text, 0.9, start * WINDOW_BYTES / BYTES_PER_SECOND,
+        self._on_final(Utterance(text, confidence, start * WINDOW_BYTES / BYTES_PER_SECOND,
                                  end * WINDOW_BYTES / BYTES_PER_SECOND, True))

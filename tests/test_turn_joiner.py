@@ -62,3 +62,21 @@ def test_empty_finals_and_flush():
     assert turns.final("   ", 10.0) is None and not turns.waiting
     turns.final("could you tell me if", 10.0)
     assert turns.flush() == "could you tell me if" and turns.flush() is None
+
+
+def test_an_unsure_final_that_looks_finished_waits_briefly_for_the_caller_to_go_on():
+    turns = joiner(2.0)
+    assert turns.final("i want to order", 10.0, confidence=0.66) is None  # "the" lost in the pause
+    assert turns.deadline == 11.0
+    turns.speech(10.4)  # the caller speaks on: held for the final of what they say
+    assert turns.due(11.5) is None
+    assert turns.final("mushroom risotto", 12.0, confidence=0.62) == "i want to order mushroom risotto"
+
+
+def test_an_unsure_final_alone_is_answered_after_the_brief_wait_and_sure_or_unset_ones_at_once():
+    turns = joiner(2.0)
+    assert turns.final("my name is john smith", 10.0, confidence=0.55) is None
+    assert turns.due(10.9) is None and turns.due(11.0) == "my name is john smith"
+    assert turns.final("can i see the menu please", 20.0, confidence=0.96) == "can i see the menu please"
+    assert turns.final("can i see the menu please", 30.0, confidence=0.0) == "can i see the menu please"
+    assert joiner(0).final("i want to order", 40.0, confidence=0.5) == "i want to order"

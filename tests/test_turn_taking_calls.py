@@ -113,3 +113,13 @@ def test_a_sentence_with_a_pause_in_the_middle_is_answered_once_whole(twilio, ch
     assert call.wait_ended(timeout=60), call.transcript()
     messages = chatbot.messages()
     assert len(messages) == 2 and messages[-1].replace(" ", "") == "goodbye", messages  # one message for the paused sentence
+
+
+def test_a_pause_the_recognizer_is_unsure_of_is_waited_for_and_answered_whole(twilio, chatbot, start_gateway):
+    # The recognizer loses "the" before the pause and is unsure (0.66) of "i want to order", a sentence that looks
+    # finished: the caller's next words still join it.
+    with _scripted("i want to order|0.66", "mushroom risotto", "goodbye") as speech:
+        start_gateway(SPEECH_EMULATOR_HOST=speech.address)
+        call = place(twilio, [str(TURNS / "paused_order_the.ulaw"), "goodbye"])
+        assert call.wait_ended(timeout=60), call.transcript()
+    assert chatbot.messages() == ["i want to order mushroom risotto", "goodbye"], call.transcript()

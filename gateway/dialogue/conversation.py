@@ -74,13 +74,13 @@ class Conversation:
                 if text and self.listener.interrupts(text):
                     self._barge_in()
             elif text and self.outage.stream_may_answer(transcript):
-                self._final(text)
+                self._final(text, transcript.confidence)
         except Exception as exc:  # the recognizer's callback boundary: the call's state may be unreachable
             log.error("call %s: a transcript could not be handled (%s: %s)", self.call_sid, exc.__class__.__name__, exc)
             if transcript.is_final and text:  # its turn apologizes if the state stays unreachable
                 self._queue_turn(text, time.monotonic())
 
-    def _final(self, text: str) -> None:
+    def _final(self, text: str, confidence: float = 1.0) -> None:
         """A final transcript: dropped (backchannel, echo), or the caller's words, answered once they finished."""
         kind = self.listener.classify(text, final=True)
         if kind != SPEECH:
@@ -91,7 +91,7 @@ class Conversation:
         if self.listener.interrupts(text, final=True):  # recognizers that send no interims stop the prompt on the final
             self._barge_in()
         self.services.store.heard(self.call_sid)  # the silence clock starts again, reprompts counted afresh
-        turn = self.listener.final(text)
+        turn = self.listener.final(text, confidence)
         if turn is not None:
             self._take_words(turn)
 

@@ -141,10 +141,11 @@ class StreamTurns:
             return False
         return not self.measured or self.turns.over_prompt()
 
-    def final(self, text: str) -> str | None:
-        """A final that is speech: the turn to answer now, or None while an unfinished sentence waits."""
+    def final(self, text: str, confidence: float = 1.0) -> str | None:
+        """A final that is speech: the turn to answer now, or None while an unfinished (or unsure) sentence waits."""
         try:
-            return self.turns.final(text, time.monotonic(), bytes(self.tail) if self.tail is not None else None)
+            return self.turns.final(text, time.monotonic(), bytes(self.tail) if self.tail is not None else None,
+                                    confidence)
         finally:
             self.dropped()
 

@@ -5,6 +5,12 @@ from .end_of_turn import FINISHED, EndOfTurn
 
 # How long speech heard while words wait holds them for its final: longer than a sentence takes to say.
 SPEECH_HOLD_SECONDS = 8.0
+# A final the recognizer is unsure of may have lost its last words ("i want to order [the]" heard as "i want to
+# order", at 0.66), so that it only looks finished: it waits this long for the caller to speak on (their speech holds
+# it as above) before it is answered. Confident finals (0.9 and up on the recorded set) are answered at once, and so
+# are finals with no confidence (0: Google's "not set").
+UNSURE_CONFIDENCE = 0.7
+UNSURE_WAIT_SECONDS = 1.0
 
 
 class TurnJoiner:
@@ -18,19 +24,24 @@ class TurnJoiner:
         self.deadline: float | None = None  # when the pending words are answered even if unfinished
         self.last_probability: float | None = None
 
-    def final(self, text: str, now: float, audio_tail: bytes | None = None) -> str | None:
+    def final(self, text: str, now: float, audio_tail: bytes | None = None, confidence: float = 1.0) -> str | None:
         """A final transcript: the whole turn to answer now (joined with the words before it), or None while the
-        sentence is unfinished (then it is answered by `due` at the latest after TURN_MAX_WAIT_SECONDS)."""
+        sentence is unfinished (then it is answered by `due` at the latest after TURN_MAX_WAIT_SECONDS) or, the
+        first final of a turn, while the recognizer is unsure of its words (UNSURE_WAIT_SECONDS)."""
         text = text.strip()
         if not text:
             return None
+        first = not self.pending  # the words after a pause already waited for are taken as they come
         self.pending = f"{self.pending} {text}".strip()
         if self.max_wait <= 0:
             return self._take()
         self.last_probability = self.detector.finished(self.pending, audio_tail, self.language)
-        if self.last_probability >= FINISHED:
+        if self.last_probability < FINISHED:
+            self.deadline = now + self.max_wait
+        elif first and 0 < confidence < UNSURE_CONFIDENCE:
+            self.deadline = now + min(self.max_wait, UNSURE_WAIT_SECONDS)
+        else:
             return self._take()
-        self.deadline = now + self.max_wait
         return None
 
     def speech(self, now: float) -> None:

@@ -121,10 +121,10 @@ class CallTurnTaking:
             self.speech_started_ms = None
 
     # ---- when the turn is over -----------------------------------------------------------------------------------
-    def final(self, text: str, now: float, audio_tail: bytes | None = None) -> str | None:
+    def final(self, text: str, now: float, audio_tail: bytes | None = None, confidence: float = 1.0) -> str | None:
         """A final that is SPEECH: the turn to answer now, or None while an unfinished sentence waits."""
         with self._lock:
-            return self.turns.final(text, now, audio_tail)
+            return self.turns.final(text, now, audio_tail, confidence)
 
     def speaking_again(self, now: float) -> None:
         with self._lock:
