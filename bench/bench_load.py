@@ -81,10 +81,17 @@ def media_frames(audio: bytes, stream_sid: str, outbound: bytes | None = None) -
     return frames
 
 
-def prompts(length: int, gap: float = 2.0) -> bytes:
-    """The outbound track's audio for a call of `length` bytes: the bot's prompts (a recording) with gaps."""
-    prompt = (AUDIO / "weather.ulaw").read_bytes() + SILENCE * int(8000 * gap)
-    return (prompt * (length // len(prompt) + 1))[:length]
+def prompts(utterances: list[str], gap: float, lead: float = 0.5) -> bytes:
+    """The outbound track for `dialogue(utterances, gap, lead)`: silent while the caller speaks, the bot's answer (a
+    recording) from 0.6 s after each utterance, when the gateway's update for it has arrived: a conversation with no
+    barge-in, as most turns are (prompts that ignore the caller would make every turn a barge-in)."""
+    answer, start, room = (AUDIO / "weather.ulaw").read_bytes(), int(8000 * 0.6), int(8000 * gap)
+    audio = SILENCE * int(8000 * lead)
+    for name in utterances:
+        reply = answer[:max(0, room - start - 8000)]  # over a second before the caller speaks again
+        audio += SILENCE * (len((AUDIO / f"{name}.ulaw").read_bytes()) + start) + reply
+        audio += SILENCE * (room - start - len(reply))
+    return audio + SILENCE * (-len(audio) % FRAME)
 
 
 class LoadProcess:
@@ -192,11 +199,12 @@ class LoadProcess:
 def run(calls: list[tuple[int, float]], opts: dict, conn) -> None:
     """Process entry: build every frame, say ready, wait for t0 (monotonic), play the calls, send back the results."""
     audio = dialogue(opts["utterances"], opts["gap"])
+    outbound = prompts(opts["utterances"], opts["gap"]) if opts.get("both_tracks") else None
     if opts.get("seconds"):  # a fixed length: the dialogue repeated, or cut, to whole 20 ms frames
         length = int(opts["seconds"] / FRAME_SECONDS) * FRAME
         audio = (audio * (length // len(audio) + 1))[:length]
+        outbound = (outbound * (length // len(outbound) + 1))[:length] if outbound is not None else None
     work = [Call(index, start_at) for index, start_at in calls]
-    outbound = prompts(len(audio)) if opts.get("both_tracks") else None
     for call in work:
         call.frames = media_frames(audio, call.stream_sid, outbound)
     cpu_before = cpu_seconds()
