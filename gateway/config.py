@@ -84,10 +84,21 @@ def _opt_in(env: Mapping[str, str], name: str, problems: list[str]) -> bool:
     return False
 
 
+# The most calls one process streams while the caller still hears each answer within 100 ms (p99, final transcript
+# to call update) on a 2-core machine with both tracks: bench_calls, three runs (README, Performance). More threads
+# alone do not make a process faster, so they never raise the default past this.
+MEASURED_STREAMS = 300
+
+
+def default_streams(threads: int) -> int:
+    """MAX_CONCURRENT_STREAMS unless set: the measured limit, or three quarters of GATEWAY_THREADS if that is less."""
+    return max(1, min(MEASURED_STREAMS, threads * 3 // 4))
+
+
 def _limits(env: Mapping[str, str], cls, problems: list[str]) -> dict:
     """The limits and log settings; MAX_CONCURRENT_STREAMS leaves a quarter of GATEWAY_THREADS for the webhooks."""
     threads = _whole(env, "GATEWAY_THREADS", cls.gateway_threads, 2, problems)  # the Procfile's --threads fallback
-    streams = _whole(env, "MAX_CONCURRENT_STREAMS", max(1, threads * 3 // 4), 1, problems)
+    streams = _whole(env, "MAX_CONCURRENT_STREAMS", default_streams(threads), 1, problems)
     if streams >= threads:  # every thread held by a stream: /voice and /listen would wait forever
         problems.append(f"MAX_CONCURRENT_STREAMS ({streams}) must be below GATEWAY_THREADS ({threads}): "
                         "webhooks need threads too")
@@ -310,10 +321,10 @@ class Config:
     # Limits and logs: see gateway/ops/limits.py. MAX_CALL_SECONDS 0 means no limit.
     max_stream_messages_per_second: int = 200
     # GATEWAY_THREADS: gunicorn's threads (the Procfile passes the same fallback). A stream holds one for its whole
-    # call and costs about 0.2 MB and 0.3 % of a core, so 400 threads give 300 streams (one core's worth) and leave
-    # 100 for webhooks; idle threads are never started (gunicorn's pool grows on demand).
+    # call, so 400 threads give the 300 streams below and leave 100 for webhooks; idle threads are never started
+    # (gunicorn's pool grows on demand).
     gateway_threads: int = 400
-    max_concurrent_streams: int = 300
+    max_concurrent_streams: int = MEASURED_STREAMS
     max_call_seconds: int = 3600
     max_call_goodbye: str = "We have reached the time limit for this call. Thank you for calling, goodbye!"
     log_transcripts: bool = False

@@ -100,7 +100,12 @@ def test_a_newline_from_a_caller_cannot_forge_a_log_line():
 
 def test_the_start_up_log_says_how_many_calls_stream_and_why():
     assert stream_capacity(Config.from_env(BASE)) == (
-        "300 concurrent streams (three quarters of GATEWAY_THREADS=400: each live stream holds one of the 400 "
-        "gunicorn threads for its whole call, the other 100 serve webhooks; calls beyond are answered in Gather mode)")
+        "300 concurrent streams (the measured limit of one process for answers within 100 ms: each live stream holds "
+        "one of the 400 gunicorn threads for its whole call, the other 100 serve webhooks; calls beyond are answered "
+        "in Gather mode)")
+    # More threads do not make a process faster: the measured limit stays; fewer threads bound it.
+    assert Config.from_env({**BASE, "GATEWAY_THREADS": "1000"}).max_concurrent_streams == 300
+    assert stream_capacity(Config.from_env({**BASE, "GATEWAY_THREADS": "96"})).startswith(
+        "72 concurrent streams (three quarters of GATEWAY_THREADS=96:")
     assert stream_capacity(Config.from_env({**BASE, "MAX_CONCURRENT_STREAMS": "20"})).startswith(
         "20 concurrent streams (MAX_CONCURRENT_STREAMS=20: each live stream holds one of the 400 gunicorn threads")

@@ -12,11 +12,11 @@ from ..twilio import twiml
 from ..dialogue.answers import gather_document
 from ..calls.coordination import held_turn
 from ..chatbots.reply import Reply
+from ..config import MEASURED_STREAMS, Config, default_streams
 
 if TYPE_CHECKING:
     from ..calls.coordination import TurnLocks
     from ..calls.store import CallStore
-    from ..config import Config
     from ..monitor import CallEvents
     from ..twilio.rest import CallUpdater
     from ..dialogue.conversation import Conversation
@@ -87,8 +87,12 @@ class MessageRate:
 def stream_capacity(config: Config) -> str:
     """The start-up log's account of how many calls this process streams at once, and why that many."""
     streams, threads = config.max_concurrent_streams, config.gateway_threads
-    source = (f"three quarters of GATEWAY_THREADS={threads}" if streams == max(1, threads * 3 // 4)
-              else f"MAX_CONCURRENT_STREAMS={streams}")
+    if streams != default_streams(threads):
+        source = f"MAX_CONCURRENT_STREAMS={streams}"
+    elif streams == MEASURED_STREAMS:
+        source = "the measured limit of one process for answers within 100 ms"
+    else:
+        source = f"three quarters of GATEWAY_THREADS={threads}"
     return (f"{streams} concurrent streams ({source}: each live stream holds one of the {threads} gunicorn threads "
             f"for its whole call, the other {threads - streams} serve webhooks; calls beyond are answered in "
             "Gather mode)")
