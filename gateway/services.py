@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -83,6 +83,9 @@ class Services:
     messages: LinkSender | None = None  # twilio.messages.MessageSender: an answer's links to the caller by SMS
     end_of_turn: EndOfTurn = field(default_factory=WordsEndOfTurn)  # TURN_DETECTOR, one model for every call
     streams: SocketReader = field(default_factory=SocketReader)  # reads every Media Stream's socket, on one thread
+    # Short work on the call's state handed off the threads every call shares (transcripts, measured prompt times):
+    # its own threads, so it never waits behind turns waiting for the chatbot.
+    heard: Executor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=8, thread_name_prefix="heard"))
 
     def turn(self, call_sid: str) -> held_turn:
         """`with services.turn(sid) as turn:` the call's one turn at a time (None: not had within the wait)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 
 from gateway import create_app
 from gateway.calls.live_calls import LiveCalls
@@ -26,11 +26,20 @@ class Clock:
         return self.now
 
 
+class Inline(Executor):
+    """Runs the stream's store work as it is handed off, so each step's effect on the store can be checked at once."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        future: Future = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
 def _services(clock, **settings):
     config = Config.from_env({**BASE, **settings})
     store = InMemoryCallStore(clock=clock)
     return Services(config=config, store=store, chatbot=None, updater=None, executor=ThreadPoolExecutor(1),
-                    live=LiveCalls())
+                    live=LiveCalls(), heard=Inline())
 
 
 def _frames(audio: bytes):

@@ -4,13 +4,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from functools import partial
 from typing import TYPE_CHECKING, Callable
 
 from ..twilio import twiml
 from ..chatbots.reply import Reply
 from .first_sentence import EarlySentence
+from .serial import SerialWork
 from .answers import apology_document, listening, listening_reply
 from .prompt import PromptClock, say_seconds
 from ..recognizers import Recognizer, Transcript
@@ -36,9 +36,12 @@ class Conversation:
         self.services = services
         self.recognizer = recognizer
         self.base_url = base_url
-        self._queue_lock = threading.Lock()
-        self._turns: deque[Callable[[], None]] = deque()  # speech turns (and cuts) waiting for the one task
-        self._taking_turns = False
+        # Speech turns (and cuts), one at a time: a slow chatbot holds one thread per call, not one per utterance.
+        self._turns = SerialWork(services.executor, f"turn for call {call_sid} failed unexpectedly; the caller hears "
+                                 "the apology", on_error=self._apologize)
+        # The recognizer's results, off its shared loop (they read and change the call's state) and never behind a
+        # turn waiting for the chatbot: a barge-in is decided while the turn before it is still being answered.
+        self._results = SerialWork(services.heard, f"call {call_sid}: a transcript could not be handled")
         self._closed = threading.Event()
         self.prompt = PromptClock(services.store, call_sid)  # what the caller is hearing, for barge-in
         # How a turn's reply reaches the call when not by this stream's keep-alive loop: handed to the next process
@@ -61,9 +64,14 @@ class Conversation:
             self.recognizer.feed(mulaw)
 
     def on_result(self, transcript: Transcript) -> None:
+        """The recognizer's callback (on the shared speech loop): the result is handled on the turn pool, in order."""
+        if not self._closed.is_set():
+            self._results.submit(partial(self._result, transcript))
+
+    def _result(self, transcript: Transcript) -> None:
         """The caller's words: the first recognized word that is neither a backchannel nor the prompt's echo stops
         the prompt; a final that is speech becomes a turn once the caller has finished (unfinished sentences wait
-        and are joined); backchannels and echo over a prompt are dropped. Returns at once."""
+        and are joined); backchannels and echo over a prompt are dropped."""
         if self._closed.is_set():
             return
         text = transcript.text.strip()
@@ -150,32 +158,16 @@ class Conversation:
             log.exception("barge-in for call %s failed; the prompt plays on", self.call_sid)
 
     def _queue_turn(self, text: str, heard_at: float) -> None:
-        """Queue a turn; one pool task per call works through the queue, so a slow chatbot holds one thread per call
-        (not one per utterance) and the call's turns keep their order."""
+        """Queue a turn behind the call's turns: they keep their order."""
         self._queue(partial(self._turn, text, heard_at))
 
     def _queue(self, work: Callable[[], None]) -> None:
-        """Queue `work` behind the call's turns, starting the one task taking them if none is."""
-        with self._queue_lock:
-            self._turns.append(work)
-            if self._taking_turns:
-                return
-            self._taking_turns = True
-        self.services.executor.submit(self._take_turns)
+        """Queue `work` behind the call's turns."""
+        self._turns.submit(work)
 
-    def _take_turns(self) -> None:
-        """The executor's boundary: run queued turns in order; an unexpected error is logged, never lost in a Future."""
-        while True:
-            with self._queue_lock:
-                if not self._turns:
-                    self._taking_turns = False
-                    return
-                work = self._turns.popleft()
-            try:
-                work()
-            except Exception:
-                log.exception("turn for call %s failed unexpectedly; the caller hears the apology", self.call_sid)
-                self.services.updater.update(self.call_sid, apology_document(self.services.config, self.base_url))
+    def _apologize(self) -> None:
+        """A turn failed unexpectedly (logged): the caller hears the apology, and the call goes on."""
+        self.services.updater.update(self.call_sid, apology_document(self.services.config, self.base_url))
 
     def _turn(self, text: str, heard_at: float) -> None:
         """Ask the chatbot and update the call; runs on the turn executor. Until it is done the words wait in the

@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING
 
 from .end_of_turn import AUDIO_TAIL_BYTES
+from .serial import SerialWork
 from .turn_taking import MAYBE_ECHO, SPEECH, CallTurnTaking
 from .playback import Playback, is_voiced
 
@@ -47,6 +48,9 @@ class StreamTurns:
         self.until = 0.0  # that prompt's end as this process last wrote it to the store
         self.started_wall: float | None = None  # when its audio started (store clock), while its number is unsure
         self.settled = False  # that audio's prompt was found in the store
+        self._settling = False  # a look-up of it is queued
+        # The store's reads and writes happen off the stream reader, in order (serial.py).
+        self._store_work = SerialWork(services.heard, f"call {call_sid}: a measured prompt time could not be kept")
         self.latest_ms = 0  # the latest frame's time on the stream's clock (both tracks share it)
         self.first_ms: int | None = None
         self.told_estimated = False
@@ -100,13 +104,15 @@ class StreamTurns:
                 log.info("call %s: no outbound audio on its stream; prompt ends are estimated from their length "
                          "(SAY_CHARACTERS_PER_SECOND)", self.call_sid)
         else:
-            if (self.started_wall is not None and not self.settled
-                    and self.services.store.now() <= self.started_wall + RECORDED_LATE_SECONDS):
-                self._settle()  # until the prompt recorded late is found: after that a read costs no store read
+            started = self.started_wall
+            if (started is not None and not self.settled and not self._settling
+                    and self.services.store.now() <= started + RECORDED_LATE_SECONDS):
+                self._settling = True  # until the prompt recorded late is found: after that a read costs no look-up
+                self._store_work.submit(lambda: self._settle(started, looking=True))
             if self.turns.prompt_playing and self.prompt:
                 now = self.services.store.now()
                 if self.until - now < EXTEND_BEFORE_SECONDS:
-                    self._write_until(now + EXTEND_SECONDS)
+                    self._write_until(self.prompt, now + EXTEND_SECONDS)
         return self.turns.due(time.monotonic())
 
     # ---- the recognizer's callback --------------------------------------------------------------------------------
@@ -162,32 +168,41 @@ class StreamTurns:
         heard share of the prompt's audio), else the estimate given."""
         if not self.measured or self.started_wall is None and not self.prompt:
             return said, heard
-        self._settle()
+        self._settle(self.started_wall)
         text = self.turns.prompt_text
         return (text, self.turns.heard()) if text else (said, heard)
 
     # ---- inside ---------------------------------------------------------------------------------------------------
     def _changed(self, change: Playback) -> None:
-        store = self.services.store
-        at = store.now() - max(0, self.latest_ms - change.at_ms) / 1000
+        """A prompt's audio started or ended (on the stream reader): the store learns it on the `heard` pool."""
+        at = self.services.store.now() - max(0, self.latest_ms - change.at_ms) / 1000
         if change.kind == "started":
             self.started_wall, self.settled = at, False
-            self._settle()
+            self._store_work.submit(lambda: self._settle(at))
         else:
-            self._settle()
-            self.started_wall = None
-            if self.prompt:
-                self._write_until(at)
+            started, self.started_wall = self.started_wall, None
+            self._store_work.submit(lambda: self._ended(started, at))
 
-    def _settle(self) -> None:
-        """The prompt the audio that started at `started_wall` says: the newest recorded by shortly after."""
-        state = self.services.store.get(self.call_sid)
-        if state is None or self.started_wall is None:
-            return
-        if state.prompt != self.prompt and state.prompt_started <= self.started_wall + RECORDED_LATE_SECONDS:
-            self.prompt, self.until, self.settled = state.prompt, state.prompt_until, True
-            self.turns.prompt_sent(state.prompt_text)
+    def _ended(self, started: float | None, at: float) -> None:
+        self._settle(started)
+        if self.prompt:
+            self.until = at
+            self.services.store.prompt_measured(self.call_sid, self.prompt, at)
 
-    def _write_until(self, until: float) -> None:
+    def _settle(self, started: float | None, looking: bool = False) -> None:
+        """The prompt the audio that started at `started` (store clock) says: the newest recorded by shortly after."""
+        try:
+            state = self.services.store.get(self.call_sid)
+            if state is None or started is None:
+                return
+            if state.prompt != self.prompt and state.prompt_started <= started + RECORDED_LATE_SECONDS:
+                self.prompt, self.until, self.settled = state.prompt, state.prompt_until, True
+                self.turns.prompt_sent(state.prompt_text)
+        finally:
+            if looking:
+                self._settling = False
+
+    def _write_until(self, prompt: int, until: float) -> None:
+        """Keep a long prompt's end ahead (the reader's own copy at once, the store's on the `heard` pool)."""
         self.until = until
-        self.services.store.prompt_measured(self.call_sid, self.prompt, until)
+        self._store_work.submit(lambda: self.services.store.prompt_measured(self.call_sid, prompt, until))
