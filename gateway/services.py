@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+HEARD_THREADS = 8  # Services.heard: started as first needed, never more
+
 
 class Deadlines(Protocol):
     """MAX_CALL_SECONDS as the webhooks use it (ops/limits.CallDeadlines)."""
@@ -85,7 +87,7 @@ class Services:
     streams: SocketReader = field(default_factory=SocketReader)  # reads every Media Stream's socket, on one thread
     # Short work on the call's state handed off the threads every call shares (transcripts, measured prompt times):
     # its own threads, so it never waits behind turns waiting for the chatbot.
-    heard: Executor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=8, thread_name_prefix="heard"))
+    heard: Executor = field(default_factory=lambda: ThreadPoolExecutor(HEARD_THREADS, thread_name_prefix="heard"))
 
     def turn(self, call_sid: str) -> held_turn:
         """`with services.turn(sid) as turn:` the call's one turn at a time (None: not had within the wait)."""

@@ -28,6 +28,20 @@ def test_rate_limiter_allows_bursts_drops_excess_and_reports_a_flood(caplog):
     assert caplog.text.count("Media Stream flood") == 1
 
 
+def test_a_read_over_the_rate_keeps_its_first_messages_and_a_flood_is_told_once(caplog):
+    now = [0.0]
+    rate = MessageRate(50, clock=lambda: now[0], tracks=2)  # both tracks: 100 a second, a 200-message burst
+    assert rate.admit_many(150) == (150, False)
+    assert rate.admit_many(80) == (50, False)  # the burst's last 50; 30 dropped
+    now[0] += 0.1
+    assert rate.admit_many(10) == (10, False)  # a read at Twilio's pace after it: taken whole
+    taken, flood = rate.admit_many(1000)
+    assert (taken, flood) == (0, True)  # 1030 dropped in the window: over 5 s worth (500)
+    assert rate.admit_many(10) == (0, True)
+    assert caplog.text.count("Media Stream over MAX_STREAM_MESSAGES_PER_SECOND") == 1
+    assert caplog.text.count("Media Stream flood") == 1
+
+
 def test_rate_limiter_at_twilio_pace_never_drops():
     now = [0.0]
     rate = MessageRate(50, clock=lambda: now[0])

@@ -68,10 +68,14 @@ class StreamTurns:
     # ---- the stream loop ------------------------------------------------------------------------------------------
     def outbound(self, payload: bytes, timestamp_ms: int | None) -> None:
         """One frame of what the caller hears (never the recognizer's)."""
-        if timestamp_ms is not None and timestamp_ms > self.latest_ms:
-            self.latest_ms = timestamp_ms
-        change = self.turns.outbound(payload, timestamp_ms)
-        if change is not None:
+        self.outbound_frames([(payload, timestamp_ms)])
+
+    def outbound_frames(self, frames: list[tuple[bytes, int | None]]) -> None:
+        """A read's frames of what the caller hears, (payload, timestamp) in order: metered under one lock."""
+        latest = max((at for _, at in frames if at is not None), default=None)
+        if latest is not None and latest > self.latest_ms:
+            self.latest_ms = latest
+        for change in self.turns.outbound_frames(frames):
             self._changed(change)
 
     def inbound(self, timestamp_ms: int | None, audio: bytes = b"") -> None:

@@ -51,10 +51,19 @@ class CallTurnTaking:
 
     def outbound(self, payload: bytes, timestamp_ms: int | None) -> Playback | None:
         """One outbound frame; a prompt "started" or "ended" (dated on the stream's clock), or None."""
+        changes = self.outbound_frames([(payload, timestamp_ms)])
+        return changes[-1] if changes else None
+
+    def outbound_frames(self, frames: list[tuple[bytes, int | None]]) -> list[Playback]:
+        """A read's outbound frames in order; the changes they bring (a prompt "started", "ended")."""
+        changes = []
         with self._lock:
-            change = self.meter.feed(payload, timestamp_ms)
-            self._learn(change)
-            return change
+            for payload, timestamp_ms in frames:
+                change = self.meter.feed(payload, timestamp_ms)
+                if change is not None:
+                    self._learn(change)
+                    changes.append(change)
+        return changes
 
     def inbound_clock(self, timestamp_ms: int | None) -> Playback | None:
         """One inbound frame's time: ends the prompt by the clock when Twilio sends no outbound frames."""

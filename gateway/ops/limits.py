@@ -59,29 +59,36 @@ class MessageRate:
 
     def admit(self) -> Verdict:
         """Take one message: accept it, drop it (over the rate), or report a flood (the stream should be closed)."""
+        taken, flood = self.admit_many(1)
+        return Verdict.FLOOD if flood else Verdict.ACCEPT if taken else Verdict.DROP
+
+    def admit_many(self, count: int) -> tuple[int, bool]:
+        """Take one read's `count` messages at once (one clock reading, not one per message): how many of them to
+        accept, the first ones, and whether the stream is flooding (it should be closed)."""
         now = self.clock()
         self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.per_second)
         self.updated = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return Verdict.ACCEPT
+        taken = min(count, int(self.tokens))
+        self.tokens -= taken
+        drops = count - taken
+        if not drops:
+            return taken, False
         if now - self.window_start >= FLOOD_WINDOW_SECONDS:
             self.window_start, self.window_drops = now, 0
-        self.window_drops += 1
-        self.dropped += 1
-        self.unlogged += 1
+        self.window_drops += drops
+        self.dropped += drops
+        self.unlogged += drops
         if self.window_drops > self.per_second * FLOOD_FACTOR:
-            if self.flooded:
-                return Verdict.FLOOD
-            self.flooded = True
-            log.warning("%s: Media Stream flood, %d messages over MAX_STREAM_MESSAGES_PER_SECOND=%d dropped; closing "
-                        "the stream", self.name, self.dropped, self.configured)
-            return Verdict.FLOOD
+            if not self.flooded:
+                self.flooded = True
+                log.warning("%s: Media Stream flood, %d messages over MAX_STREAM_MESSAGES_PER_SECOND=%d dropped; "
+                            "closing the stream", self.name, self.dropped, self.configured)
+            return taken, True
         if self.logged_at is None or now - self.logged_at >= DROP_LOG_SECONDS:
             log.warning("%s: Media Stream over MAX_STREAM_MESSAGES_PER_SECOND=%d; dropped %d message(s)%s", self.name,
                         self.configured, self.unlogged, "" if self.logged_at is None else " since the last report")
             self.logged_at, self.unlogged = now, 0
-        return Verdict.DROP
+        return taken, False
 
 
 def stream_capacity(config: Config) -> str:

@@ -1,12 +1,11 @@
 """Twilio Media Streams messages parsed into plain events: no I/O, so every odd message is unit-testable."""
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Mapping, Union
+from typing import Mapping, NamedTuple, Union
 
 
 class ProtocolError(ValueError):
@@ -33,9 +32,9 @@ class StreamStart:
     tracks: tuple[str, ...] = ("inbound",)  # ("inbound", "outbound") when the TwiML asked for both_tracks
 
 
-@dataclass(frozen=True)
-class Media:
-    """One chunk of audio, mu-law bytes as sent: the caller's ("inbound") or what the caller hears ("outbound")."""
+class Media(NamedTuple):
+    """One chunk of audio, mu-law bytes as sent: the caller's ("inbound") or what the caller hears ("outbound").
+    A NamedTuple, not a frozen dataclass like the rarer events: 100 of these a second per call, built in half the time."""
 
     payload: bytes
     timestamp_ms: int | None
@@ -159,8 +158,8 @@ def _media(payload: str, timestamp: int | None, sequence: int | None, max_payloa
     """A media event from its base64 payload, within the size limit."""
     if len(payload) > max_payload_bytes * 4 // 3 + 4:
         raise ProtocolError(f"media payload of {len(payload)} characters is over the limit")
-    try:
-        audio = base64.b64decode(payload, validate=True)
+    try:  # strict: only the base64 alphabet, padding only at the end (validated in C, not by a regex)
+        audio = binascii.a2b_base64(payload, strict_mode=True)
     except (binascii.Error, ValueError) as exc:
         raise ProtocolError(f"media payload is not base64: {exc}") from exc
     return Media(audio, timestamp, sequence, track)

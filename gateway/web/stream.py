@@ -11,7 +11,7 @@ from ..chatbots.reply import Reply
 from ..dialogue.answers import call_config, gather_document
 from ..dialogue.conversation import Conversation
 from ..dialogue.relay_pushes import stream_gone, stream_started
-from ..ops.limits import MessageRate, Verdict, streams_full, switch_to_gather
+from ..ops.limits import MessageRate, streams_full, switch_to_gather
 from ..twilio.media_stream import Media, ProtocolError, StreamStart, StreamStop, parse_message
 from ..recognizers import make_recognizer
 from .signed import public_base, public_request_url, signature_is_valid, stream_token_is_valid
@@ -162,6 +162,7 @@ class _StreamState:
         self.errors = self.unstarted = 0
         self.warned_early_media = False
         self.flooded = False  # over the message rate: the stream ends and the call moves to <Gather>
+        self.outbound: list[tuple[bytes, int | None]] = []  # this read's outbound frames
         self.inbound_ms: int | None = None  # the latest inbound frame's time in this read
 
     @property
@@ -176,13 +177,18 @@ class _StreamState:
     def take(self, messages: list) -> bool:
         """Handle one read's messages and feed their audio; False once the stream is over for us."""
         audio: list[bytes] = []
+        self.outbound = []
         try:
-            for raw in messages:
+            taken, flood = self.rate.admit_many(len(messages))  # over the rate: the read's last ones are dropped
+            for raw in messages[:taken]:
                 if not self._message(raw, audio):
                     return False
-            return True
+            self.flooded = flood
+            return not flood
         finally:
             if self.conversation is not None:
+                if self.outbound:  # what the caller heard in this read: never recognized
+                    self.conversation.listener.outbound_frames(self.outbound)
                 heard = b"".join(audio)
                 if heard:
                     self.conversation.feed(heard)
@@ -190,13 +196,8 @@ class _StreamState:
                 self.conversation.tick()
 
     def _message(self, raw, audio: list[bytes]) -> bool:
-        """One message: its audio into `audio`; False when the stream should close."""
-        verdict = self.rate.admit()
-        if verdict is Verdict.FLOOD:
-            self.flooded = True
-            return False
-        if verdict is Verdict.DROP:
-            return True
+        """One message: its audio into `audio` (an outbound frame's into `self.outbound`); False when the stream
+        should close."""
         self.unstarted = self.unstarted + 1 if self.conversation is None else 0
         if self.unstarted > MAX_MESSAGES_BEFORE_START:
             log.warning("no start message in the first %d on a Media Stream; closing it", MAX_MESSAGES_BEFORE_START)
@@ -209,8 +210,8 @@ class _StreamState:
                 log.warning("ignored a bad Media Stream message (%d so far): %s", self.errors, exc)
             return True
         if isinstance(event, Media):
-            if self.conversation is not None and event.track == "outbound":  # what the caller hears: never recognized
-                self.conversation.listener.outbound(event.payload, event.timestamp_ms)
+            if self.conversation is not None and event.track == "outbound":
+                self.outbound.append((event.payload, event.timestamp_ms))
             elif self.conversation is not None:
                 audio.append(self.timeline.place(event.payload, event.timestamp_ms))
                 self.inbound_ms = event.timestamp_ms
