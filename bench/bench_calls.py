@@ -1,7 +1,8 @@
 """N concurrent simulated calls against the real gunicorn gateway: turn latency, lost turns, CPU, memory, threads.
 
-    PYTHONPATH=. /work/venv/bin/python -m bench.bench_calls --calls 300
-    PYTHONPATH=. /work/venv/bin/python -m bench.bench_calls --calls 300 --redis --workers 2
+    PYTHONPATH=. .venv/bin/python -m bench.bench_calls --calls 250 --gap 10 --both-tracks
+    PYTHONPATH=. .venv/bin/python -m bench.bench_calls --calls 300 --gap 10 --both-tracks --streams 300  # past the default
+    PYTHONPATH=. .venv/bin/python -m bench.bench_calls --calls 300 --gap 10 --both-tracks --redis --workers 2
 
 Twilio is played by several load processes (bench/bench_load.py), Google by the Speech stand-in in scripted mode,
 the chatbot and Twilio's REST API by one small aiohttp process (bench/bench_services.py). The gateway is the
@@ -101,6 +102,8 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=3, help="load-generator processes")
     parser.add_argument("--threads", type=int, default=None,
                         help="GATEWAY_THREADS (default: unset, the Procfile's default; calls beyond its streams fail)")
+    parser.add_argument("--streams", type=int, default=None,
+                        help="MAX_CONCURRENT_STREAMS (default: unset, the measured default; calls beyond it go to Gather)")
     parser.add_argument("--provider", choices=("google", "deepgram", "assemblyai"), default="google",
                         help="STT_PROVIDER; its stand-in runs in scripted mode")
     parser.add_argument("--turn-timeout", type=float, default=5.0, help="seconds after a final before a turn is lost")
@@ -141,11 +144,12 @@ def main() -> None:
            **recognizer, "HINTS": "hello, book a table, goodbye", "CALL_HISTORY": args.history,
            "MONITOR_PASSWORD": "bench" if args.history != "off" else "",
            "DATABASE_URL": args.database or f"sqlite:///{logs}/history.db", **shared}
+    os.environ.pop("GATEWAY_THREADS", None)  # the default settings, or the ones given, even if this shell has others
+    os.environ.pop("MAX_CONCURRENT_STREAMS", None)
     if args.threads:
         env["GATEWAY_THREADS"] = str(args.threads)
-    else:  # the default settings, even if this shell has other ones
-        os.environ.pop("GATEWAY_THREADS", None)
-        os.environ.pop("MAX_CONCURRENT_STREAMS", None)
+    if args.streams:
+        env["MAX_CONCURRENT_STREAMS"] = str(args.streams)
     gateway = ProcfileProcess("web", log_path=logs / "gateway.log", bin_dir=str(Path(sys.executable).parent), env=env)
     gateway.start()
     time.sleep(1.0)  # the worker has logged its start-up lines

@@ -85,9 +85,9 @@ def _opt_in(env: Mapping[str, str], name: str, problems: list[str]) -> bool:
 
 
 # The most calls one process streams while the caller still hears each answer within 100 ms (p99, final transcript
-# to call update) on a 2-core machine with both tracks: bench_calls, three runs (README, Performance). More threads
-# alone do not make a process faster, so they never raise the default past this.
-MEASURED_STREAMS = 300
+# to call update) on a 2-core machine with both tracks: bench_calls, three runs (README, Performance; 300 calls went
+# over in one run of three). More threads alone do not make a process faster, so they never raise the default.
+MEASURED_STREAMS = 250
 
 
 def default_streams(threads: int) -> int:
@@ -321,7 +321,7 @@ class Config:
     # Limits and logs: see gateway/ops/limits.py. MAX_CALL_SECONDS 0 means no limit.
     max_stream_messages_per_second: int = 200
     # GATEWAY_THREADS: gunicorn's threads (the Procfile passes the same fallback). A stream holds one for its whole
-    # call, so 400 threads give the 300 streams below and leave 100 for webhooks; idle threads are never started
+    # call, so 400 threads give the 250 streams below and leave 150 for webhooks; idle threads are never started
     # (gunicorn's pool grows on demand).
     gateway_threads: int = 400
     max_concurrent_streams: int = MEASURED_STREAMS

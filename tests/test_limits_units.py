@@ -114,11 +114,11 @@ def test_a_newline_from_a_caller_cannot_forge_a_log_line():
 
 def test_the_start_up_log_says_how_many_calls_stream_and_why():
     assert stream_capacity(Config.from_env(BASE)) == (
-        "300 concurrent streams (the measured limit of one process for answers within 100 ms: each live stream holds "
-        "one of the 400 gunicorn threads for its whole call, the other 100 serve webhooks; calls beyond are answered "
+        "250 concurrent streams (the measured limit of one process for answers within 100 ms: each live stream holds "
+        "one of the 400 gunicorn threads for its whole call, the other 150 serve webhooks; calls beyond are answered "
         "in Gather mode)")
     # More threads do not make a process faster: the measured limit stays; fewer threads bound it.
-    assert Config.from_env({**BASE, "GATEWAY_THREADS": "1000"}).max_concurrent_streams == 300
+    assert Config.from_env({**BASE, "GATEWAY_THREADS": "1000"}).max_concurrent_streams == 250
     assert stream_capacity(Config.from_env({**BASE, "GATEWAY_THREADS": "96"})).startswith(
         "72 concurrent streams (three quarters of GATEWAY_THREADS=96:")
     assert stream_capacity(Config.from_env({**BASE, "MAX_CONCURRENT_STREAMS": "20"})).startswith(
