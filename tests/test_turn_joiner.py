@@ -80,3 +80,4 @@ def test_an_unsure_final_alone_is_answered_after_the_brief_wait_and_sure_or_unse
     assert turns.final("can i see the menu please", 20.0, confidence=0.96) == "can i see the menu please"
     assert turns.final("can i see the menu please", 30.0, confidence=0.0) == "can i see the menu please"
     assert joiner(0).final("i want to order", 40.0, confidence=0.5) == "i want to order"
+    assert turns.final("hello", 50.0, confidence=0.4) == "hello"  # a word or two is a whole reply

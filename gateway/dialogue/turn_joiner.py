@@ -8,9 +8,11 @@ SPEECH_HOLD_SECONDS = 8.0
 # A final the recognizer is unsure of may have lost its last words ("i want to order [the]" heard as "i want to
 # order", at 0.66), so that it only looks finished: it waits this long for the caller to speak on (their speech holds
 # it as above) before it is answered. Confident finals (0.9 and up on the recorded set) are answered at once, and so
-# are finals with no confidence (0: Google's "not set").
+# are finals with no confidence (0: Google's "not set"), and short ones: a reply of a word or two ("hello", "yes",
+# "two") is whole however unsure the recognizer is of it, and is answered at once.
 UNSURE_CONFIDENCE = 0.7
 UNSURE_WAIT_SECONDS = 1.0
+UNSURE_MIN_WORDS = 3
 
 
 class TurnJoiner:
@@ -38,7 +40,7 @@ class TurnJoiner:
         self.last_probability = self.detector.finished(self.pending, audio_tail, self.language)
         if self.last_probability < FINISHED:
             self.deadline = now + self.max_wait
-        elif first and 0 < confidence < UNSURE_CONFIDENCE:
+        elif first and 0 < confidence < UNSURE_CONFIDENCE and len(text.split()) >= UNSURE_MIN_WORDS:
             self.deadline = now + min(self.max_wait, UNSURE_WAIT_SECONDS)
         else:
             return self._take()
