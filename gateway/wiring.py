@@ -79,8 +79,9 @@ def build(config: Config, *, store: CallStore | None = None, chatbot: Chatbot | 
 
 
 def start(wiring: Wiring) -> None:
-    """Start what runs in the background: the Media Streams' reader, the signals listener, the call clock (MAX_CALL_SECONDS), the SIGTERM handler
-    (under gunicorn), and with Redis the heartbeat and the watch for other processes' orphaned streams."""
+    """Start what runs in the background: the Media Streams' reader, the signals listener, the call clock
+    (MAX_CALL_SECONDS), the SIGTERM handler (under gunicorn), and with Redis the heartbeat and the watch for other
+    processes' orphaned streams."""
     services, config = wiring.services, wiring.config
     services.streams.start()
     services.signals.subscribe(services.heard_signal)

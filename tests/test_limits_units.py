@@ -6,7 +6,7 @@ import pytest
 
 from gateway import create_app
 from gateway.config import Config, ConfigError
-from gateway.ops.limits import MessageRate, Verdict, stream_capacity
+from gateway.ops.limits import MessageRate, stream_capacity
 from gateway.ops.redact import RedactingFormatter, mask_number
 from gateway.web.resume import MAX_URL_CHARS, Handoff, pack, resume_url, unpack
 
@@ -14,16 +14,19 @@ SID = "AC" + "0" * 32
 BASE = {"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": "a-secret-auth-token", "CALL_HISTORY": "off"}
 
 
+ACCEPT, DROP, FLOOD = (1, False), (0, False), (0, True)  # admit_many(1): one message taken, dropped, a flood
+
+
 def test_rate_limiter_allows_bursts_drops_excess_and_reports_a_flood(caplog):
     now = [0.0]
     rate = MessageRate(50, clock=lambda: now[0])
-    assert all(rate.admit() is Verdict.ACCEPT for _ in range(100))  # two seconds' worth at once: a burst
-    assert rate.admit() is Verdict.DROP
+    assert all(rate.admit_many(1) == ACCEPT for _ in range(100))  # two seconds' worth at once: a burst
+    assert rate.admit_many(1) == DROP
     now[0] += 1.0
-    assert sum(rate.admit() is Verdict.ACCEPT for _ in range(60)) == 50  # refilled at 50 a second
-    verdicts = [rate.admit() for _ in range(300)]
-    assert verdicts.index(Verdict.FLOOD) == 250 - 11  # 5 s worth (250) dropped in the window: 11 so far, then these
-    assert set(verdicts[:239]) == {Verdict.DROP} and set(verdicts[239:]) == {Verdict.FLOOD}
+    assert sum(rate.admit_many(1) == ACCEPT for _ in range(60)) == 50  # refilled at 50 a second
+    verdicts = [rate.admit_many(1) for _ in range(300)]
+    assert verdicts.index(FLOOD) == 250 - 11  # 5 s worth (250) dropped in the window: 11 so far, then these
+    assert set(verdicts[:239]) == {DROP} and set(verdicts[239:]) == {FLOOD}
     assert caplog.text.count("Media Stream over MAX_STREAM_MESSAGES_PER_SECOND") == 1  # not one line per message
     assert caplog.text.count("Media Stream flood") == 1
 
@@ -47,7 +50,7 @@ def test_rate_limiter_at_twilio_pace_never_drops():
     rate = MessageRate(50, clock=lambda: now[0])
     for _ in range(50 * 600):  # ten minutes at 50 a second
         now[0] += 0.02
-        assert rate.admit() is Verdict.ACCEPT
+        assert rate.admit_many(1) == ACCEPT
 
 
 def test_handoff_state_round_trips_and_fits_in_a_call_update():

@@ -50,7 +50,7 @@ def _play(turns, clock, audio: bytes, start_ms: int) -> int:
     """Feed `audio` as outbound frames (and the inbound clock) in real time; the next frame's time."""
     at = start_ms
     for frame in _frames(audio):
-        turns.outbound(frame, at)
+        turns.outbound_frames([(frame, at)])
         turns.inbound(at)
         at += 20
         clock.now += 0.02

@@ -16,7 +16,7 @@ def play(turns: CallTurnTaking, text: str, start_ms: int, cps: float = 33.0, the
         audio = audio[:(cut_at_ms - start_ms) * 8]
     frames = [audio[i:i + 160] for i in range(0, len(audio), 160)] + [SILENCE] * (then_ms // 20)
     for n, frame in enumerate(frames):
-        turns.outbound(frame.ljust(160, b"\xff"), start_ms + 20 * n)
+        turns.outbound_frames([(frame.ljust(160, b"\xff"), start_ms + 20 * n)])
         turns.inbound_clock(start_ms + 20 * n)
     return start_ms + 20 * (len(frames) - 1)
 
@@ -37,7 +37,7 @@ def test_backchannels_over_a_prompt_and_the_same_word_after_it():
     turns.prompt_sent(MENU)
     audio = speech_like(MENU, len(MENU) / 33)
     for n in range(0, 40):  # 0.8 s into the menu
-        turns.outbound(audio[n * 160:(n + 1) * 160], 20 * n)
+        turns.outbound_frames([(audio[n * 160:(n + 1) * 160], 20 * n)])
         turns.inbound_clock(20 * n)
     turns.speech_started()
     assert turns.prompt_playing and turns.classify("Mm-hmm.") == BACKCHANNEL

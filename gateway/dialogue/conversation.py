@@ -64,7 +64,8 @@ class Conversation:
             self.recognizer.feed(mulaw)
 
     def on_result(self, transcript: Transcript) -> None:
-        """The recognizer's callback (on the shared speech loop): the result is handled on the turn pool, in order."""
+        """The recognizer's callback (on the shared speech loop): the result is handled on the `heard` pool, in
+        order."""
         if not self._closed.is_set():
             self._results.submit(partial(self._result, transcript))
 
@@ -132,7 +133,7 @@ class Conversation:
             said, heard = self.listener.heard(*self.prompt.heard(self.services.store.now()))
             self.services.executor.submit(self._stop_talking, prompt, time.monotonic())
             if said and heard != said:  # the chatbot learns what the caller heard, after the turn it answered
-                self._queue(partial(self._cut, said, heard))
+                self._turns.submit(partial(self._cut, said, heard))
 
     def _cut(self, said: str, heard: str) -> None:
         """The caller heard only `heard` of `said`: a chatbot keeping the call's history keeps only that."""
@@ -159,11 +160,7 @@ class Conversation:
 
     def _queue_turn(self, text: str, heard_at: float) -> None:
         """Queue a turn behind the call's turns: they keep their order."""
-        self._queue(partial(self._turn, text, heard_at))
-
-    def _queue(self, work: Callable[[], None]) -> None:
-        """Queue `work` behind the call's turns."""
-        self._turns.submit(work)
+        self._turns.submit(partial(self._turn, text, heard_at))
 
     def _apologize(self) -> None:
         """A turn failed unexpectedly (logged): the caller hears the apology, and the call goes on."""
@@ -247,7 +244,7 @@ class Conversation:
             if event.get("hints"):
                 self.recognizer.set_hints(tuple(event["hints"]))
         elif kind == "keys" and event.get("digits"):  # pressed on another process's webhook: a turn here
-            self._queue(partial(self._keys, str(event["digits"])))
+            self._turns.submit(partial(self._keys, str(event["digits"])))
         elif kind == "back_to_stream":
             self.outage.answer_from_now()
         elif kind == "stream_taken" and event.get("from") == self.services.me:

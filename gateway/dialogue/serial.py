@@ -1,4 +1,4 @@
-"""One call's work run in order on the shared turn pool: at most one task at a time per queue, no thread while idle.
+"""One call's work run in order on a shared pool: at most one task at a time per queue, no thread held while idle.
 
 The threads every call shares (the stream reader, the speech loop) must never wait on the call's state, which with
 Redis is a network round trip (seconds while Redis is away): what touches the store goes through one of these.

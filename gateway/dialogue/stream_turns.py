@@ -66,12 +66,8 @@ class StreamTurns:
         return self.turns.measured
 
     # ---- the stream loop ------------------------------------------------------------------------------------------
-    def outbound(self, payload: bytes, timestamp_ms: int | None) -> None:
-        """One frame of what the caller hears (never the recognizer's)."""
-        self.outbound_frames([(payload, timestamp_ms)])
-
     def outbound_frames(self, frames: list[tuple[bytes, int | None]]) -> None:
-        """A read's frames of what the caller hears, (payload, timestamp) in order: metered under one lock."""
+        """A read's frames of what the caller hears, (payload, timestamp) in order (never the recognizer's)."""
         latest = max((at for _, at in frames if at is not None), default=None)
         if latest is not None and latest > self.latest_ms:
             self.latest_ms = latest

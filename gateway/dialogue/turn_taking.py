@@ -49,13 +49,9 @@ class CallTurnTaking:
         with self._lock:
             self.prompt_text = text
 
-    def outbound(self, payload: bytes, timestamp_ms: int | None) -> Playback | None:
-        """One outbound frame; a prompt "started" or "ended" (dated on the stream's clock), or None."""
-        changes = self.outbound_frames([(payload, timestamp_ms)])
-        return changes[-1] if changes else None
-
     def outbound_frames(self, frames: list[tuple[bytes, int | None]]) -> list[Playback]:
-        """A read's outbound frames in order; the changes they bring (a prompt "started", "ended")."""
+        """A read's outbound frames in order, under one lock; the changes they bring (a prompt "started" or "ended",
+        dated on the stream's clock)."""
         changes = []
         with self._lock:
             for payload, timestamp_ms in frames:

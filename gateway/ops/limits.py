@@ -1,7 +1,6 @@
 """Limits on what one peer or one call may take: stream message rate, concurrent streams, call duration."""
 from __future__ import annotations
 
-import enum
 import heapq
 import logging
 import threading
@@ -30,14 +29,6 @@ FLOOD_FACTOR = 5  # more than this many seconds' worth of the limit dropped with
 DROP_LOG_SECONDS = 10.0  # drops are summarized at most this often per stream
 
 
-class Verdict(enum.Enum):
-    """What to do with one incoming stream message."""
-
-    ACCEPT = "accept"
-    DROP = "drop"
-    FLOOD = "flood"
-
-
 class MessageRate:
     """A token bucket for one stream's messages: bursts up to BURST_SECONDS are fine, excess is dropped, and a
     stream that keeps flooding is told to stop. Logs one line when drops start, then a summary at most every 10 s."""
@@ -56,11 +47,6 @@ class MessageRate:
         self.logged_at: float | None = None
         self.flooded = False
         self.name = "a stream not yet started"  # the call, once the stream says which
-
-    def admit(self) -> Verdict:
-        """Take one message: accept it, drop it (over the rate), or report a flood (the stream should be closed)."""
-        taken, flood = self.admit_many(1)
-        return Verdict.FLOOD if flood else Verdict.ACCEPT if taken else Verdict.DROP
 
     def admit_many(self, count: int) -> tuple[int, bool]:
         """Take one read's `count` messages at once (one clock reading, not one per message): how many of them to

@@ -162,7 +162,6 @@ class _StreamState:
         self.errors = self.unstarted = 0
         self.warned_early_media = False
         self.flooded = False  # over the message rate: the stream ends and the call moves to <Gather>
-        self.outbound: list[tuple[bytes, int | None]] = []  # this read's outbound frames
         self.inbound_ms: int | None = None  # the latest inbound frame's time in this read
 
     @property
@@ -177,27 +176,27 @@ class _StreamState:
     def take(self, messages: list) -> bool:
         """Handle one read's messages and feed their audio; False once the stream is over for us."""
         audio: list[bytes] = []
-        self.outbound = []
+        outbound: list[tuple[bytes, int | None]] = []  # what the caller heard in this read: never recognized
         try:
             taken, flood = self.rate.admit_many(len(messages))  # over the rate: the read's last ones are dropped
             for raw in messages[:taken]:
-                if not self._message(raw, audio):
+                if not self._message(raw, audio, outbound):
                     return False
             self.flooded = flood
             return not flood
         finally:
             if self.conversation is not None:
-                if self.outbound:  # what the caller heard in this read: never recognized
-                    self.conversation.listener.outbound_frames(self.outbound)
+                if outbound:
+                    self.conversation.listener.outbound_frames(outbound)
                 heard = b"".join(audio)
                 if heard:
                     self.conversation.feed(heard)
                 self.conversation.listener.inbound(self.inbound_ms, heard)
                 self.conversation.tick()
 
-    def _message(self, raw, audio: list[bytes]) -> bool:
-        """One message: its audio into `audio` (an outbound frame's into `self.outbound`); False when the stream
-        should close."""
+    def _message(self, raw, audio: list[bytes], outbound: list[tuple[bytes, int | None]]) -> bool:
+        """One message: the caller's audio into `audio`, an outbound frame (payload, time) into `outbound`; False
+        when the stream should close."""
         self.unstarted = self.unstarted + 1 if self.conversation is None else 0
         if self.unstarted > MAX_MESSAGES_BEFORE_START:
             log.warning("no start message in the first %d on a Media Stream; closing it", MAX_MESSAGES_BEFORE_START)
@@ -211,7 +210,7 @@ class _StreamState:
             return True
         if isinstance(event, Media):
             if self.conversation is not None and event.track == "outbound":
-                self.outbound.append((event.payload, event.timestamp_ms))
+                outbound.append((event.payload, event.timestamp_ms))
             elif self.conversation is not None:
                 audio.append(self.timeline.place(event.payload, event.timestamp_ms))
                 self.inbound_ms = event.timestamp_ms
