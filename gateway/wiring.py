@@ -49,7 +49,8 @@ def build(config: Config, *, store: CallStore | None = None, chatbot: Chatbot | 
     turns: TurnLocks
     signals: CallSignals
     if client is not None:
-        from .calls.redis_store import RedisCallStore, RedisSignals, RedisTurnLocks
+        from .calls.redis_coordination import RedisSignals, RedisTurnLocks
+        from .calls.redis_store import RedisCallStore
 
         store = RedisCallStore(client)
         # A turn holds its lock through the chatbot's answer and the wait for a prompt that may not be cut; a holder

@@ -138,7 +138,8 @@ def test_state_round_trips_through_json_and_ignores_unknown_keys():
 def locks(kind, request):
     if kind == "memory":
         return LocalTurnLocks()
-    from gateway.calls.redis_store import RedisTurnLocks, connect
+    from gateway.calls.redis_coordination import RedisTurnLocks
+    from gateway.calls.redis_store import connect
 
     return RedisTurnLocks(connect(request.getfixturevalue("redis_server").url), expiry_seconds=5)
 
@@ -156,7 +157,8 @@ def test_one_turn_per_call_at_a_time(locks):
 
 
 def test_a_redis_turn_lock_of_a_dead_holder_expires_and_its_answer_is_fenced(redis_server):
-    from gateway.calls.redis_store import RedisCallStore, RedisTurnLocks, connect
+    from gateway.calls.redis_coordination import RedisTurnLocks
+    from gateway.calls.redis_store import RedisCallStore, connect
 
     client = connect(redis_server.url)
     store, locks = RedisCallStore(client), RedisTurnLocks(client, expiry_seconds=0.5)
@@ -181,7 +183,8 @@ def test_events_reach_every_subscriber(kind, request):
         events = LocalSignals()
         events.subscribe(handler)
     else:
-        from gateway.calls.redis_store import RedisSignals, connect
+        from gateway.calls.redis_coordination import RedisSignals
+        from gateway.calls.redis_store import connect
 
         url = request.getfixturevalue("redis_server").url
         events, listener = RedisSignals(connect(url)), RedisSignals(connect(url))  # two processes' clients
@@ -252,3 +255,38 @@ def test_an_answer_is_recorded_and_its_words_let_go_in_one_change(store):
     assert (said.prompt, said.prompt_text, said.prompt_may_cut, said.held) == (1, "Bye", True, True)
     assert store.said("CA1", 1.0, False).held  # saying more keeps the hold
     assert store.answer("CA-unknown", (), "") is None
+
+
+def test_two_processes_changing_one_call_through_redis_lose_nothing(redis_server, clock):
+    """Each process changes the call from the value it last saw; one that is stale learns the current value and
+    applies its change to that, so both processes' changes count, and a call gone elsewhere is gone here too."""
+    from gateway.calls.redis_store import RedisCallStore, connect
+
+    one, two = (RedisCallStore(connect(redis_server.url), clock=clock) for _ in range(2))
+    one.open("CA1")
+    assert two.record_turn("CA1", ("a",)).turns == 1
+    assert one.record_turn("CA1", ("b",)).turns == 2  # `one` last saw 0 turns: it is told of the 1 and adds its own
+    assert two.heard("CA1").turns == 2 and two.get("CA1").last_heard == clock.now
+    ttl = connect(redis_server.url).ttl("chatline:call:CA1")
+    assert 0 < ttl <= 6 * 3600  # a change keeps the call's expiry
+    assert one.end("CA1").ended is False
+    assert two.record_turn("CA1", ("c",)).turns == 2  # `two` saw it open: it learns it ended and leaves it alone
+    assert connect(redis_server.url).ttl("chatline:call:CA1") <= 600  # remembered only a while for late events
+    connect(redis_server.url).delete("chatline:call:CA1")  # expired
+    assert two.heard("CA1") is None and two.get("CA1") is None
+
+
+def test_a_redis_turn_is_freed_only_by_its_holder(redis_server):
+    """A turn whose lock expired and was taken by another does not free the newer holder's lock on release."""
+    from gateway.calls.redis_coordination import RedisTurnLocks
+    from gateway.calls.redis_store import connect
+
+    locks = RedisTurnLocks(connect(redis_server.url), expiry_seconds=0.3, owner="web.1")
+    stalled = locks.acquire("CA1", timeout=1)
+    time.sleep(0.4)
+    taken = locks.acquire("CA1", timeout=1)
+    assert taken is not None and taken.token == stalled.token + 1
+    stalled.release()  # too late: logged, and the newer turn still holds the call
+    assert locks.acquire("CA1", timeout=0.1) is None
+    taken.release()
+    assert locks.acquire("CA1", timeout=0.1) is not None

@@ -1,30 +1,22 @@
-"""Call state, turn locks and signals between processes in Redis (REDIS_URL): every gateway process serves every call."""
+"""Call state in Redis (REDIS_URL), so every gateway process serves every call; its turn locks and signals are in
+redis_coordination.py."""
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import time
-import uuid
 from typing import Callable
 
 import redis
-from redis.exceptions import LockError
 
 from chatline_common.redis_client import redis_client
 
 from .store import (FORGET_ENDED_SECONDS, FORGET_OPEN_SECONDS, CallState, CallStore, Change, add_to_history,
                     cut_in_history)
-from .. import metrics
-from .coordination import EventHandler, Turn
-
-log = logging.getLogger(__name__)
 
 PREFIX = "chatline:"
-SIGNALS_CHANNEL = PREFIX + "signals"
 STREAMS = PREFIX + "streams"  # call -> the process holding its stream: where a dead process's streams are found
 ALIVE = PREFIX + "alive:"  # + process name: set while the process beats (see stream_recovery.py)
-LISTEN_POLL_SECONDS = 1.0
 
 
 def connect(url: str) -> redis.Redis:
@@ -32,8 +24,28 @@ def connect(url: str) -> redis.Redis:
     return redis_client(url)
 
 
+# Compare-and-set a call's state: write ARGV[2] only if the call still holds ARGV[1], the value the change was computed
+# from. One round trip where WATCH/GET/MULTI/EXEC took three; a call another process changed meanwhile comes back
+# with its current value, so the change is computed again from that.
+COMPARE_AND_SET = """
+local now = redis.call('GET', KEYS[1])
+if not now then return {0} end
+if now ~= ARGV[1] then return {1, now} end
+if ARGV[2] ~= ARGV[1] then
+    if ARGV[3] ~= '0' then
+        redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+    else
+        redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+    end
+end
+return {2}
+"""
+_UNKNOWN, _CHANGED_MEANWHILE, _WRITTEN = 0, 1, 2
+SEEN_MOST = 4096  # calls whose last seen value this process keeps: far more than one process streams
+
+
 class RedisCallStore(CallStore):
-    """Each call is one JSON value; each change reads, changes and writes it in a WATCH/MULTI transaction."""
+    """Each call is one JSON value, changed by compare-and-set against the value this process last saw of it."""
 
     def __init__(self, client: redis.Redis, clock: Callable[[], float] = time.time,
                  forget_after_seconds: float = FORGET_ENDED_SECONDS,
@@ -42,6 +54,8 @@ class RedisCallStore(CallStore):
         self._clock = clock
         self._forget_after = int(forget_after_seconds)
         self._forget_open_after = int(forget_open_after_seconds)
+        self._compare_and_set = client.register_script(COMPARE_AND_SET)
+        self._seen = _SeenValues(SEEN_MOST)
 
     def now(self) -> float:
         """Wall-clock seconds: every process's clock, kept in step by NTP."""
@@ -54,35 +68,45 @@ class RedisCallStore(CallStore):
     def open(self, call_sid: str, caller: str = "", called: str = "") -> CallState:
         """Register a call (idempotent: SET NX keeps the first state a retried webhook would overwrite)."""
         state = CallState(call_sid, caller, called, started_at=self._clock())
-        if self._redis.set(self._key(call_sid), _encode(state), nx=True, ex=self._forget_open_after):
+        raw = _encode(state)
+        if self._redis.set(self._key(call_sid), raw, nx=True, ex=self._forget_open_after):
+            self._seen.keep(call_sid, raw.encode(), state)
             return state
         return self.get(call_sid) or state
 
     def get(self, call_sid: str) -> CallState | None:
         """The call's state, or None if unknown (or expired)."""
         raw = self._redis.get(self._key(call_sid))
-        return _decode(raw) if raw is not None else None
+        if raw is None:
+            self._seen.forget(call_sid)
+            return None
+        return self._seen.keep(call_sid, raw)
 
     def _change(self, call_sid: str, change: Change) -> tuple[CallState | None, CallState | None]:
-        """Apply `change` atomically: optimistic (WATCH), retried when another process changed the call meanwhile."""
-        key = self._key(call_sid)
-
-        def transaction(pipe: redis.client.Pipeline):
-            raw = pipe.get(key)
+        """Apply `change` atomically: computed from the value last seen here (read first if none), and computed again
+        from the current value whenever another process changed the call meanwhile."""
+        seen = self._seen.get(call_sid)
+        if seen is None:
+            raw = self._redis.get(self._key(call_sid))
             if raw is None:
                 return None, None
-            before = _decode(raw)
+            seen = raw, self._seen.keep(call_sid, raw)
+        raw, before = seen
+        while True:
             after = change(before, self._clock())
-            if after == before:
-                return before, before
-            pipe.multi()
-            if after.ended and not before.ended:  # remembered a while for late events, then gone
-                pipe.set(key, _encode(after), ex=self._forget_after)
-            else:
-                pipe.set(key, _encode(after), keepttl=True)
-            return before, after
-
-        return self._redis.transaction(transaction, key, value_from_callable=True)
+            new = raw if after == before else _encode(after).encode()
+            expire = self._forget_after if after.ended and not before.ended else 0  # then gone, after late events
+            answer = self._compare_and_set(keys=[self._key(call_sid)], args=[raw, new, expire])
+            if answer[0] == _WRITTEN:
+                if new is raw:
+                    return before, before
+                self._seen.keep(call_sid, new, after)
+                return before, after
+            if answer[0] == _UNKNOWN:
+                self._seen.forget(call_sid)
+                return None, None
+            raw = answer[1]
+            before = self._seen.keep(call_sid, raw)
 
     def __len__(self) -> int:
         return sum(1 for _ in self._redis.scan_iter(match=f"{PREFIX}call:*", count=1000))
@@ -147,8 +171,11 @@ class RedisCallStore(CallStore):
 
     def end(self, call_sid: str) -> CallState | None:
         before = super().end(call_sid)
-        self._redis.hdel(STREAMS, call_sid)
-        self._redis.expire(self._history_key(call_sid), self._forget_after)
+        self._seen.forget(call_sid)  # late events read it afresh: nothing to keep for a call that is over
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hdel(STREAMS, call_sid)
+        pipe.expire(self._history_key(call_sid), self._forget_after)
+        pipe.execute()
         return before
 
     def beat(self, me: str, seconds: float) -> None:
@@ -177,110 +204,32 @@ def _decode(raw: bytes) -> CallState:
     return CallState.from_dict(json.loads(raw))
 
 
-class _RedisTurn:
-    def __init__(self, lock: redis.lock.Lock, token: int):
-        self._lock, self.token = lock, token
+class _SeenValues:
+    """The value of each call this process last read or wrote, with its decoded state: what the next change of the
+    call is computed from (compare-and-set finds out when it is stale). The oldest go first past `most` calls."""
 
-    def release(self) -> None:
-        try:
-            self._lock.release()
-        except LockError:  # it expired first (a turn longer than the expiry): the fencing check guarded it
-            log.warning("a turn lock expired before its turn ended")
-
-
-# Delete the lock only if its token starts with the dead process's name: one atomic step, so a turn another process
-# took meanwhile is never freed.
-FREE_IF_HELD_BY = """
-local token = redis.call('GET', KEYS[1])
-if token and string.sub(token, 1, string.len(ARGV[1])) == ARGV[1] then
-    return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
-
-class RedisTurnLocks:
-    """One turn per call across processes: a Redis lock that expires (a dead holder frees it) plus a fencing token
-    (INCR), which the store's `fenced` check uses to drop the answer of a holder whose lock expired."""
-
-    def __init__(self, client: redis.Redis, expiry_seconds: float, owner: str = ""):
-        self._redis = client
-        self._expiry = expiry_seconds
-        self._owner = owner  # this process: its name starts every lock token, so a dead holder's lock can be freed
-        self._free_if_held_by = client.register_script(FREE_IF_HELD_BY)
-
-    def acquire(self, call_sid: str, timeout: float) -> Turn | None:
-        """Wait up to `timeout` seconds for the call's turn; None if another turn still holds it."""
-        lock = self._redis.lock(f"{PREFIX}turn:{call_sid}", timeout=self._expiry, sleep=0.01,
-                                blocking_timeout=timeout, thread_local=False)
-        if not lock.acquire(token=f"{self._owner}|{uuid.uuid4().hex}"):
-            return None
-        pipe = self._redis.pipeline()
-        pipe.incr(f"{PREFIX}fence:{call_sid}")
-        pipe.expire(f"{PREFIX}fence:{call_sid}", int(FORGET_OPEN_SECONDS))
-        token, _ = pipe.execute()
-        return _RedisTurn(lock, int(token))
-
-    def free_if_held_by(self, call_sid: str, process: str) -> bool:
-        """Free the call's turn if `process` (found dead) holds it, so the next turn need not wait for its expiry; a
-        holder that was only stalled loses its answer to the fencing check. True when a lock was freed."""
-        return bool(self._free_if_held_by(keys=[f"{PREFIX}turn:{call_sid}"], args=[process + "|"]))
-
-
-class RedisSignals:
-    """Signals through Redis pub/sub: every process hears every signal, and acts on those for streams it holds."""
-
-    def __init__(self, client: redis.Redis):
-        self._redis = client
-        self._handlers: list[EventHandler] = []
-        self._thread: threading.Thread | None = None
+    def __init__(self, most: int):
+        self._most = most
+        self._values: dict[str, tuple[bytes, CallState]] = {}
         self._lock = threading.Lock()
-        self._stopped = threading.Event()
 
-    def publish(self, call_sid: str, event: dict) -> None:
-        self._redis.publish(SIGNALS_CHANNEL, json.dumps({"call": call_sid, **event}))
-
-    def subscribe(self, handler: EventHandler) -> None:
-        """Run `handler` for every event, on one listening thread (started on first use, reconnecting on its own)."""
+    def get(self, call_sid: str) -> tuple[bytes, CallState] | None:
         with self._lock:
-            self._handlers.append(handler)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._listen, name="call-signals", daemon=True)
-                self._thread.start()
+            return self._values.get(call_sid)
 
-    def close(self) -> None:
-        """Stop listening (the gateway stops): the thread ends within a second, and logs nothing more."""
-        self._stopped.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(LISTEN_POLL_SECONDS + 1.0)
+    def keep(self, call_sid: str, raw: bytes, state: CallState | None = None) -> CallState:
+        """Remember `raw` as the call's value (decoded unless `state` is given); returns its state."""
+        with self._lock:
+            seen = self._values.get(call_sid)
+        if state is None:
+            state = seen[1] if seen is not None and seen[0] == raw else _decode(raw)
+        with self._lock:
+            self._values.pop(call_sid, None)  # to the end: the oldest are first
+            self._values[call_sid] = raw, state
+            while len(self._values) > self._most:
+                del self._values[next(iter(self._values))]
+        return state
 
-    def _listen(self) -> None:
-        while not self._stopped.is_set():
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                pubsub.subscribe(SIGNALS_CHANNEL)
-                while not self._stopped.is_set():  # polled, so close() is heard within a second
-                    message = pubsub.get_message(timeout=LISTEN_POLL_SECONDS)
-                    if message is not None and message.get("type") == "message":
-                        self._dispatch(message.get("data"))
-            except redis.RedisError as exc:  # Redis restarting: listen again once it is back
-                metrics.redis_error("signals")
-                if not self._stopped.is_set():
-                    log.warning("call signals: %s; listening again in a second", exc)
-                self._stopped.wait(1.0)
-            finally:
-                pubsub.close()
-
-    def _dispatch(self, data) -> None:
-        try:
-            event = json.loads(data)
-            call_sid = event.pop("call")
-        except (TypeError, ValueError, KeyError, AttributeError):
-            log.warning("call signals: ignored a message that is not ours")
-            return
-        for handler in list(self._handlers):
-            try:
-                handler(call_sid, event)
-            except Exception:  # the listening thread's boundary: the next event must still be heard
-                log.exception("call %s: handling %s failed", call_sid, event.get("type"))
+    def forget(self, call_sid: str) -> None:
+        with self._lock:
+            self._values.pop(call_sid, None)

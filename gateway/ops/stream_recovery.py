@@ -17,7 +17,8 @@ from ..twilio.rest import UpdateResult
 from ..twilio.security import stream_target
 
 if TYPE_CHECKING:
-    from ..calls.redis_store import RedisCallStore, RedisTurnLocks
+    from ..calls.redis_coordination import RedisTurnLocks
+    from ..calls.redis_store import RedisCallStore
     from .drain import Drain
     from ..services import Services
 
