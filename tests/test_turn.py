@@ -58,11 +58,10 @@ class BareLine:
     def __init__(self, services, call_sid):
         self.services, self.call_sid, self.missed = services, call_sid, []
 
-    def document(self, reply):
-        state = self.services.store.get(self.call_sid)
+    def document(self, reply, state):
         return replies.answer_twiml(self.services.config, state, reply, BASE)[0]
 
-    def ready(self, turn):
+    def ready(self, turn, state):
         return True
 
     def not_delivered(self, reply, outcome):

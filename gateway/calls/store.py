@@ -223,10 +223,7 @@ class CallStore:
 
     def protected_for(self, call_sid: str, margin: float) -> float:
         """Seconds left of a prompt speech may not cut (plus `margin`): an answer waits for its end."""
-        state = self.get(call_sid)
-        if state is None or state.prompt_may_cut:
-            return 0.0
-        return max(0.0, state.prompt_until + margin - self.now())
+        return protected_seconds(self.get(call_sid), self.now(), margin)
 
     def get(self, call_sid: str) -> CallState | None:
         raise NotImplementedError
@@ -263,6 +260,13 @@ def cut_in_history(history: list[dict], said: str, heard: str) -> bool:
             message["content"] = (content[:at] + heard).strip()
             return True
     return False
+
+
+def protected_seconds(state: CallState | None, now: float, margin: float) -> float:
+    """Seconds left at `now` of a prompt speech may not cut (plus `margin`); 0 when none plays."""
+    if state is None or state.prompt_may_cut:
+        return 0.0
+    return max(0.0, state.prompt_until + margin - now)
 
 
 def _may_cut(state: CallState, now: float) -> bool:

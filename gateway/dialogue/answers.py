@@ -10,6 +10,7 @@ from .replies import (answer_twiml, apology_document, call_config, gather_reply,
                       stream_reply)
 
 if TYPE_CHECKING:
+    from ..calls.store import CallState
     from ..chatbots.reply import Reply
     from ..services import Services
 
@@ -24,9 +25,11 @@ def gather_document(services: Services, call_sid: str, base_url: str, reply: Rep
     return gather_reply(services.config, services.store.get(call_sid), reply, base_url)
 
 
-def listening_reply(services: Services, call_sid: str, reply: Reply, base_url: str) -> str:
-    """The TwiML answering a stream-mode call: <Gather> while recognition is down, else (back on) the stream."""
-    document, back = answer_twiml(services.config, services.store.get(call_sid), reply, base_url)
+def listening_reply(services: Services, call_sid: str, reply: Reply, base_url: str,
+                    state: CallState | None = None) -> str:
+    """The TwiML answering a stream-mode call: <Gather> while recognition is down, else (back on) the stream.
+    `state`: the call's, when just read (else it is read here)."""
+    document, back = answer_twiml(services.config, state or services.store.get(call_sid), reply, base_url)
     if back:
         _back_to_stream(services, call_sid)
     return document

@@ -23,6 +23,7 @@ from .turn import Heard, answer_by_update, said
 
 if TYPE_CHECKING:
     from ..calls.coordination import Turn
+    from ..calls.store import CallState
 
 log = logging.getLogger(__name__)
 
@@ -170,20 +171,21 @@ class Conversation:
         """Ask the chatbot and update the call; runs on the turn executor. Until it is done the words wait in the
         call's state, so that if this process dies mid-turn the process that takes the call over answers them."""
         with self.services.turn(self.call_sid) as turn:
-            self.services.store.answering(self.call_sid, text)
+            state = self.services.store.answering(self.call_sid, text)
             delivered = False
             try:
-                delivered = self._answer(turn, text, heard_at)
+                delivered = self._answer(turn, text, heard_at, state)
             finally:
                 if not delivered:
                     self.services.store.answering(self.call_sid, "")
 
-    def _answer(self, turn: Turn | None, text: str, heard_at: float) -> bool:
+    def _answer(self, turn: Turn | None, text: str, heard_at: float, state: CallState | None) -> bool:
         """The turn itself (turn.py), under the call's turn lock; True once its answer went out."""
         if turn is None:
             log.warning("call %s: another turn is still running; answering this one anyway", self.call_sid)
         heard = Heard(self.call_sid, text, "speech", self.caller, heard_at)
-        return answer_by_update(self.services, heard, self, turn, EarlySentence(self, self.services, heard_at))
+        return answer_by_update(self.services, heard, self, turn, EarlySentence(self, self.services, heard_at),
+                                state)
 
     def _keys(self, digits: str) -> None:
         """Keys as a turn of this stream's (the chatbot's connection for the call is held here)."""
@@ -196,14 +198,14 @@ class Conversation:
         """Held while this process sends a call update (PromptClock.lock)."""
         return self.prompt.lock
 
-    def document(self, reply: Reply) -> str:
-        """The TwiML that gives the caller `reply` now."""
-        return self.reply_document(reply)
+    def document(self, reply: Reply, state: CallState | None = None) -> str:
+        """The TwiML that gives the caller `reply` now (`state`: the call's, when just read)."""
+        return self.reply_document(reply, state)
 
-    def ready(self, turn: Turn | None) -> bool:
-        """After any prompt that may not be cut, unless the call stopped being heard meanwhile or a newer turn took
-        over while this one ran."""
-        if not self.wait_for_protected_prompt():
+    def ready(self, turn: Turn | None, state: CallState | None = None) -> bool:
+        """After any prompt that may not be cut (as `state` says, when just read), unless the call stopped being heard
+        meanwhile or a newer turn took over while this one ran."""
+        if not self.wait_for_protected_prompt(state):
             return False
         if turn is not None and not self.services.store.fenced(self.call_sid, turn.token):
             log.warning("call %s: a newer turn took over while this one ran; its answer is dropped", self.call_sid)
@@ -217,15 +219,15 @@ class Conversation:
         elif reply.hints:
             self.recognizer.set_hints(reply.hints)
 
-    def reply_document(self, reply: Reply) -> str:
+    def reply_document(self, reply: Reply, state: CallState | None = None) -> str:
         """The TwiML that gives the caller `reply` by a call update: by reply_twiml when set, else on this stream."""
         if self.reply_twiml is not None:
             return self.reply_twiml(reply)
-        return listening_reply(self.services, self.call_sid, reply, self.base_url)
+        return listening_reply(self.services, self.call_sid, reply, self.base_url, state)
 
-    def wait_for_protected_prompt(self) -> bool:
+    def wait_for_protected_prompt(self, state: CallState | None = None) -> bool:
         """Wait until a prompt that may not be interrupted is over; False when the call stopped being heard first."""
-        wait = self.prompt.protected_for()
+        wait = self.prompt.protected_for(state)
         if wait > 0:
             log.info("call %s: answer waits %.1f s for a prompt that may not be interrupted", self.call_sid, wait)
             return not self._closed.wait(wait)

@@ -4,8 +4,10 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from ..calls.store import protected_seconds
+
 if TYPE_CHECKING:
-    from ..calls.store import CallStore
+    from ..calls.store import CallState, CallStore
 
 # What must not be cut waits this much past the estimated end of its <Say>: Twilio starts saying it a moment after
 # the update that carried it returned, and an answer a quarter second late is not noticed.
@@ -68,9 +70,12 @@ class PromptClock:
         """The prompt was cut short."""
         self._store.prompt_stopped(self._call_sid, prompt)
 
-    def protected_for(self) -> float:
-        """Seconds left of a prompt speech may not cut (BARGE_IN off, or "barge_in": false): an answer waits."""
-        return self._store.protected_for(self._call_sid, SAY_END_MARGIN)
+    def protected_for(self, state: CallState | None = None) -> float:
+        """Seconds left of a prompt speech may not cut (BARGE_IN off, or "barge_in": false): an answer waits.
+        `state`: the call's, when just read (else it is read here)."""
+        if state is None:
+            return self._store.protected_for(self._call_sid, SAY_END_MARGIN)
+        return protected_seconds(state, self._store.now(), SAY_END_MARGIN)
 
     def speaking_for(self) -> float:
         """Seconds until an update no longer cuts the prompt being said (an estimate; 0 when it is over)."""

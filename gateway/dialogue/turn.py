@@ -57,22 +57,23 @@ class Line(Protocol):
 
     lock: AbstractContextManager  # held while the update goes out, so this process's barge-in never lands after it
 
-    def document(self, reply: Reply) -> str:
-        """The TwiML that gives the caller `reply` now."""
+    def document(self, reply: Reply, state: CallState | None) -> str:
+        """The TwiML that gives the caller `reply` now (`state`: the call's, as the answer was recorded)."""
 
-    def ready(self, turn: Turn | None) -> bool:
+    def ready(self, turn: Turn | None, state: CallState | None) -> bool:
         """Whether the answer may go out now (after any prompt that may not be cut; no newer turn took over)."""
 
     def not_delivered(self, reply: Reply, outcome: UpdateResult) -> None:
         """The update did not reach the caller (`outcome`): close what listens on an ended call, keep hints."""
 
 
-def chosen(services: Services, heard: Heard) -> tuple[str, str]:
+def chosen(services: Services, heard: Heard, state: CallState | None = None) -> tuple[str, str]:
     """The chatbot's (message, input) for the caller's words or keys: while the last answer's options hold, a key or
-    words that choose one send its payload as "option"; anything else goes as it came (a key with no option, dtmf)."""
+    words that choose one send its payload as "option"; anything else goes as it came (a key with no option, dtmf).
+    `state`: the call's, when the turn has just read it."""
     if heard.input_type not in ("speech", "dtmf"):
         return heard.words, heard.input_type
-    state = services.store.get(heard.call_sid)
+    state = state or services.store.get(heard.call_sid)
     if state is None or not state.options:
         return heard.words, heard.input_type
     by_key = heard.input_type == "dtmf"
@@ -85,9 +86,10 @@ def chosen(services: Services, heard: Heard) -> tuple[str, str]:
     return message, input_type
 
 
-def ask(services: Services, heard: Heard, on_first_sentence: FirstSentence | None = None) -> tuple[Reply, str | None]:
+def ask(services: Services, heard: Heard, on_first_sentence: FirstSentence | None = None,
+        state: CallState | None = None) -> tuple[Reply, str | None]:
     """Ask the chatbot; on any failure return the apology (the call goes on) and the reason."""
-    message, input_type = chosen(services, heard)
+    message, input_type = chosen(services, heard, state)
     try:
         return services.chatbot.ask(message, heard.call_sid, input_type, caller=heard.caller,
                                     on_first_sentence=on_first_sentence), None
@@ -140,10 +142,11 @@ def finish(services: Services, heard: Heard, answer: Answer, outcome: str, deliv
                              delivered=delivered)
 
 
-def asked(services: Services, heard: Heard, on_first_sentence: FirstSentence | None = None) -> Answer:
-    """Ask the chatbot and record its answer."""
+def asked(services: Services, heard: Heard, on_first_sentence: FirstSentence | None = None,
+          state: CallState | None = None) -> Answer:
+    """Ask the chatbot and record its answer (`state`: the call's, when the turn has just read it)."""
     started = time.monotonic()
-    reply, error = ask(services, heard, on_first_sentence)
+    reply, error = ask(services, heard, on_first_sentence, state)
     chatbot_ms = (time.monotonic() - started) * 1000
     state = record(services, heard.call_sid, reply)
     return Answer(phone_fit(services, reply, state), error, state, chatbot_ms)
@@ -164,20 +167,21 @@ def answer_in_webhook(services: Services, heard: Heard) -> Answer:
 
 
 def answer_by_update(services: Services, heard: Heard, line: Line, turn: Turn | None,
-                     early: EarlySentenceLike | None = None) -> bool:
+                     early: EarlySentenceLike | None = None, state: CallState | None = None) -> bool:
     """A turn answered by a call update, under the call's turn lock (`turn`); True once its answer went out.
 
-    The words wait in the call's state (`store.answering`, set by the caller of this) until the answer is recorded,
-    just before the update: a process that dies before that leaves them for the one taking the call over."""
+    The words wait in the call's state (`store.answering`, set by the caller of this, which passes the `state` that
+    change left) until the answer is recorded, just before the update: a process that dies before that leaves them
+    for the one taking the call over. The state is read once per turn, and each change returns the next."""
     call_sid = heard.call_sid
-    state = services.store.get(call_sid)
+    state = state or services.store.get(call_sid)
     if state is None or state.ended:
         log.info("call %s has already ended; dropping a turn of %d characters", call_sid, len(heard.words))
         return False
     if state.held:  # updating the call now would cut a transfer or the goodbye short
         log.info("call %s is being transferred or hung up; not answering %d characters", call_sid, len(heard.words))
         return False
-    answer = asked(services, heard, early.say if early is not None else None)
+    answer = asked(services, heard, early.say if early is not None else None, state)
     if answer.state is None or answer.state.ended:
         if early is not None:
             early.drop()
@@ -194,8 +198,8 @@ def deliver(services: Services, heard: Heard, answer: Answer, line: Line, turn: 
     once it went out. Also the way for a reply no input asked for (a bot that speaks first): record it, then
     deliver it with a `Heard` of no words."""
     call_sid = heard.call_sid
-    document = line.document(answer.reply)
-    if not line.ready(turn):
+    document = line.document(answer.reply, answer.state)
+    if not line.ready(turn, answer.state):
         return False
     with line.lock:
         outcome = services.updater.update(call_sid, document)

@@ -128,10 +128,10 @@ class _RecoveredLine:
         self.services, self.call_sid, self.base_url = services, call_sid, base_url
         self.lock = contextlib.nullcontext()
 
-    def document(self, reply) -> str:
-        return listening_reply(self.services, self.call_sid, reply, self.base_url)
+    def document(self, reply, state) -> str:
+        return listening_reply(self.services, self.call_sid, reply, self.base_url, state)
 
-    def ready(self, turn) -> bool:
+    def ready(self, turn, state) -> bool:
         return True
 
     def not_delivered(self, reply, outcome) -> None:
