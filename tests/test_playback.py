@@ -138,3 +138,26 @@ def test_cost_per_frame_is_small():
     for n, frame in enumerate(audio):
         meter.feed(frame, 20 * n)
     assert (time.perf_counter() - started) / len(audio) < 20e-6
+
+
+def test_a_read_taken_whole_reports_exactly_what_its_frames_one_by_one_do():
+    """feed_read's shortcut (a read of steady silence or steady speech) changes nothing of what the meter reports:
+    after every read the same changes at the same times, and the same state, as frame by frame, through speech,
+    pauses, line noise, a click, a lone loud frame, a dropped frame, frames without a timestamp and a short frame."""
+    loud_frame = next(frame for frame in frames(recording("hello")) if is_voiced(frame))
+    audio = (silence(300) + recording("book_a_table") + silence(400) + line_noise(300) + b"\x00" + SILENCE[1:]
+             + silence(40) + loud_frame + silence(160) + recording("goodbye") + silence(1500) + recording("hello")
+             + silence(900))
+    timed = [(frame, 20 * n) for n, frame in enumerate(frames(audio))]
+    del timed[90]  # a frame that never came
+    timed[40] = (timed[40][0], None)
+    timed[-1] = (timed[-1][0][:80], timed[-1][1])
+    one_by_one, whole = PlaybackMeter(), PlaybackMeter()
+    reported = []
+    for n in range(0, len(timed), 5):
+        read = timed[n:n + 5]
+        expected = [(c.kind, c.at_ms) for c in (one_by_one.feed(f, at) for f, at in read) if c is not None]
+        assert [(c.kind, c.at_ms) for c in whole.feed_read(read)] == expected
+        assert vars(whole) == vars(one_by_one), f"after the read at frame {n}"
+        reported += expected
+    assert [kind for kind, _ in reported] == ["started", "ended"] * 3

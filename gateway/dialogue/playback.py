@@ -18,6 +18,8 @@ MIN_SPEECH_MS = 40
 # bytes.translate with this table maps each mu-law byte to 1 (loud) or 0: the whole per-frame test runs in C,
 # about a microsecond, so the outbound track costs almost nothing (no numpy array per frame, no Python loop).
 _LOUD = bytes(1 if abs(int(value)) >= VOICED_AMPLITUDE else 0 for value in mulaw_to_pcm16(bytes(range(256))))
+FRAME_MS, FRAME_BYTES = 20, SAMPLE_RATE * 20 // 1000  # Twilio's media frame: 20 ms of 8 kHz mu-law
+_FRAME_LOUD = max(1, int(FRAME_BYTES * VOICED_SHARE))  # loud samples that make a whole frame speech
 
 
 def is_voiced(payload: bytes) -> bool:
@@ -68,6 +70,32 @@ class PlaybackMeter:
             return change  # a prompt that ended here is reported first; the new one starts on the next frame
         self.speaking, self.started_ms, self.ended_ms = True, self._run_start_ms, None
         return Playback("started", self._run_start_ms)
+
+    def feed_read(self, frames: list[tuple[bytes, int | None]]) -> list[Playback]:
+        """A read's frames in order (about five); the changes they bring. A read that only goes on as it was (all
+        silence while nothing plays, or all speech while a prompt plays, without gaps) is taken whole: one loudness
+        count for the read, not a Python step per frame."""
+        first, last = frames[0][1], frames[-1][1]
+        steady = (first is not None and last is not None and first == self._clock_ms
+                  and last - first == (len(frames) - 1) * FRAME_MS
+                  and all(len(payload) == FRAME_BYTES for payload, _ in frames))
+        if steady:
+            loud = b"".join(payload for payload, _ in frames).translate(_LOUD)
+            if not self.speaking and self._run_start_ms is None and loud.count(1) < _FRAME_LOUD:
+                self.frames += len(frames)  # nothing playing, nothing starting: only the clock moves
+                self._clock_ms = last + FRAME_MS
+                return []
+            if self.speaking and all(loud.count(1, at, at + FRAME_BYTES) >= _FRAME_LOUD
+                                     for at in range(0, len(loud), FRAME_BYTES)):
+                self.frames += len(frames)  # the prompt goes on
+                self._clock_ms = self._last_voice_ms = last + FRAME_MS
+                return []
+        changes = []
+        for payload, timestamp_ms in frames:
+            change = self.feed(payload, timestamp_ms)
+            if change is not None:
+                changes.append(change)
+        return changes
 
     def silence_until(self, now_ms: int) -> Playback | None:
         """Time has reached `now_ms` (e.g. an inbound frame's timestamp) with no speech since the last: the prompt

@@ -68,7 +68,7 @@ class StreamTurns:
     # ---- the stream loop ------------------------------------------------------------------------------------------
     def outbound_frames(self, frames: list[tuple[bytes, int | None]]) -> None:
         """A read's frames of what the caller hears, (payload, timestamp) in order (never the recognizer's)."""
-        latest = max((at for _, at in frames if at is not None), default=None)
+        latest = frames[-1][1] if frames else None  # in order: the last is the latest
         if latest is not None and latest > self.latest_ms:
             self.latest_ms = latest
         for change in self.turns.outbound_frames(frames):

@@ -52,13 +52,10 @@ class CallTurnTaking:
     def outbound_frames(self, frames: list[tuple[bytes, int | None]]) -> list[Playback]:
         """A read's outbound frames in order, under one lock; the changes they bring (a prompt "started" or "ended",
         dated on the stream's clock)."""
-        changes = []
         with self._lock:
-            for payload, timestamp_ms in frames:
-                change = self.meter.feed(payload, timestamp_ms)
-                if change is not None:
-                    self._learn(change)
-                    changes.append(change)
+            changes = self.meter.feed_read(frames)
+            for change in changes:
+                self._learn(change)
         return changes
 
     def inbound_clock(self, timestamp_ms: int | None) -> Playback | None:
