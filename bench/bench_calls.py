@@ -47,11 +47,16 @@ def workers_of(master: int, count: int = 1, timeout: float = 20.0) -> list[int]:
 
 def proc_cpu(pids: list[int]) -> float:
     """CPU seconds (user + system) the processes have used."""
-    total = 0
+    return sum(proc_cpu_split(pids))
+
+
+def proc_cpu_split(pids: list[int]) -> tuple[float, float]:
+    """(user, system) CPU seconds the processes have used: system is the kernel's share (sockets, epoll, futexes)."""
+    user = system = 0
     for pid in pids:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / TICK
+        user, system = user + int(fields[11]), system + int(fields[12])
+    return user / TICK, system / TICK
 
 
 def proc_status(pids: list[int]) -> tuple[int, float]:
@@ -194,6 +199,7 @@ def run(args, n: int, ramp: float, gateway: ProcfileProcess, services_conn, spee
         conn.recv()  # frames built
     threads0, rss0 = proc_status(workers)
     cpu0, load_before = proc_cpu(measured), loadavg()
+    system0 = proc_cpu_split(measured)[1]
     peak = {"threads": threads0, "rss": rss0}
     cpu_samples: list[tuple[float, float]] = []
     done = threading.Event()
@@ -218,6 +224,7 @@ def run(args, n: int, ramp: float, gateway: ProcfileProcess, services_conn, spee
     results = [conn.recv() for _, conn in loaders]
     time.sleep(args.turn_timeout)  # late updates still count as arrivals (and as lost turns if past the limit)
     cpu1, load_after = proc_cpu(measured), loadavg()
+    system = proc_cpu_split(measured)[1] - system0
     done.set()
     if spy:
         spy.wait()
@@ -228,12 +235,13 @@ def run(args, n: int, ramp: float, gateway: ProcfileProcess, services_conn, spee
     window = [(t, c) for t, c in cpu_samples if t0 + ramp + 1.0 <= t <= t0 + shortest - 0.5]
     steady = ((window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0]), window[-1][0] - window[0][0]) \
         if len(window) >= 3 else None
-    report(args, n, results, services_result, speech_result, cpu1 - cpu0, threads0, rss0, peak, schedule,
+    report(args, n, results, services_result, speech_result, (cpu1 - cpu0, system), threads0, rss0, peak, schedule,
            (load_before, load_after), gateway, steady)
 
 
-def report(args, n, results, services, speech, gateway_cpu, threads0, rss0, peak, schedule, loads, gateway,
+def report(args, n, results, services, speech, cpu, threads0, rss0, peak, schedule, loads, gateway,
            steady) -> None:
+    gateway_cpu, system_cpu = cpu
     calls = {sid: (error, duration, index) for r in results for index, sid, error, duration in r["calls"]}
     finals = dict(speech["finals"])
     arrivals: dict[str, tuple[str, float]] = {}
@@ -265,7 +273,8 @@ def report(args, n, results, services, speech, gateway_cpu, threads0, rss0, peak
     what = "gateway workers + redis-server" if args.redis else "gateway worker"
     print(f"{what} CPU: {gateway_cpu:.2f} s over {call_seconds / 60:.1f} call-minutes = "
           f"{60 * gateway_cpu / call_seconds:.3f} CPU s per call-minute = "
-          f"{100 * gateway_cpu / call_seconds:.2f} % of one core per active call (call set-up and turns included)")
+          f"{100 * gateway_cpu / call_seconds:.2f} % of one core per active call (call set-up and turns included); "
+          f"{100 * system_cpu / max(gateway_cpu, 1e-9):.0f} % of it in the kernel")
     if steady:
         print(f"  steady state, all {n} calls streaming ({steady[1]:.1f} s): {100 * steady[0]:.0f} % of a core = "
               f"{100 * steady[0] / n:.2f} % per call")

@@ -125,3 +125,26 @@ def test_a_database_down_at_shutdown_costs_the_last_events_counted_never_a_hang(
         assert gateway.process.wait(timeout=20) == 0 and time.monotonic() - sent_at < 12
     logs = gateway.logs()
     assert "events not stored" in logs and "Traceback" not in logs, logs
+
+
+def test_words_waiting_for_the_rest_of_their_sentence_at_sigterm_are_answered_not_lost(twilio, chatbot,
+                                                                                         start_gateway):
+    from tests.test_turn_taking_calls import _scripted
+
+    # The caller stops mid-sentence ("... a table for") and the process is told to stop while the words wait for
+    # the rest (TURN_MAX_WAIT_SECONDS is long here): they are answered before the call moves on, not lost with it.
+    with _scripted("i would like to book a table for", "for four people", "goodbye") as speech:
+        settings = dict(NO_INPUT_SECONDS="0", SPEECH_EMULATOR_HOST=speech.address, TURN_MAX_WAIT_SECONDS="30")
+        first, second = start_gateway(**settings), start_gateway(**settings)
+        twilio.tunnel[PUBLIC_URL] = first.url
+        call = place(twilio, ["book_table", ("silence", 10), "for_four_people", "goodbye"])
+        assert wait_until(lambda: "wait for the rest of the caller's sentence" in first.logs(), timeout=30), \
+            call.transcript()
+        assert chatbot.requests == []  # waiting, not answered
+        stop(first, twilio, second)
+        assert call.wait_ended(timeout=60), call.transcript()
+    assert [m.replace(" ", "") for m in chatbot.messages()] == [
+        "iwouldliketobookatablefor", "forfourpeople", "goodbye"], call.transcript()
+    assert call.said() == [GREETING, ONE_MOMENT] + BOOKED[1:], call.transcript()
+    assert "that waited for more before the call moves on" in first.logs()
+    assert first.process.wait(timeout=20) == 0

@@ -105,7 +105,7 @@ class RedisCallStore(CallStore):
             if answer[0] == _UNKNOWN:
                 self._seen.forget(call_sid)
                 return None, None
-            raw = answer[1]
+            raw = answer[1]  # _CHANGED_MEANWHILE: the change is computed again from the current value
             before = self._seen.keep(call_sid, raw)
 
     def __len__(self) -> int:

@@ -104,6 +104,8 @@ class Conversation:
         turn = self.listener.final(text, confidence)
         if turn is not None:
             self._take_words(turn)
+        else:
+            log.info("call %s: %d characters wait for the rest of the caller's sentence", self.call_sid, len(text))
 
     def _take_words(self, turn: str) -> None:
         """The caller finished their turn: the chatbot gets it (one message, however many finals it took)."""
@@ -117,6 +119,16 @@ class Conversation:
         turn = self.listener.tick()
         if turn is not None:
             self._take_words(turn)
+
+    def answer_waiting_words(self) -> None:
+        """The call is moving on (a graceful shutdown hands it to the next process): words still waiting for the
+        caller to finish their sentence are answered now, on this thread, rather than lost with this process."""
+        turn = self.listener.flush()
+        if turn is not None and not self._closed.is_set():
+            log.info("call %s: answering %d characters that waited for more before the call moves on",
+                     self.call_sid, len(turn))
+            self.services.events.caller_said(self.call_sid, turn)
+            self._turn(turn, time.monotonic())
 
     def speaking(self, text: str, interruptible: bool = True) -> int:
         """The caller now hears `text`: until it is over, speech from the caller stops it (when interruptible).

@@ -161,6 +161,7 @@ class StreamTurns:
         self.turns.utterance_over()
 
     def flush(self) -> str | None:
+        """The words waiting for the caller to finish their sentence, at once (None: nothing waits)."""
         return self.turns.flush()
 
     def heard(self, said: str, heard: str) -> tuple[str, str]:

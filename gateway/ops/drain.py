@@ -116,6 +116,7 @@ class Drain:
         """Once the call's turn in flight (if any) is over, move the call unless that turn already did."""
         call_sid = conversation.call_sid
         started = time.monotonic()
+        conversation.answer_waiting_words()  # its answer goes with the call (reply_twiml), like a turn in flight's
         speaking = conversation.prompt.speaking_for()
         if speaking > 0:  # the caller is probably still hearing an answer: an update now would cut it off
             time.sleep(min(speaking, self.budget / 2))
