@@ -3,13 +3,17 @@
 Why not a thread per stream: each of 300 streams' threads woke ten times a second to read its socket, and every
 wake-up is a handover of the GIL (a quarter of the process's busy time in py-spy's --gil profile at 300 calls,
 all in the sleep between reads). Here one wake-up every 100 ms reads every socket that has data (epoll says which),
-in one pass that never hands the GIL over between streams. The stream's own request thread, which gunicorn holds
+in passes that never hand the GIL over between streams. The streams are spread over ten slots read one after
+another, a slot every 10 ms: each stream is still read every 100 ms, but the work comes in ten small passes rather
+than one long one, so a turn (or a transcript) waiting for the GIL waits behind a tenth of the streams, and the
+audio the passes feed reaches the recognizers' loop spread out too. The stream's own request thread, which gunicorn holds
 for the connection anyway, blocks without waking until its stream is over, then finishes it (releases the call,
 sends any last call update) on its own time, so nothing slow ever runs on the shared pass.
 """
 from __future__ import annotations
 
 import enum
+import itertools
 import logging
 import os
 import selectors
@@ -25,6 +29,7 @@ log = logging.getLogger(__name__)
 # Twilio sends a frame every 20 ms: five of them (ten with both tracks) per read. The recognizers send audio in
 # 100 ms batches anyway, so reading no more often than this adds no delay to recognition.
 READ_INTERVAL_SECONDS = 0.1
+SLOTS = 10  # the streams are read a tenth at a time, one slot every READ_INTERVAL_SECONDS / SLOTS
 SILENCE_SECONDS = 60  # a minute with no message means the peer is gone
 
 
@@ -59,11 +64,12 @@ class _Reading:
 class SocketReader:
     """The process's one reader of stream sockets; `read` is called from each stream's request thread."""
 
-    def __init__(self, interval: float = READ_INTERVAL_SECONDS, silence_seconds: float = SILENCE_SECONDS):
-        self.interval, self.silence_seconds = interval, silence_seconds
+    def __init__(self, interval: float = READ_INTERVAL_SECONDS, silence_seconds: float = SILENCE_SECONDS,
+                 slots: int = SLOTS):
+        self.interval, self.silence_seconds, self.slots = interval, silence_seconds, slots
         self._lock = threading.Lock()
         self._arriving: list[_Reading] = []  # registered by request threads, taken in by the reader's next pass
-        self._selector: selectors.BaseSelector | None = None
+        self._selectors: list[selectors.BaseSelector] = []  # one per slot
         self._pid: int | None = None  # the process whose thread runs the reader (a forked child starts its own)
 
     def start(self) -> None:
@@ -71,8 +77,9 @@ class SocketReader:
         with self._lock:
             if self._pid == os.getpid():
                 return
-            self._pid, self._selector, self._arriving = os.getpid(), selectors.DefaultSelector(), []
-            threading.Thread(target=self._run, args=(self._selector,), name="stream-reader", daemon=True).start()
+            self._pid, self._arriving = os.getpid(), []
+            self._selectors = [selectors.DefaultSelector() for _ in range(self.slots)]
+            threading.Thread(target=self._run, args=(self._selectors,), name="stream-reader", daemon=True).start()
 
     def read(self, ws: WebSocket, batches: Batches) -> Ended:
         """Hand `ws` to the reader and wait, without waking, until its stream is over; returns why."""
@@ -86,27 +93,34 @@ class SocketReader:
     @property
     def streams(self) -> int:
         """How many streams are being read now."""
-        selector = self._selector
-        return len(selector.get_map()) if selector is not None else 0
+        return sum(len(selector.get_map()) for selector in self._selectors)
 
-    def _run(self, selector: selectors.BaseSelector) -> None:
-        """The reader's thread: a pass every interval, for as long as the process lives."""
-        while True:
-            began = time.monotonic()
+    def _run(self, slots: list[selectors.BaseSelector]) -> None:
+        """The reader's thread: a slot's pass every interval / slots, for as long as the process lives."""
+        tick = self.interval / len(slots)
+        due = time.monotonic()
+        for slot in itertools.cycle(slots):
             try:
-                self._pass(selector, began)
+                self._take_arriving(slots)
+                self._pass(slot, time.monotonic())
             except Exception:  # the thread's boundary: one pass's failure must not leave every stream unread
                 log.exception("stream reader: a pass failed; reading on")
-            time.sleep(max(0.0, self.interval - (time.monotonic() - began)))
+            due = max(due + tick, time.monotonic() - self.interval)  # behind by a whole round: start afresh
+            time.sleep(max(0.0, due - time.monotonic()))
 
-    def _pass(self, selector: selectors.BaseSelector, now: float) -> None:
+    def _take_arriving(self, slots: list[selectors.BaseSelector]) -> None:
+        """New streams join the slot with the fewest, so every slot's pass is about as long."""
         with self._lock:
             arriving, self._arriving = self._arriving, []
         for reading in arriving:
+            selector = min(slots, key=lambda slot: len(slot.get_map()))
             try:
                 selector.register(reading.ws.sock, selectors.EVENT_READ, reading)
             except (OSError, ValueError):  # the socket closed before it got here
                 self._end(selector, reading, Ended.CLOSED, registered=False)
+
+    def _pass(self, selector: selectors.BaseSelector, now: float) -> None:
+        """Read every stream of one slot that has data, and check the others for their end."""
         ready = {key.data for key, _ in selector.select(0)}
         for key in list(selector.get_map().values()):
             reading = key.data
