@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+SPEAKING_POLL_SECONDS = 0.2  # how often a call's hand-over looks again whether its answer is still being heard
+
 
 class Drain:
     """This process's shutdown: refuses new calls and streams, hands every live call on through /resume."""
@@ -117,9 +119,11 @@ class Drain:
         call_sid = conversation.call_sid
         started = time.monotonic()
         conversation.answer_waiting_words()  # its answer goes with the call (reply_twiml), like a turn in flight's
-        speaking = conversation.prompt.speaking_for()
-        if speaking > 0:  # the caller is probably still hearing an answer: an update now would cut it off
-            time.sleep(min(speaking, self.budget / 2))
+        # The caller may still be hearing an answer: an update now would cut it off. Looked at again and again, since
+        # the outbound track pushes the prompt's end on while it is still heard (a voice slower than the estimate).
+        patience = started + self.budget / 2
+        while (speaking := conversation.prompt.speaking_for()) > 0 and time.monotonic() < patience:
+            time.sleep(min(speaking, SPEAKING_POLL_SECONDS, max(0.0, patience - time.monotonic())))
         turn = self.turns.acquire(call_sid, max(1.0, self.budget - (time.monotonic() - started)))
         if turn is None:
             log.warning("call %s: its turn is still running after %g s; left to end with this process", call_sid,
