@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from gateway.calls.store import CallState, InMemoryCallStore
+from gateway.calls.store import CallState, InMemoryCallStore, protected_seconds
 from gateway.calls.coordination import LocalSignals, LocalTurnLocks
 
 
@@ -88,7 +88,7 @@ def test_a_prompt_is_cut_once_and_only_while_it_plays(store, clock):
     clock.now += 3
     assert store.barge_in("CA1") is None  # over already
     store.speaking("CA1", 2.0, may_cut=False)
-    assert store.barge_in("CA1") is None and 2.0 < store.protected_for("CA1", 0.25) <= 2.25
+    assert store.barge_in("CA1") is None and 2.0 < protected_seconds(store.get("CA1"), store.now(), 0.25) <= 2.25
 
 
 def test_the_deadline_is_claimed_once_and_stale_turns_are_fenced(store):

@@ -221,10 +221,6 @@ class CallStore:
                                                  if s.stream_broken and not s.stream_owner else s))
         return before is not None and not before.ended and before.stream_broken and not before.stream_owner
 
-    def protected_for(self, call_sid: str, margin: float) -> float:
-        """Seconds left of a prompt speech may not cut (plus `margin`): an answer waits for its end."""
-        return protected_seconds(self.get(call_sid), self.now(), margin)
-
     def get(self, call_sid: str) -> CallState | None:
         raise NotImplementedError
 

@@ -73,9 +73,7 @@ class PromptClock:
     def protected_for(self, state: CallState | None = None) -> float:
         """Seconds left of a prompt speech may not cut (BARGE_IN off, or "barge_in": false): an answer waits.
         `state`: the call's, when just read (else it is read here)."""
-        if state is None:
-            return self._store.protected_for(self._call_sid, SAY_END_MARGIN)
-        return protected_seconds(state, self._store.now(), SAY_END_MARGIN)
+        return protected_seconds(state or self._store.get(self._call_sid), self._store.now(), SAY_END_MARGIN)
 
     def speaking_for(self) -> float:
         """Seconds until an update no longer cuts the prompt being said (an estimate; 0 when it is over)."""
