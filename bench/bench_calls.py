@@ -198,8 +198,7 @@ def run(args, n: int, ramp: float, gateway: ProcfileProcess, services_conn, spee
     for _, conn in loaders:
         conn.recv()  # frames built
     threads0, rss0 = proc_status(workers)
-    cpu0, load_before = proc_cpu(measured), loadavg()
-    system0 = proc_cpu_split(measured)[1]
+    (user0, system0), load_before = proc_cpu_split(measured), loadavg()
     peak = {"threads": threads0, "rss": rss0}
     cpu_samples: list[tuple[float, float]] = []
     done = threading.Event()
@@ -223,8 +222,7 @@ def run(args, n: int, ramp: float, gateway: ProcfileProcess, services_conn, spee
                                 "--duration", str(int(ramp + 3 * args.gap + 5))], stdout=subprocess.DEVNULL)
     results = [conn.recv() for _, conn in loaders]
     time.sleep(args.turn_timeout)  # late updates still count as arrivals (and as lost turns if past the limit)
-    cpu1, load_after = proc_cpu(measured), loadavg()
-    system = proc_cpu_split(measured)[1] - system0
+    (user1, system1), load_after = proc_cpu_split(measured), loadavg()
     done.set()
     if spy:
         spy.wait()
@@ -235,7 +233,7 @@ def run(args, n: int, ramp: float, gateway: ProcfileProcess, services_conn, spee
     window = [(t, c) for t, c in cpu_samples if t0 + ramp + 1.0 <= t <= t0 + shortest - 0.5]
     steady = ((window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0]), window[-1][0] - window[0][0]) \
         if len(window) >= 3 else None
-    report(args, n, results, services_result, speech_result, (cpu1 - cpu0, system), threads0, rss0, peak, schedule,
+    report(args, n, results, services_result, speech_result, (user1 + system1 - user0 - system0, system1 - system0), threads0, rss0, peak, schedule,
            (load_before, load_after), gateway, steady)
 
 
